@@ -1,0 +1,54 @@
+//! `atlasfs index CONFIG`: incremental scan with a progress bar, then a report of files that
+//! could not be used.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use atlasfs::config::MountConfig;
+use atlasfs::sources::catalog::{Catalog, IndexEvent, IndexReport};
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Runs the index and prints its report.
+pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
+    let config = MountConfig::load(config_path)?;
+    let started = std::time::Instant::now();
+    let (_, report) = index_with_progress(&config)?;
+    print_report(&report);
+    println!(
+        "indexed {} files ({} scanned, {} unchanged, {} skipped) in {:.2} s",
+        report.scanned + report.unchanged,
+        report.scanned,
+        report.unchanged,
+        report.skipped.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Indexes `config`, drawing a progress bar on a terminal.
+pub fn index_with_progress(config: &MountConfig) -> anyhow::Result<(Catalog, IndexReport)> {
+    let bar = ProgressBar::hidden();
+    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("indexing {bar:40} {pos}/{len} files {per_sec} eta {eta}")
+            .expect("valid template"),
+    );
+    let progress = |event: IndexEvent| match event {
+        IndexEvent::Started { total } => bar.set_length(total as u64),
+        IndexEvent::FileDone => bar.inc(1),
+    };
+    let result = Catalog::index(config, &progress).context("indexing failed");
+    bar.finish_and_clear();
+    result
+}
+
+/// Prints files that could not be used and variables left out.
+pub fn print_report(report: &IndexReport) {
+    for (path, reason) in &report.skipped {
+        println!("skipped {path}: {reason}");
+    }
+    for (path, warning) in &report.warnings {
+        println!("warning {path}: {warning}");
+    }
+}

@@ -1,0 +1,259 @@
+//! `atlasfs mount` and `atlasfs unmount`: the daemon's life. Without `--foreground`, the command
+//! re-executes itself as a detached daemon and returns once that daemon reports the mount ready
+//! (or its error) over a pipe. SIGINT/SIGTERM unmount cleanly.
+
+use std::io::{Read, Write};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use atlasfs::config::MountConfig;
+use atlasfs::frontend::fuse::{self, FuseOptions};
+use atlasfs::keyspace::KeySpace;
+use atlasfs::sources::bytes::LocalFiles;
+use atlasfs::tree::Tree;
+use clap::Args;
+
+/// Arguments of `atlasfs mount`.
+#[derive(Args)]
+pub struct MountArgs {
+    /// Mount configuration (TOML).
+    config: PathBuf,
+    /// Empty directory to mount on.
+    mountpoint: PathBuf,
+    /// Stay in the foreground (logs to stderr) instead of daemonizing.
+    #[arg(long)]
+    foreground: bool,
+    /// Log file of the background daemon [default: CACHE_DIR/atlasfs.log].
+    #[arg(long)]
+    log_file: Option<PathBuf>,
+    /// Let other users read the mount (needs user_allow_other in /etc/fuse.conf unless root).
+    #[arg(long)]
+    allow_other: bool,
+    /// FUSE worker threads [default: 2 × cores].
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Internal: file descriptor on which a daemon reports readiness.
+    #[arg(long, hide = true)]
+    ready_fd: Option<RawFd>,
+}
+
+/// Mounts, in the foreground or as a daemon.
+pub fn run(args: MountArgs) -> anyhow::Result<ExitCode> {
+    let config = MountConfig::load(&args.config)?;
+    if !args.mountpoint.is_dir() {
+        bail!(
+            "mountpoint {} is not a directory",
+            args.mountpoint.display()
+        );
+    }
+    if args.foreground {
+        match &args.log_file {
+            Some(path) if args.ready_fd.is_some() => super::logging::init_file(path)?,
+            _ => super::logging::init_stderr(),
+        }
+        return serve(&args, &config);
+    }
+    daemonize(&args, &config)
+}
+
+fn daemonize(args: &MountArgs, config: &MountConfig) -> anyhow::Result<ExitCode> {
+    let log = args.log_file.clone().unwrap_or_else(|| config.log_file());
+    if let Some(dir) = log.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let stderr = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .with_context(|| format!("opening log {}", log.display()))?;
+    let mut fds = [0 as RawFd; 2];
+    // SAFETY: pipe2 writes two fds into the array we own; CLOEXEC keeps them out of the daemon
+    // except as the fd 3 it gets by dup2.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("creating a pipe");
+    }
+    // SAFETY: both fds were just created and are owned here.
+    let (reader, writer) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let write_fd = fds[1];
+    let exe = std::env::current_exe().context("locating the atlasfs executable")?;
+    let mut command = Command::new(exe);
+    command
+        .arg("mount")
+        .arg(std::path::absolute(&args.config)?)
+        .arg(std::path::absolute(&args.mountpoint)?)
+        .arg("--foreground")
+        .arg("--log-file")
+        .arg(&log)
+        .arg("--ready-fd")
+        .arg("3")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr);
+    if args.allow_other {
+        command.arg("--allow-other");
+    }
+    if let Some(threads) = args.threads {
+        command.arg("--threads").arg(threads.to_string());
+    }
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            if libc::setsid() < 0 || libc::dup2(write_fd, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().context("starting the daemon")?;
+    drop(writer);
+    let mut message = String::new();
+    std::fs::File::from(reader).read_to_string(&mut message)?;
+    if message.trim() == "ok" {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let status = child.wait()?;
+    let message = message.trim();
+    if message.is_empty() {
+        bail!(
+            "the daemon exited ({status}) before the mount was ready; see {}",
+            log.display()
+        );
+    }
+    bail!("{message}");
+}
+
+/// Indexes, builds the tree, mounts, reports readiness and serves until unmounted or signalled.
+fn serve(args: &MountArgs, config: &MountConfig) -> anyhow::Result<ExitCode> {
+    let ready = args.ready_fd.map(|fd| {
+        // SAFETY: the parent passed this fd to us for exactly this purpose.
+        std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) })
+    });
+    let result = start(args, config);
+    let session = match result {
+        Ok(session) => {
+            if let Some(mut ready) = ready {
+                let _ = ready.write_all(b"ok\n");
+            }
+            session
+        }
+        Err(e) => {
+            if let Some(mut ready) = ready {
+                let _ = write!(ready, "{e:#}");
+            }
+            return Err(e);
+        }
+    };
+    tracing::info!(
+        "mounted {} at {}",
+        config.path.display(),
+        args.mountpoint.display()
+    );
+    let pid_file = pid_file(&args.mountpoint);
+    if let Some(pid_file) = &pid_file {
+        let _ = std::fs::write(pid_file, std::process::id().to_string());
+    }
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])?;
+    let stopped_by_signal = loop {
+        if let Some(signal) = signals.pending().next() {
+            tracing::info!("signal {signal}: unmounting");
+            break true;
+        }
+        if session.guard.is_finished() {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    if stopped_by_signal {
+        session.umount_and_join()?;
+    } else {
+        session.join()?;
+    }
+    if let Some(pid_file) = pid_file {
+        let _ = std::fs::remove_file(pid_file);
+    }
+    tracing::info!("unmounted {}", args.mountpoint.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn start(args: &MountArgs, config: &MountConfig) -> anyhow::Result<fuser::BackgroundSession> {
+    let (catalog, report) = super::index::index_with_progress(config)?;
+    for (path, reason) in &report.skipped {
+        tracing::warn!("skipped {path}: {reason}");
+    }
+    for (path, warning) in &report.warnings {
+        tracing::warn!("{path}: {warning}");
+    }
+    let tree = Arc::new(Tree::build(config, &catalog)?);
+    let keys = Arc::new(KeySpace::with_parts(
+        tree,
+        config.mount.zarr_format,
+        Arc::new(LocalFiles::default()),
+        config.cache.memory,
+    ));
+    let mut options = FuseOptions {
+        allow_other: args.allow_other,
+        ..FuseOptions::default()
+    };
+    if let Some(threads) = args.threads {
+        options.threads = threads;
+    }
+    fuse::mount(keys, &args.mountpoint, &options)
+        .with_context(|| format!("mounting at {}", args.mountpoint.display()))
+}
+
+/// Where the daemon serving `mountpoint` records its pid.
+fn pid_file(mountpoint: &Path) -> Option<PathBuf> {
+    let canonical = std::fs::canonicalize(mountpoint).ok()?;
+    let hash = xxhash_rust::xxh3::xxh3_64(canonical.as_os_str().as_encoded_bytes());
+    let dir = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir)
+        .join("atlasfs");
+    std::fs::create_dir_all(&dir).ok()?;
+    Some(dir.join(format!("{hash:016x}.pid")))
+}
+
+/// Unmounts and waits (up to 30 s) for the daemon to exit.
+pub fn unmount(mountpoint: &Path) -> anyhow::Result<ExitCode> {
+    let pid = pid_file(mountpoint)
+        .and_then(|f| std::fs::read_to_string(f).ok())
+        .and_then(|s| s.trim().parse::<i32>().ok());
+    let tried = ["fusermount3", "fusermount", "umount"]
+        .iter()
+        .find_map(|tool| {
+            let mut command = Command::new(tool);
+            if *tool == "umount" {
+                command.arg(mountpoint);
+            } else {
+                command.arg("-u").arg(mountpoint);
+            }
+            command.stderr(Stdio::piped()).output().ok()
+        });
+    match tried {
+        Some(output) if output.status.success() => {}
+        Some(output) => bail!(
+            "cannot unmount {}: {}",
+            mountpoint.display(),
+            String::from_utf8_lossy(&output.stderr).trim()
+        ),
+        None => bail!(
+            "no fusermount3 or umount found to unmount {}",
+            mountpoint.display()
+        ),
+    }
+    if let Some(pid) = pid {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,302 @@
+//! The mount configuration: a TOML file naming the datasets, the Zarr format to serve and the
+//! cache directory. Owns parsing, defaults and path resolution; knows nothing of sources or FUSE.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Errors while loading a mount configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The config file.
+        path: PathBuf,
+        /// The underlying I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown or mistyped keys.
+    #[error("invalid config {path}: {message}")]
+    Parse {
+        /// The config file.
+        path: PathBuf,
+        /// What the TOML parser said, with the line.
+        message: String,
+    },
+    /// The file parses but its content is inconsistent.
+    #[error("invalid config {path}: {message}")]
+    Invalid {
+        /// The config file.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Zarr format served by the key space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ZarrFormat {
+    /// Zarr v2: `.zgroup`, `.zarray`, `.zattrs`, `.zmetadata`.
+    V2,
+    /// Zarr v3: `zarr.json` with inline consolidated metadata.
+    #[default]
+    V3,
+}
+
+impl<'de> Deserialize<'de> for ZarrFormat {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match u8::deserialize(d)? {
+            2 => Ok(ZarrFormat::V2),
+            3 => Ok(ZarrFormat::V3),
+            other => Err(serde::de::Error::custom(format!(
+                "zarr_format must be 2 or 3, not {other}"
+            ))),
+        }
+    }
+}
+
+/// The `[mount]` table.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MountSection {
+    /// Zarr format of the served tree.
+    #[serde(default)]
+    pub zarr_format: ZarrFormat,
+}
+
+/// The `[cache]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheSection {
+    /// Where the catalog, logs and cached chunks live.
+    #[serde(default = "default_cache_dir")]
+    pub dir: PathBuf,
+    /// Upper bound of the memory cache of computed chunks, e.g. `"512MiB"`.
+    #[serde(default = "default_memory", deserialize_with = "de_size")]
+    pub memory: u64,
+    /// Upper bound of the disk cache, e.g. `"50GiB"` (reserved for the disk tier).
+    #[serde(default, deserialize_with = "de_opt_size")]
+    pub max_size: Option<u64>,
+}
+
+impl Default for CacheSection {
+    fn default() -> Self {
+        CacheSection {
+            dir: default_cache_dir(),
+            memory: default_memory(),
+            max_size: None,
+        }
+    }
+}
+
+/// One `[[dataset]]` entry: a group at `/<name>` made of the files its glob matches.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetConfig {
+    /// Path of the dataset under the mount root.
+    pub name: String,
+    /// A glob of source files; relative globs are relative to the config file.
+    pub files: String,
+    /// Join the files along this existing dimension, ordered by its coordinate values.
+    #[serde(default)]
+    pub concat_dim: Option<String>,
+    /// Served chunk length per dimension, overriding the default chunking.
+    #[serde(default)]
+    pub chunks: BTreeMap<String, u64>,
+}
+
+/// A whole mount configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MountConfig {
+    /// `[mount]`.
+    #[serde(default)]
+    pub mount: MountSection,
+    /// `[cache]`.
+    #[serde(default)]
+    pub cache: CacheSection,
+    /// `[[dataset]]` entries.
+    #[serde(default, rename = "dataset")]
+    pub datasets: Vec<DatasetConfig>,
+    /// The file this configuration was read from.
+    #[serde(skip)]
+    pub path: PathBuf,
+}
+
+impl MountConfig {
+    /// Reads and validates a config file, resolving relative paths against its directory.
+    ///
+    /// # Errors
+    /// [`ConfigError`] when the file cannot be read, is not valid TOML, has unknown keys, or
+    /// names datasets inconsistently.
+    pub fn load(path: &Path) -> Result<MountConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+
+    /// Parses config text as if it had been read from `path`.
+    ///
+    /// # Errors
+    /// As [`MountConfig::load`].
+    pub fn parse(text: &str, path: &Path) -> Result<MountConfig, ConfigError> {
+        let mut config: MountConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().to_owned(),
+        })?;
+        config.path = path.to_owned();
+        let base = path
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("."));
+        let base = std::path::absolute(&base).unwrap_or(base);
+        if config.cache.dir.is_relative() {
+            config.cache.dir = base.join(&config.cache.dir);
+        }
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        };
+        let mut seen = std::collections::HashSet::new();
+        for dataset in &mut config.datasets {
+            if !valid_name(&dataset.name) {
+                return Err(invalid(format!(
+                    "dataset name {:?} must be a non-empty path segment without '/', '.' prefixes or control characters",
+                    dataset.name
+                )));
+            }
+            if !seen.insert(dataset.name.clone()) {
+                return Err(invalid(format!(
+                    "dataset {:?} is named twice",
+                    dataset.name
+                )));
+            }
+            if let Some(&0) = dataset.chunks.values().find(|&&n| n == 0) {
+                return Err(invalid(format!(
+                    "dataset {:?}: chunk lengths must be at least 1",
+                    dataset.name
+                )));
+            }
+            if Path::new(&dataset.files).is_relative() {
+                dataset.files = base.join(&dataset.files).to_string_lossy().into_owned();
+            }
+        }
+        Ok(config)
+    }
+
+    /// The log file used by a background daemon.
+    pub fn log_file(&self) -> PathBuf {
+        self.cache.dir.join("atlasfs.log")
+    }
+
+    /// The persisted catalog.
+    pub fn catalog_file(&self) -> PathBuf {
+        self.cache.dir.join("catalog.bin")
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && !name.contains('/')
+        && !name.chars().any(char::is_control)
+}
+
+fn default_cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir).join("atlasfs");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".cache").join("atlasfs"),
+        None => std::env::temp_dir().join("atlasfs-cache"),
+    }
+}
+
+fn default_memory() -> u64 {
+    512 << 20
+}
+
+/// Parses a byte size such as `"512MiB"`, `"50GiB"`, `"1.5GB"` or `"4096"`.
+///
+/// # Errors
+/// A message when the text is not a number with an optional unit.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size like \"512MiB\""))?;
+    let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "t" | "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024f64.powi(2),
+        "gib" => 1024f64.powi(3),
+        "tib" => 1024f64.powi(4),
+        other => return Err(format!("unknown size unit {other:?} in {text:?}")),
+    };
+    Ok((number * factor) as u64)
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum SizeValue {
+    Number(u64),
+    Text(String),
+}
+
+fn de_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    match SizeValue::deserialize(d)? {
+        SizeValue::Number(n) => Ok(n),
+        SizeValue::Text(t) => parse_size(&t).map_err(serde::de::Error::custom),
+    }
+}
+
+fn de_opt_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    de_size(d).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_binary_and_decimal_units() {
+        assert_eq!(parse_size("512MiB").unwrap(), 512 << 20);
+        assert_eq!(parse_size("50GiB").unwrap(), 50 << 30);
+        assert_eq!(parse_size("1.5GB").unwrap(), 1_500_000_000);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert!(parse_size("12 parsecs").is_err());
+    }
+
+    #[test]
+    fn relative_paths_resolve_against_the_config_directory() {
+        let text = "[cache]\ndir = \"cache\"\n[[dataset]]\nname = \"sst\"\nfiles = \"data/*.nc\"\nconcat_dim = \"time\"\n";
+        let config = MountConfig::parse(text, Path::new("/etc/atlas/sst.toml")).unwrap();
+        assert_eq!(config.cache.dir, PathBuf::from("/etc/atlas/cache"));
+        assert_eq!(config.datasets[0].files, "/etc/atlas/data/*.nc");
+        assert_eq!(config.mount.zarr_format, ZarrFormat::V3);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_formats_are_errors() {
+        let err =
+            MountConfig::parse("[mount]\nzarr_fromat = 2\n", Path::new("x.toml")).unwrap_err();
+        assert!(err.to_string().contains("zarr_fromat"), "{err}");
+        let err =
+            MountConfig::parse("[mount]\nzarr_format = 4\n", Path::new("x.toml")).unwrap_err();
+        assert!(err.to_string().contains("2 or 3"), "{err}");
+        let twice = "[[dataset]]\nname = \"a\"\nfiles = \"*.nc\"\n[[dataset]]\nname = \"a\"\nfiles = \"*.nc\"\n";
+        assert!(MountConfig::parse(twice, Path::new("x.toml")).is_err());
+    }
+}

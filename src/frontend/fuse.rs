@@ -1,0 +1,225 @@
+//! The FUSE adapter: each handler resolves an inode to a key-space path, makes one key-space
+//! call and turns the result into a reply or an errno. Read-only; long TTLs because the tree is
+//! an immutable snapshot; failed chunks get `EIO` and one log line naming the source and chunk.
+
+use std::ffi::OsStr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use fuser::{
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, INodeNo, KernelConfig,
+    LockOwner, MountOption, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEntry, ReplyOpen,
+    Request,
+};
+
+use super::inodes::{child_path, Inodes};
+use crate::keyspace::{KeyError, KeySpace, Kind};
+
+/// Attribute and entry lifetime in the kernel: the snapshot never changes under a mount.
+const TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// Mount options and threading for [`mount`].
+#[derive(Debug, Clone)]
+pub struct FuseOptions {
+    /// FUSE worker threads.
+    pub threads: usize,
+    /// Let users other than the mounting one read the mount.
+    pub allow_other: bool,
+}
+
+impl Default for FuseOptions {
+    fn default() -> Self {
+        FuseOptions {
+            threads: std::thread::available_parallelism()
+                .map_or(2, |n| n.get())
+                .max(2)
+                * 2,
+            allow_other: false,
+        }
+    }
+}
+
+/// The filesystem served to the kernel.
+pub struct AtlasFs {
+    keys: Arc<KeySpace>,
+    inodes: Inodes,
+    uid: u32,
+    gid: u32,
+    mounted_at: SystemTime,
+}
+
+impl AtlasFs {
+    /// A filesystem over `keys`.
+    pub fn new(keys: Arc<KeySpace>) -> Self {
+        // SAFETY: getuid/getgid cannot fail and touch no memory.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        AtlasFs {
+            keys,
+            inodes: Inodes::new(),
+            uid,
+            gid,
+            mounted_at: SystemTime::now(),
+        }
+    }
+
+    fn attr(&self, ino: u64, kind: Kind) -> FileAttr {
+        let (kind, size, perm, nlink) = match kind {
+            Kind::Dir => (FileType::Directory, 0, 0o555, 2),
+            Kind::File(size) => (FileType::RegularFile, size, 0o444, 1),
+        };
+        FileAttr {
+            ino: INodeNo(ino),
+            size,
+            blocks: size.div_ceil(512),
+            atime: self.mounted_at,
+            mtime: self.mounted_at,
+            ctime: self.mounted_at,
+            crtime: self.mounted_at,
+            kind,
+            perm,
+            nlink,
+            uid: self.uid,
+            gid: self.gid,
+            rdev: 0,
+            flags: 0,
+            blksize: 1 << 20,
+        }
+    }
+}
+
+impl Filesystem for AtlasFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
+        let _ = config.set_max_readahead(4 << 20);
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let (Some(parent), Some(name)) = (self.inodes.path(parent.0), name.to_str()) else {
+            return reply.error(Errno::ENOENT);
+        };
+        let path = child_path(&parent, name);
+        match self.keys.stat(&path) {
+            Some(kind) => {
+                let ino = self.inodes.inode(&path);
+                reply.entry(&TTL, &self.attr(ino, kind), fuser::Generation(0));
+            }
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        match self.inodes.path(ino.0).and_then(|p| self.keys.stat(&p)) {
+            Some(kind) => reply.attr(&TTL, &self.attr(ino.0, kind)),
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        if flags.0 & libc::O_ACCMODE != libc::O_RDONLY {
+            return reply.error(Errno::EROFS);
+        }
+        match self.inodes.path(ino.0).and_then(|p| self.keys.stat(&p)) {
+            Some(Kind::File(_)) => reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE),
+            Some(Kind::Dir) => reply.error(Errno::EISDIR),
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        let Some(path) = self.inodes.path(ino.0) else {
+            return reply.error(Errno::ENOENT);
+        };
+        match self.keys.read(&path, offset, size as usize) {
+            Ok(bytes) => reply.data(&bytes),
+            Err(KeyError::NotFound(_)) => reply.error(Errno::ENOENT),
+            Err(e) => {
+                tracing::error!("read {path}: {e}");
+                reply.error(Errno::EIO)
+            }
+        }
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.inodes.path(ino.0).and_then(|p| self.keys.stat(&p)) {
+            Some(Kind::Dir) => reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE),
+            Some(Kind::File(_)) => reply.error(Errno::ENOTDIR),
+            None => reply.error(Errno::ENOENT),
+        }
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let Some(path) = self.inodes.path(ino.0) else {
+            return reply.error(Errno::ENOENT);
+        };
+        let Some(listing) = self.keys.list(&path) else {
+            return reply.error(Errno::ENOTDIR);
+        };
+        // Offsets 0 and 1 are "." and ".."; entry i of the listing has offset i + 2.
+        let mut position = offset;
+        loop {
+            let (name, is_dir) = match position {
+                0 => (".".to_owned(), true),
+                1 => ("..".to_owned(), true),
+                p => match listing.get(p - 2) {
+                    Some(entry) => entry,
+                    None => break,
+                },
+            };
+            let kind = if is_dir {
+                FileType::Directory
+            } else {
+                FileType::RegularFile
+            };
+            // Inodes of children are handed out on lookup; readdir reports the parent's as a hint.
+            if reply.add(ino, position + 1, kind, &name) {
+                break;
+            }
+            position += 1;
+        }
+        reply.ok();
+    }
+}
+
+/// Mounts `keys` read-only at `mountpoint` in background threads; dropping or unmounting the
+/// returned session ends it.
+///
+/// # Errors
+/// The I/O error when FUSE is unavailable or the mount is refused.
+pub fn mount(
+    keys: Arc<KeySpace>,
+    mountpoint: &Path,
+    options: &FuseOptions,
+) -> std::io::Result<fuser::BackgroundSession> {
+    let mut config = fuser::Config::default();
+    config.mount_options = vec![
+        MountOption::RO,
+        MountOption::FSName("atlasfs".into()),
+        MountOption::Subtype("atlasfs".into()),
+        MountOption::DefaultPermissions,
+        MountOption::NoAtime,
+    ];
+    if options.allow_other {
+        config.acl = fuser::SessionACL::All;
+    }
+    config.n_threads = Some(options.threads.max(1));
+    config.clone_fd = true;
+    fuser::spawn_mount(AtlasFs::new(keys), mountpoint, &config)
+}

@@ -1,0 +1,4 @@
+//! Front ends: thin adapters that translate requests into key-space calls. Today: FUSE.
+
+pub mod fuse;
+mod inodes;

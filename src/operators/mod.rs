@@ -1,0 +1,160 @@
+//! Operators: the per-chunk recipes of the tree and the code that runs them. A recipe is pure —
+//! a chunk's bytes depend only on the recipe, the versions of the sources it reads and the chunk
+//! index. Today's operator is the native read (with concatenation along one axis); regrid, pack
+//! and pyramid views are further recipes over the same interface.
+
+mod boxes;
+mod decode;
+mod native;
+mod strings;
+
+use std::sync::Arc;
+
+pub use boxes::Region;
+
+use crate::sources::bytes::ByteSource;
+use crate::sources::model::{DType, FileVersion, VarMeta};
+
+/// Shape, chunking, type and fill value of an array as served.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Geometry {
+    /// Array shape.
+    pub shape: Vec<u64>,
+    /// Regular chunk shape.
+    pub chunks: Vec<u64>,
+    /// Element type.
+    pub dtype: DType,
+    /// Fill value for elements no source provides (little-endian bytes of one element).
+    pub fill: Vec<u8>,
+}
+
+impl Geometry {
+    /// Chunks per dimension.
+    pub fn grid(&self) -> Vec<u64> {
+        self.shape
+            .iter()
+            .zip(&self.chunks)
+            .map(|(&s, &c)| s.div_ceil(c.max(1)))
+            .collect()
+    }
+
+    /// The part of the array a chunk covers (clipped at the array's edge).
+    pub fn chunk_region(&self, index: &[u64]) -> Region {
+        let start: Vec<u64> = index.iter().zip(&self.chunks).map(|(i, c)| i * c).collect();
+        let count = start
+            .iter()
+            .zip(&self.chunks)
+            .zip(&self.shape)
+            .map(|((&s, &c), &n)| c.min(n.saturating_sub(s)))
+            .collect();
+        Region { start, count }
+    }
+
+    /// Whether `index` names a chunk of this array.
+    pub fn contains_chunk(&self, index: &[u64]) -> bool {
+        index.len() == self.shape.len() && index.iter().zip(self.grid()).all(|(&i, g)| i < g)
+    }
+}
+
+/// One source variable contributing to an array, placed at `offset` along the concat axis.
+#[derive(Debug, Clone)]
+pub struct Part {
+    /// Source file path.
+    pub path: Arc<str>,
+    /// Source file version when indexed.
+    pub version: FileVersion,
+    /// The variable in that file (its storage says where the bytes are).
+    pub var: Arc<VarMeta>,
+    /// Position of the part's first element along the concat axis.
+    pub offset: u64,
+}
+
+/// How to compute any chunk of an array: the parts it is made of, joined along `concat_axis`.
+#[derive(Debug, Clone)]
+pub struct Recipe {
+    /// Contributing source variables, in order along the concat axis.
+    pub parts: Vec<Part>,
+    /// The axis parts are joined along; `None` for a single part.
+    pub concat_axis: Option<usize>,
+}
+
+/// A chunk that could not be computed.
+#[derive(Debug, thiserror::Error)]
+#[error("{}{reason}", source_path.as_deref().map(|p| format!("{p}: ")).unwrap_or_default())]
+pub struct ChunkError {
+    /// The source file involved, when one is.
+    pub source_path: Option<String>,
+    /// What went wrong.
+    pub reason: String,
+}
+
+impl Recipe {
+    /// Computes the encoded bytes of chunk `index` as served: little-endian C-order values,
+    /// or vlen-utf8 for strings.
+    ///
+    /// # Errors
+    /// [`ChunkError`] naming the source file when a source is gone, changed or corrupt.
+    pub fn compute(
+        &self,
+        geometry: &Geometry,
+        index: &[u64],
+        source: &dyn ByteSource,
+    ) -> Result<Vec<u8>, ChunkError> {
+        if geometry.dtype == DType::String {
+            return strings::compute(self, geometry, index);
+        }
+        native::compute(self, geometry, index, source)
+    }
+
+    /// Exact size in bytes of chunk `index` as served, without reading any source.
+    pub fn chunk_len(&self, geometry: &Geometry, index: &[u64]) -> u64 {
+        match geometry.dtype.size() {
+            Some(size) => geometry.chunks.iter().product::<u64>() * size as u64,
+            None => strings::compute(self, geometry, index)
+                .map(|b| b.len() as u64)
+                .unwrap_or(0),
+        }
+    }
+
+    /// The parts overlapping a chunk region, each with its overlap in part coordinates and the
+    /// overlap's position in the chunk.
+    fn overlaps<'a>(
+        &'a self,
+        region: &'a Region,
+    ) -> impl Iterator<Item = (&'a Part, Region, Vec<u64>)> + 'a {
+        self.parts.iter().filter_map(move |part| {
+            let mut start = vec![0u64; region.start.len()];
+            if let Some(axis) = self.concat_axis {
+                start[axis] = part.offset;
+            }
+            let part_box = Region {
+                start,
+                count: part.var.shape.clone(),
+            };
+            let overlap = if region.start.is_empty() {
+                Some(Region {
+                    start: vec![],
+                    count: vec![],
+                })
+            } else {
+                region.intersect(&part_box)
+            }?;
+            let local = Region {
+                start: overlap
+                    .start
+                    .iter()
+                    .zip(&part_box.start)
+                    .map(|(a, b)| a - b)
+                    .collect(),
+                count: overlap.count.clone(),
+            };
+            let in_chunk = overlap
+                .start
+                .iter()
+                .zip(&region.start)
+                .map(|(a, b)| a - b)
+                .collect();
+            Some((part, local, in_chunk))
+        })
+    }
+}

@@ -1,0 +1,384 @@
+//! The native read: a chunk assembled from the source variables that overlap it — HDF5 chunks
+//! read and decoded (in parallel), contiguous and NetCDF-3 record data read as coalesced row
+//! ranges, inline values copied — into a buffer pre-filled with the fill value.
+
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+use super::boxes::{copy_box, fill_with, swap_bytes, Region};
+use super::decode::decode_chunk;
+use super::{ChunkError, Geometry, Part, Recipe};
+use crate::sources::bytes::ByteSource;
+use crate::sources::model::{Endian, Filter, InlineData, Storage};
+
+/// Rows closer than this in a file are read as one range.
+const COALESCE_GAP: u64 = 256 << 10;
+
+/// One read from one source, and where its bytes go.
+enum Task<'a> {
+    /// An HDF5 chunk: decode, then copy a box of it.
+    Chunk {
+        part: &'a Part,
+        range: Range<u64>,
+        filters: &'a [Filter],
+        filter_mask: u32,
+        chunk_shape: &'a [u64],
+        src_start: Vec<u64>,
+        dst_start: Vec<u64>,
+        count: Vec<u64>,
+        endian: Endian,
+    },
+    /// A run of uncompressed rows: `(offset in range, offset in output, length)` each.
+    Rows {
+        part: &'a Part,
+        range: Range<u64>,
+        rows: Vec<(usize, usize, usize)>,
+        endian: Endian,
+    },
+}
+
+pub fn compute(
+    recipe: &Recipe,
+    geometry: &Geometry,
+    index: &[u64],
+    source: &dyn ByteSource,
+) -> Result<Vec<u8>, ChunkError> {
+    let elem = geometry.dtype.size().unwrap_or(1);
+    let region = geometry.chunk_region(index);
+    let chunk_len = geometry.chunks.iter().product::<u64>() as usize;
+    let mut out = vec![0u8; chunk_len * elem];
+    fill_with(&mut out, &geometry.fill);
+    let mut tasks = Vec::new();
+    for (part, local, in_chunk) in recipe.overlaps(&region) {
+        plan_part(
+            part, &local, &in_chunk, geometry, elem, &mut out, &mut tasks,
+        )?;
+    }
+    let results: Vec<Result<(Vec<u8>, &Task), ChunkError>> = if tasks.len() > 1 {
+        tasks.par_iter().map(|t| run(t, source, elem)).collect()
+    } else {
+        tasks.iter().map(|t| run(t, source, elem)).collect()
+    };
+    for result in results {
+        let (bytes, task) = result?;
+        match task {
+            Task::Chunk {
+                chunk_shape,
+                src_start,
+                dst_start,
+                count,
+                ..
+            } => copy_box(
+                &bytes,
+                chunk_shape,
+                src_start,
+                &mut out,
+                &geometry.chunks,
+                dst_start,
+                count,
+                elem,
+            ),
+            Task::Rows { rows, endian, .. } => {
+                for &(from, to, len) in rows {
+                    let row = &mut out[to..to + len];
+                    row.copy_from_slice(&bytes[from..from + len]);
+                    if *endian == Endian::Big {
+                        swap_bytes(row, elem);
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn error(part: &Part, reason: impl Into<String>) -> ChunkError {
+    ChunkError {
+        source_path: Some(part.path.to_string()),
+        reason: reason.into(),
+    }
+}
+
+/// Plans the reads of one part's overlap; copies inline and fill data right away.
+fn plan_part<'a>(
+    part: &'a Part,
+    local: &Region,
+    in_chunk: &[u64],
+    geometry: &Geometry,
+    elem: usize,
+    out: &mut [u8],
+    tasks: &mut Vec<Task<'a>>,
+) -> Result<(), ChunkError> {
+    let var = &part.var;
+    match &var.storage {
+        Storage::Inline(InlineData::Bytes(bytes)) => {
+            if bytes.len() as u64 != var.len() * elem as u64 {
+                return Err(error(
+                    part,
+                    format!("inline data of {} has the wrong size", var.name),
+                ));
+            }
+            copy_box(
+                bytes,
+                &var.shape,
+                &local.start,
+                out,
+                &geometry.chunks,
+                in_chunk,
+                &local.count,
+                elem,
+            );
+        }
+        Storage::Inline(InlineData::Strings(_)) => {
+            return Err(error(
+                part,
+                format!("{} holds strings, not numbers", var.name),
+            ))
+        }
+        Storage::Unwritten => fill_region(out, geometry, in_chunk, &local.count, &var.fill, elem),
+        Storage::Unsupported { reason } => {
+            return Err(error(part, format!("variable {}: {reason}", var.name)))
+        }
+        Storage::Contiguous {
+            offset,
+            endian,
+            record_stride,
+        } => plan_rows(
+            part,
+            local,
+            in_chunk,
+            geometry,
+            elem,
+            *offset,
+            *endian,
+            *record_stride,
+            tasks,
+        ),
+        Storage::Chunked {
+            chunk_shape,
+            filters,
+            endian,
+            chunks,
+        } => {
+            let first: Vec<u64> = local
+                .start
+                .iter()
+                .zip(chunk_shape)
+                .map(|(s, c)| s / c)
+                .collect();
+            let last: Vec<u64> = local
+                .end()
+                .iter()
+                .zip(chunk_shape)
+                .map(|(e, c)| (e - 1) / c)
+                .collect();
+            let mut index = first.clone();
+            loop {
+                let native = Region {
+                    start: index.iter().zip(chunk_shape).map(|(i, c)| i * c).collect(),
+                    count: chunk_shape.clone(),
+                };
+                if let Some(overlap) = native.intersect(local) {
+                    let src_start: Vec<u64> = overlap
+                        .start
+                        .iter()
+                        .zip(&native.start)
+                        .map(|(a, b)| a - b)
+                        .collect();
+                    let dst_start: Vec<u64> = overlap
+                        .start
+                        .iter()
+                        .zip(&local.start)
+                        .zip(in_chunk)
+                        .map(|((a, b), c)| a - b + c)
+                        .collect();
+                    match chunks.get(&index) {
+                        None => {
+                            fill_region(out, geometry, &dst_start, &overlap.count, &var.fill, elem)
+                        }
+                        Some(r) => tasks.push(Task::Chunk {
+                            part,
+                            range: r.offset..r.offset + r.len,
+                            filters,
+                            filter_mask: r.filter_mask,
+                            chunk_shape,
+                            src_start,
+                            dst_start,
+                            count: overlap.count,
+                            endian: *endian,
+                        }),
+                    }
+                }
+                if !advance(&mut index, &first, &last) {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Steps a multi-index through the box `first..=last`; false when done.
+fn advance(index: &mut [u64], first: &[u64], last: &[u64]) -> bool {
+    for d in (0..index.len()).rev() {
+        if index[d] < last[d] {
+            index[d] += 1;
+            return true;
+        }
+        index[d] = first[d];
+    }
+    false
+}
+
+fn fill_region(
+    out: &mut [u8],
+    geometry: &Geometry,
+    start: &[u64],
+    count: &[u64],
+    fill: &[u8],
+    elem: usize,
+) {
+    if fill == geometry.fill.as_slice() || fill.len() != elem {
+        return; // The buffer starts out filled with the array's fill value.
+    }
+    let n: u64 = count.iter().product();
+    let mut block = vec![0u8; n as usize * elem];
+    fill_with(&mut block, fill);
+    let origin = vec![0u64; count.len()];
+    copy_box(
+        &block,
+        count,
+        &origin,
+        out,
+        &geometry.chunks,
+        start,
+        count,
+        elem,
+    );
+}
+
+/// Plans row reads of contiguous C-order data, merging rows that lie close in the file.
+#[allow(clippy::too_many_arguments)]
+fn plan_rows<'a>(
+    part: &'a Part,
+    local: &Region,
+    in_chunk: &[u64],
+    geometry: &Geometry,
+    elem: usize,
+    offset: u64,
+    endian: Endian,
+    record_stride: Option<u64>,
+    tasks: &mut Vec<Task<'a>>,
+) {
+    let shape = &part.var.shape;
+    let ndim = shape.len();
+    let e = elem as u64;
+    // File offset of an element; the record dimension (if any) jumps by the record stride.
+    let file_offset = |idx: &[u64]| -> u64 {
+        match record_stride {
+            Some(stride) if ndim > 0 => {
+                let inner = super::boxes::strides(&shape[1..]);
+                let within: u64 = idx[1..].iter().zip(&inner).map(|(i, s)| i * s).sum();
+                offset + idx[0] * stride + within * e
+            }
+            _ => {
+                let strides = super::boxes::strides(shape);
+                offset + idx.iter().zip(&strides).map(|(i, s)| i * s).sum::<u64>() * e
+            }
+        }
+    };
+    let out_strides = super::boxes::strides(&geometry.chunks);
+    let row_len = if ndim == 0 { 1 } else { local.count[ndim - 1] } as usize * elem;
+    let mut rows: Vec<(u64, usize)> = Vec::new(); // (file offset, output offset)
+    let mut idx = vec![0u64; ndim.saturating_sub(1)];
+    loop {
+        let mut full: Vec<u64> = idx.iter().zip(&local.start).map(|(i, s)| i + s).collect();
+        let mut out_idx: Vec<u64> = idx.iter().zip(in_chunk).map(|(i, s)| i + s).collect();
+        if ndim > 0 {
+            full.push(local.start[ndim - 1]);
+            out_idx.push(in_chunk[ndim - 1]);
+        }
+        let out_off: u64 = out_idx.iter().zip(&out_strides).map(|(i, s)| i * s).sum();
+        rows.push((file_offset(&full), out_off as usize * elem));
+        let first = vec![0u64; idx.len()];
+        let last: Vec<u64> = local.count[..idx.len()].iter().map(|c| c - 1).collect();
+        if !advance(&mut idx, &first, &last) {
+            break;
+        }
+    }
+    let mut i = 0;
+    while i < rows.len() {
+        let start = rows[i].0;
+        let mut j = i + 1;
+        while j < rows.len()
+            && rows[j].0 >= rows[j - 1].0
+            && rows[j].0 <= rows[j - 1].0 + row_len as u64 + COALESCE_GAP
+        {
+            j += 1;
+        }
+        let end = rows[j - 1].0 + row_len as u64;
+        tasks.push(Task::Rows {
+            part,
+            range: start..end,
+            rows: rows[i..j]
+                .iter()
+                .map(|&(f, o)| ((f - start) as usize, o, row_len))
+                .collect(),
+            endian,
+        });
+        i = j;
+    }
+}
+
+fn run<'t, 'a>(
+    task: &'t Task<'a>,
+    source: &dyn ByteSource,
+    elem: usize,
+) -> Result<(Vec<u8>, &'t Task<'a>), ChunkError> {
+    let (part, range) = match task {
+        Task::Chunk { part, range, .. } | Task::Rows { part, range, .. } => (*part, range),
+    };
+    let mut bytes = source
+        .read_ranges(&part.path, part.version, std::slice::from_ref(range))
+        .map_err(|e| ChunkError {
+            source_path: None,
+            reason: e.to_string(),
+        })?
+        .pop()
+        .unwrap_or_default();
+    if let Task::Chunk {
+        filters,
+        filter_mask,
+        chunk_shape,
+        endian,
+        ..
+    } = task
+    {
+        let expected = chunk_shape.iter().product::<u64>() as usize * elem;
+        bytes = decode_chunk(bytes, filters, *filter_mask, expected).map_err(|reason| {
+            error(
+                part,
+                format!(
+                    "variable {} chunk at byte {}: {reason}",
+                    part.var.name, range.start
+                ),
+            )
+        })?;
+        if bytes.len() < expected {
+            return Err(error(
+                part,
+                format!(
+                    "variable {} chunk at byte {} decodes to {} bytes, expected {expected}",
+                    part.var.name,
+                    range.start,
+                    bytes.len()
+                ),
+            ));
+        }
+        if *endian == Endian::Big {
+            swap_bytes(&mut bytes, elem);
+        }
+    }
+    Ok((bytes, task))
+}

@@ -1,0 +1,56 @@
+//! Chunks of variable-length string arrays, encoded as numcodecs' vlen-utf8 (a u32 item count,
+//! then a u32 length and the UTF-8 bytes of each item). Strings are always kept in the catalog.
+
+use super::boxes::copy_box;
+use super::{ChunkError, Geometry, Recipe};
+use crate::sources::model::{InlineData, Storage};
+
+const MISSING: u64 = u64::MAX;
+
+/// Encodes chunk `index` of a string array; elements outside every part are empty strings.
+pub fn compute(recipe: &Recipe, geometry: &Geometry, index: &[u64]) -> Result<Vec<u8>, ChunkError> {
+    let region = geometry.chunk_region(index);
+    let chunk_len: u64 = geometry.chunks.iter().product();
+    // Copy element indices with the box machinery, then look the strings up.
+    let mut picked: Vec<u8> = MISSING.to_le_bytes().repeat(chunk_len as usize);
+    let mut sources: Vec<&[String]> = Vec::new();
+    for (part, local, in_chunk) in recipe.overlaps(&region) {
+        let Storage::Inline(InlineData::Strings(values)) = &part.var.storage else {
+            return Err(ChunkError {
+                source_path: Some(part.path.to_string()),
+                reason: format!(
+                    "string variable {} was not kept in the catalog",
+                    part.var.name
+                ),
+            });
+        };
+        let tag = (sources.len() as u64) << 40;
+        sources.push(values);
+        let ids: Vec<u8> = (0..values.len() as u64)
+            .flat_map(|i| (tag | i).to_le_bytes())
+            .collect();
+        copy_box(
+            &ids,
+            &part.var.shape,
+            &local.start,
+            &mut picked,
+            &geometry.chunks,
+            &in_chunk,
+            &local.count,
+            8,
+        );
+    }
+    let mut out = Vec::with_capacity(4 + chunk_len as usize * 8);
+    out.extend_from_slice(&(chunk_len as u32).to_le_bytes());
+    for id in picked.chunks_exact(8) {
+        let id = u64::from_le_bytes(id.try_into().expect("8 bytes"));
+        let text = if id == MISSING {
+            ""
+        } else {
+            sources[(id >> 40) as usize][(id & ((1 << 40) - 1)) as usize].as_str()
+        };
+        out.extend_from_slice(&(text.len() as u32).to_le_bytes());
+        out.extend_from_slice(text.as_bytes());
+    }
+    Ok(out)
+}

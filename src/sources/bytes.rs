@@ -1,0 +1,153 @@
+//! The one way bytes are read from sources: ranged reads of a path checked against the version
+//! the catalog recorded, so a changed or vanished file fails loudly instead of serving stale data.
+//! Object-store sources implement the same [`ByteSource`] trait.
+
+use std::fs::File;
+use std::num::NonZeroUsize;
+use std::ops::Range;
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::sync::Arc;
+
+use lru::LruCache;
+use parking_lot::Mutex;
+
+use super::model::FileVersion;
+
+/// Errors reading source bytes. Each names the source.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SourceError {
+    /// The source no longer exists.
+    #[error("source {path} is gone")]
+    NotFound {
+        /// The source.
+        path: String,
+    },
+    /// The source changed since it was indexed.
+    #[error("source {path} changed since it was indexed (size {found_size}, was {expected_size}); run `atlasfs index` and remount")]
+    Changed {
+        /// The source.
+        path: String,
+        /// Size recorded in the catalog.
+        expected_size: u64,
+        /// Size now.
+        found_size: u64,
+    },
+    /// Any other I/O failure.
+    #[error("reading {path}: {source}")]
+    Io {
+        /// The source.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// Ranged reads from versioned sources.
+pub trait ByteSource: Send + Sync {
+    /// Reads each range of `path`, failing if the source is not at `version` any more.
+    ///
+    /// # Errors
+    /// [`SourceError`] naming the source.
+    fn read_ranges(
+        &self,
+        path: &str,
+        version: FileVersion,
+        ranges: &[Range<u64>],
+    ) -> Result<Vec<Vec<u8>>, SourceError>;
+}
+
+/// Version of a local file as the catalog records it.
+///
+/// # Errors
+/// The I/O error of `stat`.
+pub fn local_version(meta: &std::fs::Metadata) -> FileVersion {
+    FileVersion {
+        size: meta.len(),
+        mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+    }
+}
+
+/// An open source file with the device and inode it was opened as.
+struct OpenFile {
+    file: File,
+    dev: u64,
+    ino: u64,
+}
+
+/// Local files, read with `pread` through a small cache of open descriptors.
+pub struct LocalFiles {
+    open: Mutex<LruCache<String, Arc<OpenFile>>>,
+}
+
+impl Default for LocalFiles {
+    fn default() -> Self {
+        LocalFiles {
+            open: Mutex::new(LruCache::new(NonZeroUsize::new(256).expect("nonzero"))),
+        }
+    }
+}
+
+impl LocalFiles {
+    fn file(&self, path: &str, version: FileVersion) -> Result<Arc<OpenFile>, SourceError> {
+        let io = |source: std::io::Error| {
+            if source.kind() == std::io::ErrorKind::NotFound {
+                SourceError::NotFound {
+                    path: path.to_owned(),
+                }
+            } else {
+                SourceError::Io {
+                    path: path.to_owned(),
+                    source,
+                }
+            }
+        };
+        let meta = std::fs::metadata(path).map_err(io)?;
+        let found = local_version(&meta);
+        if found != version {
+            return Err(SourceError::Changed {
+                path: path.to_owned(),
+                expected_size: version.size,
+                found_size: found.size,
+            });
+        }
+        if let Some(entry) = self.open.lock().get(path) {
+            if entry.dev == meta.dev() && entry.ino == meta.ino() {
+                return Ok(entry.clone());
+            }
+        }
+        let file = File::open(path).map_err(io)?;
+        let entry = Arc::new(OpenFile {
+            file,
+            dev: meta.dev(),
+            ino: meta.ino(),
+        });
+        self.open.lock().put(path.to_owned(), entry.clone());
+        Ok(entry)
+    }
+}
+
+impl ByteSource for LocalFiles {
+    fn read_ranges(
+        &self,
+        path: &str,
+        version: FileVersion,
+        ranges: &[Range<u64>],
+    ) -> Result<Vec<Vec<u8>>, SourceError> {
+        let entry = self.file(path, version)?;
+        ranges
+            .iter()
+            .map(|range| {
+                let mut buf = vec![0u8; (range.end - range.start) as usize];
+                entry
+                    .file
+                    .read_exact_at(&mut buf, range.start)
+                    .map_err(|source| SourceError::Io {
+                        path: path.to_owned(),
+                        source,
+                    })?;
+                Ok(buf)
+            })
+            .collect()
+    }
+}

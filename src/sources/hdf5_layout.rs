@@ -1,0 +1,220 @@
+//! Where an HDF5 dataset's bytes live: reads the dataset's layout and filter-pipeline messages
+//! and walks its chunk index (B-tree v1/v2, fixed/extensible array, single, implicit) into a
+//! [`ChunkTable`]. Reads metadata only, never chunk data.
+
+use hdf5_reader::messages::filter_pipeline::{FILTER_DEFLATE, FILTER_FLETCHER32, FILTER_SHUFFLE};
+use hdf5_reader::messages::layout::{ChunkIndexing, DataLayout};
+use hdf5_reader::messages::HdfMessage;
+use hdf5_reader::{ByteOrder, Datatype, Hdf5File};
+
+use super::chunk_table::{ChunkRef, ChunkTable};
+use super::model::{Endian, Filter, Storage};
+
+/// What the layout of one dataset turned out to be.
+pub enum Layout {
+    /// Fully described storage.
+    Storage(Storage),
+    /// Compact storage: the values are in the object header; the caller inlines them.
+    Compact,
+}
+
+/// Reads the storage layout of the dataset at `path` (e.g. `/group/var`).
+///
+/// # Errors
+/// A message naming what could not be read; the caller reports it for this variable.
+pub fn read_layout(file: &Hdf5File, path: &str) -> Result<Layout, String> {
+    let dataset = file.dataset(path).map_err(|e| e.to_string())?;
+    let header = file
+        .get_or_parse_header(dataset.address())
+        .map_err(|e| e.to_string())?;
+    let mut layout = None;
+    let mut pipeline = None;
+    for message in &header.messages {
+        match message {
+            HdfMessage::DataLayout(m) => layout = Some(m.layout.clone()),
+            HdfMessage::FilterPipeline(m) => pipeline = Some(m.clone()),
+            _ => {}
+        }
+    }
+    let layout = layout.ok_or("no data layout message")?;
+    let endian = match dataset.dtype() {
+        Datatype::FixedPoint { byte_order, .. } | Datatype::FloatingPoint { byte_order, .. } => {
+            match byte_order {
+                ByteOrder::BigEndian => Endian::Big,
+                ByteOrder::LittleEndian => Endian::Little,
+            }
+        }
+        _ => Endian::Little,
+    };
+    let shape = dataset.shape().to_vec();
+    match layout {
+        DataLayout::Compact { .. } => Ok(Layout::Compact),
+        DataLayout::Contiguous { address, .. } => {
+            if address == u64::MAX {
+                Ok(Layout::Storage(Storage::Unwritten))
+            } else {
+                Ok(Layout::Storage(Storage::Contiguous {
+                    offset: address,
+                    endian,
+                    record_stride: None,
+                }))
+            }
+        }
+        DataLayout::Chunked {
+            address,
+            dims,
+            element_size,
+            chunk_indexing,
+        } => {
+            let mut filters = Vec::new();
+            for f in pipeline.iter().flat_map(|p| &p.filters) {
+                filters.push(match f.id {
+                    FILTER_DEFLATE => Filter::Deflate,
+                    FILTER_SHUFFLE => Filter::Shuffle { element_size },
+                    FILTER_FLETCHER32 => Filter::Fletcher32,
+                    other => {
+                        let name = f.name.clone().unwrap_or_else(|| format!("id {other}"));
+                        return Ok(Layout::Storage(Storage::Unsupported {
+                            reason: format!("unsupported HDF5 filter {name}"),
+                        }));
+                    }
+                });
+            }
+            // Chunk dims carry an extra trailing element-size dimension in the message.
+            let ndim = shape.len();
+            let chunk_dims: Vec<u32> = dims.iter().take(ndim).copied().collect();
+            if chunk_dims.len() != ndim || chunk_dims.contains(&0) {
+                return Err(format!("chunk dims {dims:?} do not fit shape {shape:?}"));
+            }
+            let chunk_shape: Vec<u64> = chunk_dims.iter().map(|&c| c as u64).collect();
+            let grid: Vec<u64> = shape
+                .iter()
+                .zip(&chunk_shape)
+                .map(|(&s, &c)| s.div_ceil(c))
+                .collect();
+            if address == u64::MAX {
+                return Ok(Layout::Storage(Storage::Chunked {
+                    chunk_shape,
+                    filters,
+                    endian,
+                    chunks: ChunkTable::new(grid, Vec::new()),
+                }));
+            }
+            let entries = collect_entries(
+                file,
+                address,
+                &shape,
+                dataset.max_dims(),
+                &chunk_dims,
+                element_size as usize,
+                chunk_indexing.as_ref(),
+            )?;
+            let refs = entries.into_iter().map(|e| {
+                let index = e
+                    .offsets
+                    .iter()
+                    .zip(&chunk_shape)
+                    .map(|(&o, &c)| o / c)
+                    .collect::<Vec<_>>();
+                let r = ChunkRef {
+                    offset: e.address,
+                    len: e.size,
+                    filter_mask: e.filter_mask,
+                };
+                (index, r)
+            });
+            let chunks = ChunkTable::new(grid, refs);
+            Ok(Layout::Storage(Storage::Chunked {
+                chunk_shape,
+                filters,
+                endian,
+                chunks,
+            }))
+        }
+    }
+}
+
+fn collect_entries(
+    file: &Hdf5File,
+    address: u64,
+    shape: &[u64],
+    max_dims: Option<&[u64]>,
+    chunk_dims: &[u32],
+    element_size: usize,
+    indexing: Option<&ChunkIndexing>,
+) -> Result<Vec<hdf5_reader::chunk_index::ChunkEntry>, String> {
+    let storage = file.storage();
+    let sb = file.superblock();
+    let (os, ls) = (sb.offset_size, sb.length_size);
+    let ndim = shape.len();
+    let result = match indexing {
+        None => {
+            let leaves = hdf5_reader::btree_v1::collect_btree_v1_leaves_storage(
+                storage,
+                address,
+                os,
+                ls,
+                Some(ndim as u32),
+                chunk_dims,
+                None,
+            )
+            .map_err(|e| e.to_string())?;
+            let mut entries = Vec::with_capacity(leaves.len());
+            for (key, chunk_address) in leaves {
+                match key {
+                    hdf5_reader::btree_v1::BTreeV1Key::RawData {
+                        chunk_size,
+                        filter_mask,
+                        offsets,
+                    } if offsets.len() >= ndim => {
+                        entries.push(hdf5_reader::chunk_index::ChunkEntry {
+                            address: chunk_address,
+                            size: chunk_size as u64,
+                            filter_mask,
+                            offsets: offsets[..ndim].to_vec(),
+                        })
+                    }
+                    _ => return Err("unexpected key in chunk B-tree".to_owned()),
+                }
+            }
+            Ok(entries)
+        }
+        Some(ChunkIndexing::SingleChunk {
+            filtered_size,
+            filters,
+        }) => Ok(vec![hdf5_reader::chunk_index::single_chunk_entry(
+            address,
+            *filtered_size,
+            *filters,
+            ndim,
+        )]),
+        Some(ChunkIndexing::BTreeV2) => hdf5_reader::chunk_index::collect_v2_chunk_entries_storage(
+            storage,
+            address,
+            os,
+            ls,
+            ndim as u32,
+            chunk_dims,
+            None,
+        ),
+        Some(ChunkIndexing::Implicit) => hdf5_reader::chunk_index::collect_implicit_chunk_entries(
+            address,
+            shape,
+            chunk_dims,
+            element_size,
+            None,
+            storage.len(),
+        ),
+        Some(ChunkIndexing::FixedArray { .. }) => {
+            hdf5_reader::fixed_array::collect_fixed_array_chunk_entries_storage(
+                storage, address, os, ls, shape, chunk_dims, None,
+            )
+        }
+        Some(ChunkIndexing::ExtensibleArray { .. }) => {
+            hdf5_reader::extensible_array::collect_extensible_array_chunk_entries_storage(
+                storage, address, os, ls, shape, max_dims, chunk_dims, None,
+            )
+        }
+    };
+    result.map_err(|e| e.to_string())
+}

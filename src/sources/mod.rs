@@ -1,0 +1,10 @@
+//! Sources: the catalog of NetCDF files (what they hold and where each variable's bytes live),
+//! the indexers that build it, and the byte-range reader every chunk read goes through.
+
+pub mod bytes;
+pub mod catalog;
+pub mod chunk_table;
+mod hdf5_layout;
+pub mod model;
+mod persist;
+pub mod scan;

@@ -1,0 +1,48 @@
+//! The catalog's on-disk format: a magic, a format version, then the entries encoded with
+//! postcard (varint integers, no field names). Written to a temp file and renamed into place.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::Path;
+
+use super::catalog::Entry;
+
+const MAGIC: &[u8; 8] = b"ATLASCAT";
+/// Bump whenever the model changes shape.
+const FORMAT_VERSION: u32 = 1;
+
+/// Loads a persisted catalog; `None` when absent, of another format version, or unreadable
+/// (the caller then re-indexes from scratch).
+pub fn load(path: &Path) -> Option<HashMap<String, Entry>> {
+    let bytes = std::fs::read(path).ok()?;
+    let body = bytes.strip_prefix(MAGIC.as_slice())?;
+    let (version, body) = body.split_at_checked(4)?;
+    if u32::from_le_bytes(version.try_into().ok()?) != FORMAT_VERSION {
+        return None;
+    }
+    match postcard::from_bytes(body) {
+        Ok(entries) => Some(entries),
+        Err(e) => {
+            tracing::warn!(
+                "catalog {} is unreadable ({e}); re-indexing",
+                path.display()
+            );
+            None
+        }
+    }
+}
+
+/// Writes the catalog atomically.
+///
+/// # Errors
+/// The I/O error of writing or renaming.
+pub fn save(path: &Path, entries: &HashMap<String, Entry>) -> std::io::Result<()> {
+    let body = postcard::to_stdvec(entries).map_err(std::io::Error::other)?;
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(MAGIC)?;
+    file.write_all(&FORMAT_VERSION.to_le_bytes())?;
+    file.write_all(&body)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}

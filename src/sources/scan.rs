@@ -1,0 +1,384 @@
+//! Indexes one NetCDF file (NetCDF-3 classic / 64-bit offset / CDF-5, or NetCDF-4) into a
+//! [`FileMeta`]: the data model from `netcdf-reader`, the byte layout from the NetCDF-3 header or
+//! the HDF5 chunk index, and small coordinate, scalar and string variables inlined.
+
+use std::path::Path;
+
+use hdf5_reader::Hdf5File;
+use netcdf_reader::{NcAttrValue, NcAttribute, NcFile, NcFormat, NcGroup, NcType, NcVariable};
+
+use super::hdf5_layout::{read_layout, Layout};
+use super::model::{
+    Attr, AttrValue, DType, DimMeta, Endian, FileFormat, FileMeta, FileVersion, GroupMeta,
+    InlineData, Storage, VarMeta,
+};
+
+/// Coordinate variables up to this many bytes are kept in the catalog.
+const INLINE_COORDINATE_BYTES: u64 = 1 << 20;
+/// Any variable up to this many bytes is kept in the catalog.
+const INLINE_ANY_BYTES: u64 = 256;
+
+/// Why a file could not be indexed.
+#[derive(Debug, thiserror::Error)]
+#[error("{reason}")]
+pub struct ScanError {
+    /// What went wrong, for the index report.
+    pub reason: String,
+}
+
+impl ScanError {
+    fn new(reason: impl std::fmt::Display) -> Self {
+        ScanError {
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// Indexes the file at `path`, whose size and mtime are `version`.
+///
+/// Variables of types atlasfs cannot serve (compound, opaque, vlen of numbers) are left out
+/// and named in `warnings`.
+///
+/// # Errors
+/// [`ScanError`] when the file is not NetCDF, is truncated or corrupt.
+pub fn scan_file(
+    path: &Path,
+    version: FileVersion,
+    warnings: &mut Vec<String>,
+) -> Result<FileMeta, ScanError> {
+    let nc = NcFile::open(path).map_err(ScanError::new)?;
+    let format = match nc.format() {
+        NcFormat::Classic => FileFormat::Classic,
+        NcFormat::Offset64 => FileFormat::Offset64,
+        NcFormat::Cdf5 => FileFormat::Cdf5,
+        NcFormat::Nc4 | NcFormat::Nc4Classic => FileFormat::Netcdf4,
+    };
+    let group = nc.root_group().map_err(ScanError::new)?;
+    let root = match format {
+        FileFormat::Netcdf4 => {
+            let h5 = Hdf5File::open(path).map_err(ScanError::new)?;
+            let mut ctx = Nc4Context {
+                nc: &nc,
+                h5: &h5,
+                warnings,
+            };
+            ctx.group(group, "")?
+        }
+        _ => classic_group(&nc, group, path, version.size, warnings)?,
+    };
+    Ok(FileMeta {
+        path: path.to_string_lossy().into_owned(),
+        version,
+        format,
+        root,
+    })
+}
+
+struct Nc4Context<'a> {
+    nc: &'a NcFile,
+    h5: &'a Hdf5File,
+    warnings: &'a mut Vec<String>,
+}
+
+impl Nc4Context<'_> {
+    fn group(&mut self, group: &NcGroup, prefix: &str) -> Result<GroupMeta, ScanError> {
+        let mut vars = Vec::new();
+        for var in &group.variables {
+            let path = format!("{prefix}/{}", var.name);
+            match self.variable(var, &path) {
+                Ok(Some(v)) => vars.push(v),
+                Ok(None) => {}
+                Err(reason) => self.warnings.push(format!("variable {path}: {reason}")),
+            }
+        }
+        let mut groups = Vec::new();
+        for child in &group.groups {
+            groups.push(self.group(child, &format!("{prefix}/{}", child.name))?);
+        }
+        Ok(GroupMeta {
+            name: group.name.clone(),
+            dims: dims(group),
+            vars,
+            attrs: attrs(&group.attributes),
+            groups,
+        })
+    }
+
+    fn variable(&mut self, var: &NcVariable, path: &str) -> Result<Option<VarMeta>, String> {
+        let Some(dtype) = dtype(&var.dtype) else {
+            self.warnings.push(format!(
+                "variable {path}: type {:?} is not served",
+                var.dtype
+            ));
+            return Ok(None);
+        };
+        let shape: Vec<u64> = var.dimensions.iter().map(|d| d.size).collect();
+        let mut meta = new_var(var, dtype, shape);
+        let layout = if dtype == DType::String {
+            Layout::Compact
+        } else {
+            let dataset_path = if self.h5.dataset(path).is_ok() {
+                path.to_owned()
+            } else {
+                let (parent, name) = path.rsplit_once('/').unwrap_or(("", path));
+                format!("{parent}/_nc4_non_coord_{name}")
+            };
+            read_layout(self.h5, &dataset_path)?
+        };
+        let nbytes = meta.nbytes();
+        let inline = matches!(layout, Layout::Compact)
+            || nbytes <= INLINE_ANY_BYTES
+            || (is_coordinate(var) && nbytes <= INLINE_COORDINATE_BYTES);
+        meta.storage = if inline && !matches!(layout, Layout::Storage(Storage::Unsupported { .. }))
+        {
+            let nc_path = path.trim_start_matches('/');
+            if dtype == DType::String {
+                let strings = self
+                    .nc
+                    .read_variable_as_strings(nc_path)
+                    .map_err(|e| e.to_string())?;
+                Storage::Inline(InlineData::Strings(strings))
+            } else {
+                let bytes = self
+                    .nc
+                    .read_variable_native_bytes(nc_path)
+                    .map_err(|e| e.to_string())?;
+                Storage::Inline(InlineData::Bytes(native_to_le(bytes, dtype)))
+            }
+        } else {
+            match layout {
+                Layout::Storage(storage) => storage,
+                Layout::Compact => unreachable!("compact layouts are inlined"),
+            }
+        };
+        Ok(Some(meta))
+    }
+}
+
+fn classic_group(
+    nc: &NcFile,
+    group: &NcGroup,
+    path: &Path,
+    file_size: u64,
+    warnings: &mut Vec<String>,
+) -> Result<GroupMeta, ScanError> {
+    let classic = nc
+        .as_classic()
+        .ok_or_else(|| ScanError::new("not a classic file"))?;
+    let stride = netcdf_reader::classic::data::compute_record_stride(&group.variables)
+        .map_err(ScanError::new)?;
+    let mut numrecs = classic.numrecs();
+    let record_vars: Vec<&NcVariable> =
+        group.variables.iter().filter(|v| v.is_record_var).collect();
+    if numrecs == 0 && stride > 0 {
+        // Streaming files leave numrecs unset: count whole records present.
+        if let Some(first) = record_vars.iter().map(|v| v.data_offset).min() {
+            numrecs = file_size.saturating_sub(first) / stride;
+        }
+    }
+    let mut vars = Vec::new();
+    for var in &group.variables {
+        let Some(dtype) = dtype(&var.dtype) else {
+            warnings.push(format!(
+                "variable {}: type {:?} is not served",
+                var.name, var.dtype
+            ));
+            continue;
+        };
+        let mut shape: Vec<u64> = var.dimensions.iter().map(|d| d.size).collect();
+        if var.is_record_var {
+            if let Some(first) = shape.first_mut() {
+                *first = numrecs;
+            }
+        }
+        let mut meta = new_var(var, dtype, shape);
+        let storage = Storage::Contiguous {
+            offset: var.data_offset,
+            endian: Endian::Big,
+            record_stride: var.is_record_var.then_some(stride),
+        };
+        let nbytes = meta.nbytes();
+        meta.storage = if nbytes <= INLINE_ANY_BYTES
+            || (is_coordinate(var) && nbytes <= INLINE_COORDINATE_BYTES)
+        {
+            let bytes = read_classic(path, &meta, &storage)
+                .map_err(|e| ScanError::new(format!("variable {}: {e}", var.name)))?;
+            Storage::Inline(InlineData::Bytes(bytes))
+        } else {
+            storage
+        };
+        vars.push(meta);
+    }
+    let mut dims = dims(group);
+    for d in &mut dims {
+        if d.unlimited {
+            d.len = numrecs;
+        }
+    }
+    Ok(GroupMeta {
+        name: String::new(),
+        dims,
+        vars,
+        attrs: attrs(&group.attributes),
+        groups: Vec::new(),
+    })
+}
+
+/// Reads a whole contiguous NetCDF-3 variable as little-endian bytes.
+fn read_classic(path: &Path, var: &VarMeta, storage: &Storage) -> std::io::Result<Vec<u8>> {
+    use std::os::unix::fs::FileExt;
+    let Storage::Contiguous {
+        offset,
+        record_stride,
+        ..
+    } = storage
+    else {
+        return Ok(Vec::new());
+    };
+    let file = std::fs::File::open(path)?;
+    let size = var.dtype.size().unwrap_or(1);
+    let total = var.nbytes() as usize;
+    let mut out = vec![0u8; total];
+    match record_stride {
+        None => file.read_exact_at(&mut out, *offset)?,
+        Some(stride) => {
+            let records = var.shape.first().copied().unwrap_or(0) as usize;
+            let slab = total.checked_div(records).unwrap_or(0);
+            for r in 0..records {
+                file.read_exact_at(
+                    &mut out[r * slab..(r + 1) * slab],
+                    offset + r as u64 * stride,
+                )?;
+            }
+        }
+    }
+    if size > 1 {
+        for element in out.chunks_exact_mut(size) {
+            element.reverse();
+        }
+    }
+    Ok(out)
+}
+
+fn new_var(var: &NcVariable, dtype: DType, shape: Vec<u64>) -> VarMeta {
+    let attrs = attrs(&var.attributes);
+    let fill = attrs
+        .iter()
+        .find(|a| a.name == "_FillValue")
+        .and_then(|a| fill_bytes(&a.value, dtype))
+        .unwrap_or_else(|| dtype.default_fill());
+    VarMeta {
+        name: var.name.clone(),
+        dims: var.dimensions.iter().map(|d| d.name.clone()).collect(),
+        shape,
+        dtype,
+        attrs,
+        fill,
+        storage: Storage::Unwritten,
+    }
+}
+
+fn is_coordinate(var: &NcVariable) -> bool {
+    var.dimensions.len() == 1 && var.dimensions[0].name == var.name
+}
+
+fn dims(group: &NcGroup) -> Vec<DimMeta> {
+    group
+        .dimensions
+        .iter()
+        .map(|d| DimMeta {
+            name: d.name.clone(),
+            len: d.size,
+            unlimited: d.is_unlimited,
+        })
+        .collect()
+}
+
+fn dtype(t: &NcType) -> Option<DType> {
+    Some(match t {
+        NcType::Byte => DType::I8,
+        NcType::Char => DType::Char,
+        NcType::Short => DType::I16,
+        NcType::Int => DType::I32,
+        NcType::Float => DType::F32,
+        NcType::Double => DType::F64,
+        NcType::UByte => DType::U8,
+        NcType::UShort => DType::U16,
+        NcType::UInt => DType::U32,
+        NcType::Int64 => DType::I64,
+        NcType::UInt64 => DType::U64,
+        NcType::String => DType::String,
+        _ => return None,
+    })
+}
+
+fn attrs(list: &[NcAttribute]) -> Vec<Attr> {
+    list.iter()
+        .filter_map(|a| {
+            let value = match &a.value {
+                NcAttrValue::Bytes(v) => AttrValue::I8(v.clone()),
+                NcAttrValue::Chars(s) => AttrValue::Text(s.clone()),
+                NcAttrValue::Shorts(v) => AttrValue::I16(v.clone()),
+                NcAttrValue::Ints(v) => AttrValue::I32(v.clone()),
+                NcAttrValue::Floats(v) => AttrValue::F32(v.clone()),
+                NcAttrValue::Doubles(v) => AttrValue::F64(v.clone()),
+                NcAttrValue::UBytes(v) => AttrValue::U8(v.clone()),
+                NcAttrValue::UShorts(v) => AttrValue::U16(v.clone()),
+                NcAttrValue::UInts(v) => AttrValue::U32(v.clone()),
+                NcAttrValue::Int64s(v) => AttrValue::I64(v.clone()),
+                NcAttrValue::UInt64s(v) => AttrValue::U64(v.clone()),
+                NcAttrValue::Strings(v) => AttrValue::Strings(v.clone()),
+                NcAttrValue::UserDefined { .. } => return None,
+            };
+            Some(Attr {
+                name: a.name.clone(),
+                value,
+            })
+        })
+        .collect()
+}
+
+/// Little-endian bytes of the first value of a fill-value attribute, converted to `dtype`.
+fn fill_bytes(value: &AttrValue, dtype: DType) -> Option<Vec<u8>> {
+    if dtype == DType::Char {
+        return match value {
+            AttrValue::Text(s) => Some(vec![s.bytes().next().unwrap_or(0)]),
+            _ => None,
+        };
+    }
+    let v = *value.as_f64s()?.first()?;
+    // Integer fill values round-trip exactly through their own type below; f64 only carries them.
+    let exact_i64 = match value {
+        AttrValue::I64(x) => x.first().copied(),
+        _ => None,
+    };
+    let exact_u64 = match value {
+        AttrValue::U64(x) => x.first().copied(),
+        _ => None,
+    };
+    Some(match dtype {
+        DType::I8 => (v as i8).to_le_bytes().to_vec(),
+        DType::U8 => (v as u8).to_le_bytes().to_vec(),
+        DType::I16 => (v as i16).to_le_bytes().to_vec(),
+        DType::U16 => (v as u16).to_le_bytes().to_vec(),
+        DType::I32 => (v as i32).to_le_bytes().to_vec(),
+        DType::U32 => (v as u32).to_le_bytes().to_vec(),
+        DType::I64 => exact_i64.unwrap_or(v as i64).to_le_bytes().to_vec(),
+        DType::U64 => exact_u64.unwrap_or(v as u64).to_le_bytes().to_vec(),
+        DType::F32 => (v as f32).to_le_bytes().to_vec(),
+        DType::F64 => v.to_le_bytes().to_vec(),
+        DType::Char | DType::String => return None,
+    })
+}
+
+/// Native-endian bytes as little-endian (a no-op on little-endian hosts).
+fn native_to_le(mut bytes: Vec<u8>, dtype: DType) -> Vec<u8> {
+    if cfg!(target_endian = "big") {
+        if let Some(size) = dtype.size().filter(|&s| s > 1) {
+            for element in bytes.chunks_exact_mut(size) {
+                element.reverse();
+            }
+        }
+    }
+    bytes
+}

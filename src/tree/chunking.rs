@@ -1,0 +1,127 @@
+//! Chooses each served array's regular chunk grid: the native chunking where there is one,
+//! contiguous data split to a few MiB, small chunks coalesced along the concat axis toward a few
+//! MiB, and per-dimension overrides from the config.
+
+use std::collections::BTreeMap;
+
+use crate::sources::model::{DType, Storage, VarMeta};
+
+/// Served chunks aim at about this many bytes.
+const TARGET_BYTES: u64 = 4 << 20;
+
+/// The served chunk shape of an array of `shape` whose first part is `first`.
+pub fn choose(
+    first: &VarMeta,
+    dims: &[String],
+    shape: &[u64],
+    dtype: DType,
+    concat_axis: Option<usize>,
+    overrides: &BTreeMap<String, u64>,
+) -> Vec<u64> {
+    let ndim = shape.len();
+    if ndim == 0 {
+        return Vec::new();
+    }
+    let elem = dtype.size().unwrap_or(8) as u64;
+    let mut chunks: Vec<u64> = match (&first.storage, dtype) {
+        (_, DType::String) => shape.to_vec(),
+        (Storage::Chunked { chunk_shape, .. }, _) => chunk_shape.clone(),
+        _ => {
+            let mut c = first.shape.clone();
+            for d in 0..ndim {
+                while c.iter().product::<u64>() * elem > TARGET_BYTES && c[d] > 1 {
+                    c[d] = c[d].div_ceil(2);
+                }
+            }
+            c
+        }
+    };
+    for (c, &n) in chunks.iter_mut().zip(shape) {
+        *c = (*c).min(n).max(1);
+    }
+    if let Some(axis) = concat_axis.filter(|_| dtype != DType::String) {
+        let bytes = chunks.iter().product::<u64>() * elem;
+        if bytes * 2 <= TARGET_BYTES {
+            let factor = TARGET_BYTES / bytes.max(1);
+            chunks[axis] = (chunks[axis] * factor).min(shape[axis]).max(1);
+        }
+    }
+    for (d, name) in dims.iter().enumerate() {
+        if let Some(&n) = overrides.get(name) {
+            chunks[d] = n.min(shape[d].max(1)).max(1);
+        }
+    }
+    chunks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::chunk_table::ChunkTable;
+    use crate::sources::model::Endian;
+
+    fn var(shape: Vec<u64>, storage: Storage) -> VarMeta {
+        VarMeta {
+            name: "v".into(),
+            dims: vec![],
+            shape,
+            dtype: DType::F32,
+            attrs: vec![],
+            fill: vec![0; 4],
+            storage,
+        }
+    }
+
+    fn dims(names: &[&str]) -> Vec<String> {
+        names.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn small_native_chunks_coalesce_along_the_concat_axis() {
+        let storage = Storage::Chunked {
+            chunk_shape: vec![1, 180, 360],
+            filters: vec![],
+            endian: Endian::Little,
+            chunks: ChunkTable::default(),
+        };
+        let first = var(vec![1, 360, 720], storage);
+        let chunks = choose(
+            &first,
+            &dims(&["time", "lat", "lon"]),
+            &[365, 360, 720],
+            DType::F32,
+            Some(0),
+            &BTreeMap::new(),
+        );
+        assert_eq!(chunks, vec![16, 180, 360]);
+        let overrides = BTreeMap::from([("time".to_string(), 30)]);
+        let chunks = choose(
+            &first,
+            &dims(&["time", "lat", "lon"]),
+            &[365, 360, 720],
+            DType::F32,
+            Some(0),
+            &overrides,
+        );
+        assert_eq!(chunks, vec![30, 180, 360]);
+    }
+
+    #[test]
+    fn large_contiguous_arrays_split_along_leading_dimensions() {
+        let storage = Storage::Contiguous {
+            offset: 0,
+            endian: Endian::Big,
+            record_stride: None,
+        };
+        let first = var(vec![100, 1000, 1000], storage);
+        let chunks = choose(
+            &first,
+            &dims(&["a", "b", "c"]),
+            &[100, 1000, 1000],
+            DType::F32,
+            None,
+            &BTreeMap::new(),
+        );
+        assert_eq!(chunks, vec![1, 1000, 1000]);
+    }
+}
