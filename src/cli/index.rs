@@ -15,12 +15,13 @@ pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     let started = std::time::Instant::now();
     let (_, report) = index_with_progress(&config)?;
     print_report(&report);
+    let total = report.scanned + report.unchanged;
     println!(
-        "indexed {} files ({} scanned, {} unchanged, {} skipped) in {:.2} s",
-        report.scanned + report.unchanged,
+        "{total} files: {} usable, {} skipped ({} read now, {} unchanged since the last index) in {:.2} s",
+        total - report.skipped.len(),
+        report.skipped.len(),
         report.scanned,
         report.unchanged,
-        report.skipped.len(),
         started.elapsed().as_secs_f64()
     );
     Ok(ExitCode::SUCCESS)

@@ -64,6 +64,16 @@ impl ChunkTable {
         self.linear.is_empty()
     }
 
+    /// The end of the furthest stored chunk (0 when none is stored).
+    pub fn max_end(&self) -> u64 {
+        self.offsets
+            .iter()
+            .zip(&self.lens)
+            .map(|(o, l)| o + l)
+            .max()
+            .unwrap_or(0)
+    }
+
     /// The stored chunk at a grid index, or `None` when it was never written.
     pub fn get(&self, index: &[u64]) -> Option<ChunkRef> {
         let l = linear_index(&self.grid, index)?;

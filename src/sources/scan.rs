@@ -66,12 +66,46 @@ pub fn scan_file(
         }
         _ => classic_group(&nc, group, path, version.size, warnings)?,
     };
+    check_extents(&root, version.size)?;
     Ok(FileMeta {
         path: path.to_string_lossy().into_owned(),
         version,
         format,
         root,
     })
+}
+
+/// Rejects files whose recorded byte ranges run past their end (truncated copies).
+fn check_extents(group: &GroupMeta, file_size: u64) -> Result<(), ScanError> {
+    for var in &group.vars {
+        let end = match &var.storage {
+            Storage::Contiguous {
+                offset,
+                record_stride,
+                ..
+            } => {
+                let slab =
+                    var.nbytes() / var.shape.first().copied().filter(|&n| n > 0).unwrap_or(1);
+                match (record_stride, var.shape.first()) {
+                    (Some(_), Some(0)) => 0,
+                    (Some(stride), Some(&records)) => offset + (records - 1) * stride + slab,
+                    _ => offset + var.nbytes(),
+                }
+            }
+            Storage::Chunked { chunks, .. } => chunks.max_end(),
+            _ => 0,
+        };
+        if end > file_size {
+            return Err(ScanError::new(format!(
+                "truncated: variable {} needs bytes up to {end} but the file has {file_size}",
+                var.name
+            )));
+        }
+    }
+    group
+        .groups
+        .iter()
+        .try_for_each(|g| check_extents(g, file_size))
 }
 
 struct Nc4Context<'a> {

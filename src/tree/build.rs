@@ -19,12 +19,7 @@ pub fn dataset(
         message,
     };
     if files.is_empty() {
-        tracing::warn!(
-            "dataset {}: no usable file matches {}",
-            config.name,
-            config.files
-        );
-        return Ok(GroupNode::default());
+        return Err(fail(format!("no usable file matches {}", config.files)));
     }
     let mut builder = Builder { config, next_id };
     match &config.concat_dim {
