@@ -16,7 +16,7 @@ import os
 import shutil
 import signal
 import subprocess
-import time
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -88,8 +88,7 @@ _tmp_counter = [0]
 
 def _tmpfile(tag: str) -> str:
     _tmp_counter[0] += 1
-    base = os.environ.get("TMPDIR", "/tmp")
-    return os.path.join(base, f"atlasfs-test-{os.getpid()}-{_tmp_counter[0]}.{tag}")
+    return os.path.join(tempfile.gettempdir(), f"atlasfs-test-{os.getpid()}-{_tmp_counter[0]}.{tag}")
 
 
 # --------------------------------------------------------------------------

@@ -23,7 +23,8 @@ import pytest
 import xarray as xr
 import zarr
 
-from conftest import assert_same_dataset, is_eio, is_mounted, run_atlasfs, write_config
+from conftest import (assert_same_dataset, daemon_pids, is_eio, is_mounted, run_atlasfs,
+                      write_config)
 
 
 def open_original(path) -> xr.Dataset:
@@ -137,6 +138,7 @@ def test_deleted_source_fails_its_chunks_with_eio_only(tmp_path, mounts, fixture
     for i, values in expected.items():
         np.testing.assert_array_equal(ds.sst.isel(time=i).values, values)
     assert is_mounted(m.path)
+    assert daemon_pids(m.path), "the daemon is gone"
     assert "sst" in os.listdir(m.path)
 
     # the log names the source file and the chunk
@@ -203,6 +205,7 @@ def test_rewritten_source_is_never_served_stale(tmp_path, mounts, fixture_files)
             assert not np.array_equal(got, old[n][sel]), f"{n} chunk {idx}: stale (old) values"
             np.testing.assert_array_equal(got, new[n][sel], err_msg=f"{n} chunk {idx}: wrong values")
             outcomes["new"] += 1
+    print("outcomes", outcomes)  # shown when the test fails
     assert sum(outcomes.values()) > 20, outcomes
     assert is_mounted(m.path)
 
