@@ -53,8 +53,8 @@ pub fn run(args: MountArgs) -> anyhow::Result<ExitCode> {
     }
     if args.foreground {
         match &args.log_file {
-            Some(path) if args.ready_fd.is_some() => super::logging::init_file(path)?,
-            _ => super::logging::init_stderr(),
+            Some(path) => super::logging::init_file(path)?,
+            None => super::logging::init_stderr(),
         }
         return serve(&args, &config);
     }
@@ -62,7 +62,7 @@ pub fn run(args: MountArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn daemonize(args: &MountArgs, config: &MountConfig) -> anyhow::Result<ExitCode> {
-    let log = args.log_file.clone().unwrap_or_else(|| config.log_file());
+    let log = std::path::absolute(args.log_file.clone().unwrap_or_else(|| config.log_file()))?;
     if let Some(dir) = log.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }

@@ -119,8 +119,16 @@ impl Filesystem for AtlasFs {
         if flags.0 & libc::O_ACCMODE != libc::O_RDONLY {
             return reply.error(Errno::EROFS);
         }
-        match self.inodes.path(ino.0).and_then(|p| self.keys.stat(&p)) {
-            Some(Kind::File(_)) => reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE),
+        let Some(path) = self.inodes.path(ino.0) else {
+            return reply.error(Errno::ENOENT);
+        };
+        match self.keys.stat(&path) {
+            // Keep the kernel's page cache only while the sources are unchanged; otherwise the
+            // kernel drops it and reads come to us (and fail with EIO) instead of serving stale bytes.
+            Some(Kind::File(_)) if self.keys.is_current(&path) => {
+                reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE)
+            }
+            Some(Kind::File(_)) => reply.opened(FileHandle(0), FopenFlags::empty()),
             Some(Kind::Dir) => reply.error(Errno::EISDIR),
             None => reply.error(Errno::ENOENT),
         }

@@ -213,15 +213,35 @@ impl KeySpace {
     }
 
     fn chunk(&self, array: &ArrayNode, index: &[u64]) -> Result<Arc<Vec<u8>>, KeyError> {
-        self.cache
+        let error = |source| KeyError::Chunk {
+            array: array.path.clone(),
+            key: chunk_key(self.format, index),
+            source,
+        };
+        let bytes = self
+            .cache
             .get_or_compute(&(array.id, index.to_vec()), || {
                 array.recipe.compute(&array.geometry, index, &*self.source)
             })
-            .map_err(|source| KeyError::Chunk {
-                array: array.path.clone(),
-                key: chunk_key(self.format, index),
-                source,
-            })
+            .map_err(error)?;
+        // Cached bytes are served only while their sources are unchanged.
+        array
+            .recipe
+            .check_sources(&array.geometry, index, &*self.source)
+            .map_err(error)?;
+        Ok(bytes)
+    }
+
+    /// Whether `key`'s content still matches its sources: always true for metadata; for a chunk,
+    /// whether every source it reads is unchanged. Front ends keep kernel caches only while true.
+    pub fn is_current(&self, key: &str) -> bool {
+        match self.resolve(key) {
+            Some(Resolved::Chunk(array, index)) => array
+                .recipe
+                .check_sources(&array.geometry, &index, &*self.source)
+                .is_ok(),
+            _ => true,
+        }
     }
 }
 

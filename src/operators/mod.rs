@@ -106,6 +106,32 @@ impl Recipe {
         native::compute(self, geometry, index, source)
     }
 
+    /// Checks that every source a chunk reads is still at the version the recipe was built
+    /// from (a cheap `stat` per file), so cached bytes of a changed source are never served.
+    ///
+    /// # Errors
+    /// [`ChunkError`] naming the changed or vanished source.
+    pub fn check_sources(
+        &self,
+        geometry: &Geometry,
+        index: &[u64],
+        source: &dyn ByteSource,
+    ) -> Result<(), ChunkError> {
+        let region = geometry.chunk_region(index);
+        for (part, _, _) in self.overlaps(&region) {
+            if matches!(part.var.storage, crate::sources::model::Storage::Inline(_)) {
+                continue;
+            }
+            source
+                .check_version(&part.path, part.version)
+                .map_err(|e| ChunkError {
+                    source_path: None,
+                    reason: e.to_string(),
+                })?;
+        }
+        Ok(())
+    }
+
     /// Exact size in bytes of chunk `index` as served, without reading any source.
     pub fn chunk_len(&self, geometry: &Geometry, index: &[u64]) -> u64 {
         match geometry.dtype.size() {

@@ -55,6 +55,12 @@ pub trait ByteSource: Send + Sync {
         version: FileVersion,
         ranges: &[Range<u64>],
     ) -> Result<Vec<Vec<u8>>, SourceError>;
+
+    /// Checks that `path` is still at `version`, without reading it.
+    ///
+    /// # Errors
+    /// [`SourceError::Changed`] or [`SourceError::NotFound`] naming the source.
+    fn check_version(&self, path: &str, version: FileVersion) -> Result<(), SourceError>;
 }
 
 /// Version of a local file as the catalog records it.
@@ -89,20 +95,9 @@ impl Default for LocalFiles {
 }
 
 impl LocalFiles {
-    fn file(&self, path: &str, version: FileVersion) -> Result<Arc<OpenFile>, SourceError> {
-        let io = |source: std::io::Error| {
-            if source.kind() == std::io::ErrorKind::NotFound {
-                SourceError::NotFound {
-                    path: path.to_owned(),
-                }
-            } else {
-                SourceError::Io {
-                    path: path.to_owned(),
-                    source,
-                }
-            }
-        };
-        let meta = std::fs::metadata(path).map_err(io)?;
+    /// Stats `path` and fails unless it is at `version`.
+    fn current(path: &str, version: FileVersion) -> Result<std::fs::Metadata, SourceError> {
+        let meta = std::fs::metadata(path).map_err(|e| io_error(path, e))?;
         let found = local_version(&meta);
         if found != version {
             return Err(SourceError::Changed {
@@ -111,12 +106,17 @@ impl LocalFiles {
                 found_size: found.size,
             });
         }
+        Ok(meta)
+    }
+
+    fn file(&self, path: &str, version: FileVersion) -> Result<Arc<OpenFile>, SourceError> {
+        let meta = Self::current(path, version)?;
         if let Some(entry) = self.open.lock().get(path) {
             if entry.dev == meta.dev() && entry.ino == meta.ino() {
                 return Ok(entry.clone());
             }
         }
-        let file = File::open(path).map_err(io)?;
+        let file = File::open(path).map_err(|e| io_error(path, e))?;
         let entry = Arc::new(OpenFile {
             file,
             dev: meta.dev(),
@@ -127,7 +127,24 @@ impl LocalFiles {
     }
 }
 
+fn io_error(path: &str, source: std::io::Error) -> SourceError {
+    if source.kind() == std::io::ErrorKind::NotFound {
+        SourceError::NotFound {
+            path: path.to_owned(),
+        }
+    } else {
+        SourceError::Io {
+            path: path.to_owned(),
+            source,
+        }
+    }
+}
+
 impl ByteSource for LocalFiles {
+    fn check_version(&self, path: &str, version: FileVersion) -> Result<(), SourceError> {
+        Self::current(path, version).map(|_| ())
+    }
+
     fn read_ranges(
         &self,
         path: &str,

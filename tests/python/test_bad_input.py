@@ -169,7 +169,10 @@ def _rewrite_with_new_values(path, workdir):
     os.utime(path, (old_mtime + 10, old_mtime + 10))
 
 
-def test_rewritten_source_is_never_served_stale(tmp_path, mounts, fixture_files):
+@pytest.mark.parametrize("read_before", [False, True], ids=["unread", "cached"])
+def test_rewritten_source_is_never_served_stale(tmp_path, mounts, fixture_files, read_before):
+    """With read_before, every chunk was computed and read once before the change, so the
+    daemon's memory cache and the kernel's page cache both hold the old bytes."""
     src = tmp_path / "src"
     src.mkdir()
     path = src / "data.nc"
@@ -181,6 +184,9 @@ def test_rewritten_source_is_never_served_stale(tmp_path, mounts, fixture_files)
 
     m = mounts.mount([{"name": "data", "files": str(path)}])
     open_mounted(m / "data")  # metadata read before the change
+    if read_before:
+        for n in names:
+            np.testing.assert_array_equal(zarr.open_array(str(m / "data" / n), mode="r")[:], old[n])
 
     _rewrite_with_new_values(path, tmp_path)
     with netCDF4.Dataset(path) as ds:

@@ -1,0 +1,884 @@
+//! A second client: zarrs (Rust) reads an atlasfs mount and agrees with libnetcdf.
+//!
+//! The fixture NetCDF files are written by the project's Python generator
+//! (`tests/python/fixtures.py`, netCDF4-python/libnetcdf), then mounted for real with the release
+//! binary, once in each Zarr format (3 and 2). Through the mount, zarrs — a Zarr implementation
+//! that shares no code with atlasfs — opens every group and every numeric array and reads it
+//! whole. For each array the test checks the shape, the data type, the dimension names (v3
+//! `dimension_names`, v2 `_ARRAY_DIMENSIONS`) and every value.
+//!
+//! The expected values do not come from atlasfs. They come from the `netcdf` crate, i.e.
+//! libnetcdf itself, reading the original files. Both sides hold raw stored values with no CF
+//! decoding: masked elements hold the `_FillValue` on both, packed variables stay packed, and
+//! NetCDF-3 `_Unsigned` bytes stay signed. Integers must be equal. Floats must have the same bits,
+//! except that any NaN matches any NaN. Covered: NetCDF-3 classic, 64-bit offset and CDF-5
+//! (record and non-record variables, big-endian on disk); NetCDF-4 contiguous, chunked
+//! zlib+shuffle, fletcher32, compact and classic-model storage; every numeric type (i1 … f8,
+//! also big-endian); masked, packed and scalar variables; groups (every subgroup variable).
+//! Also covered are two `concat_dim = "time"` aggregations, one NetCDF-4 and one NetCDF-3 whose
+//! file names are not in time order. For these the test builds the expected arrays itself: it
+//! orders the files by time and concatenates them. Time coordinates are re-encoded to the
+//! earliest file's units with the test's own calendar arithmetic (standard and noleap). Only
+//! those re-encoded values are allowed a tolerance, of 1 µs. Char and string variables are not
+//! numeric and are left to the Python tests.
+
+use std::collections::BTreeMap;
+use std::fmt::Debug;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use netcdf::types::{FloatType, IntType, NcVariableType};
+use netcdf::AttributeValue;
+use zarrs::array::{data_type, Array, DataType};
+use zarrs::filesystem::FilesystemStore;
+use zarrs::group::Group;
+
+const MOUNT_TIMEOUT: Duration = Duration::from_secs(180);
+const UNMOUNT_TIMEOUT: Duration = Duration::from_secs(30);
+/// Mismatching elements shown per array.
+const SHOW: usize = 5;
+
+/// Single-file fixture kinds mounted as one dataset each (see `tests/python/fixtures.py`).
+const SINGLE_FILE_KINDS: &[&str] = &[
+    "nc3_classic",
+    "nc3_64bit_offset",
+    "nc3_cdf5",
+    "nc3_one_record_var",
+    "nc4_classic_model",
+    "nc4_contiguous",
+    "nc4_chunked_zlib",
+    "nc4_fletcher32",
+    "nc4_compact",
+    "nc4_numeric_types",
+    "nc4_scalars",
+    "nc4_masked",
+    "nc4_packed",
+    "nc4_groups",
+];
+
+/// Multi-file fixture kinds joined along `time`.
+const AGGREGATION_KINDS: &[&str] = &["agg_standard", "agg_noleap"];
+const CONCAT_DIM: &str = "time";
+
+// ------------------------------------------------------------------------------------------
+// values of every numeric type
+
+/// Equality of raw values: integers exactly; floats bit for bit, any NaN matching any NaN.
+trait Same: Copy + Debug {
+    fn same(self, other: Self) -> bool;
+}
+
+macro_rules! same_int {
+    ($($t:ty),*) => {$(
+        impl Same for $t {
+            fn same(self, other: Self) -> bool {
+                self == other
+            }
+        }
+    )*};
+}
+same_int!(i8, u8, i16, u16, i32, u32, i64, u64);
+
+impl Same for f32 {
+    fn same(self, other: Self) -> bool {
+        self.to_bits() == other.to_bits() || (self.is_nan() && other.is_nan())
+    }
+}
+
+impl Same for f64 {
+    fn same(self, other: Self) -> bool {
+        self.to_bits() == other.to_bits() || (self.is_nan() && other.is_nan())
+    }
+}
+
+/// Up to [`SHOW`] mismatching elements, and how many there are.
+fn mismatches<T: Same>(expected: &[T], got: &[T]) -> Option<String> {
+    if expected.len() != got.len() {
+        return Some(format!(
+            "{} elements read, {} expected",
+            got.len(),
+            expected.len()
+        ));
+    }
+    let bad: Vec<usize> = (0..expected.len())
+        .filter(|&i| !expected[i].same(got[i]))
+        .collect();
+    if bad.is_empty() {
+        return None;
+    }
+    let shown: Vec<String> = bad
+        .iter()
+        .take(SHOW)
+        .map(|&i| format!("[{i}] expected {:?}, got {:?}", expected[i], got[i]))
+        .collect();
+    Some(format!(
+        "{} of {} elements differ (flat index): {}",
+        bad.len(),
+        expected.len(),
+        shown.join("; ")
+    ))
+}
+
+macro_rules! numeric_kinds {
+    ($($kind:ident $t:ty => $zarr:ident;)*) => {
+        /// A numeric netCDF type.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        enum Kind { $($kind),* }
+
+        /// A flat, C-ordered array of one numeric type.
+        #[derive(Debug, Clone)]
+        enum Values { $($kind(Vec<$t>)),* }
+
+        impl Kind {
+            /// The Zarr data type the mount must declare.
+            fn zarr_type(self) -> DataType {
+                match self { $(Kind::$kind => data_type::$zarr()),* }
+            }
+
+            fn read_netcdf(self, var: &netcdf::Variable<'_>) -> Result<Values, String> {
+                match self {
+                    $(Kind::$kind => var
+                        .get_values::<$t, _>(..)
+                        .map(Values::$kind)
+                        .map_err(|e| e.to_string()),)*
+                }
+            }
+
+            fn read_zarrs(self, array: &Array<FilesystemStore>) -> Result<Values, String> {
+                match self {
+                    $(Kind::$kind => array
+                        .retrieve_array_subset::<Vec<$t>>(&array.subset_all())
+                        .map(Values::$kind)
+                        .map_err(|e| e.to_string()),)*
+                }
+            }
+        }
+
+        impl Values {
+            fn append(&mut self, other: Values) {
+                match (self, other) {
+                    $((Values::$kind(a), Values::$kind(b)) => a.extend(b),)*
+                    (a, b) => panic!("cannot concatenate {a:?} and {b:?}"),
+                }
+            }
+
+            fn mismatches(&self, got: &Values) -> Option<String> {
+                match (self, got) {
+                    $((Values::$kind(a), Values::$kind(b)) => mismatches(a, b),)*
+                    _ => Some("different value types".to_owned()),
+                }
+            }
+        }
+    };
+}
+
+numeric_kinds! {
+    I8 i8 => int8;
+    U8 u8 => uint8;
+    I16 i16 => int16;
+    U16 u16 => uint16;
+    I32 i32 => int32;
+    U32 u32 => uint32;
+    I64 i64 => int64;
+    U64 u64 => uint64;
+    F32 f32 => float32;
+    F64 f64 => float64;
+}
+
+fn numeric_kind(t: &NcVariableType) -> Option<Kind> {
+    Some(match t {
+        NcVariableType::Int(IntType::I8) => Kind::I8,
+        NcVariableType::Int(IntType::U8) => Kind::U8,
+        NcVariableType::Int(IntType::I16) => Kind::I16,
+        NcVariableType::Int(IntType::U16) => Kind::U16,
+        NcVariableType::Int(IntType::I32) => Kind::I32,
+        NcVariableType::Int(IntType::U32) => Kind::U32,
+        NcVariableType::Int(IntType::I64) => Kind::I64,
+        NcVariableType::Int(IntType::U64) => Kind::U64,
+        NcVariableType::Float(FloatType::F32) => Kind::F32,
+        NcVariableType::Float(FloatType::F64) => Kind::F64,
+        _ => return None,
+    })
+}
+
+// ------------------------------------------------------------------------------------------
+// expected contents, read with libnetcdf
+
+/// One numeric variable as libnetcdf reads it from the original file(s).
+#[derive(Debug, Clone)]
+struct Variable {
+    /// Path below the dataset group, e.g. `forecast/ensemble/spread`.
+    path: String,
+    dims: Vec<String>,
+    shape: Vec<u64>,
+    kind: Kind,
+    values: Values,
+    units: Option<String>,
+    calendar: Option<String>,
+    /// Largest allowed difference (time coordinates re-encoded to other units).
+    tolerance: f64,
+}
+
+/// What a dataset must contain.
+#[derive(Debug, Default)]
+struct Expected {
+    /// Group paths below the dataset ("" is the dataset itself).
+    groups: Vec<String>,
+    variables: Vec<Variable>,
+    /// Char and string variables, not compared here.
+    skipped: Vec<String>,
+}
+
+fn text_attr(var: &netcdf::Variable<'_>, name: &str) -> Option<String> {
+    match var.attribute_value(name)? {
+        Ok(AttributeValue::Str(s)) => Some(s),
+        _ => None,
+    }
+}
+
+fn join(prefix: &str, name: &str) -> String {
+    if prefix.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{prefix}/{name}")
+    }
+}
+
+fn read_variables<'a>(
+    vars: impl Iterator<Item = netcdf::Variable<'a>>,
+    prefix: &str,
+    file: &Path,
+    out: &mut Expected,
+) {
+    for var in vars {
+        let path = join(prefix, &var.name());
+        let Some(kind) = numeric_kind(&var.vartype()) else {
+            out.skipped.push(path);
+            continue;
+        };
+        let values = kind
+            .read_netcdf(&var)
+            .unwrap_or_else(|e| panic!("libnetcdf cannot read {path} of {}: {e}", file.display()));
+        out.variables.push(Variable {
+            dims: var.dimensions().iter().map(|d| d.name()).collect(),
+            shape: var.dimensions().iter().map(|d| d.len() as u64).collect(),
+            kind,
+            values,
+            units: text_attr(&var, "units"),
+            calendar: text_attr(&var, "calendar"),
+            tolerance: 0.0,
+            path,
+        });
+    }
+}
+
+fn read_group(group: &netcdf::Group<'_>, prefix: &str, file: &Path, out: &mut Expected) {
+    for sub in group.groups() {
+        let path = join(prefix, &sub.name());
+        out.groups.push(path.clone());
+        read_variables(sub.variables(), &path, file, out);
+        read_group(&sub, &path, file, out);
+    }
+}
+
+/// Every group and numeric variable of one file.
+fn read_file(path: &Path) -> Expected {
+    let file = netcdf::open(path)
+        .unwrap_or_else(|e| panic!("libnetcdf cannot open {}: {e}", path.display()));
+    let mut out = Expected {
+        groups: vec![String::new()],
+        ..Expected::default()
+    };
+    read_variables(file.variables(), "", path, &mut out);
+    if let Some(root) = file.root() {
+        read_group(&root, "", path, &mut out);
+    }
+    out
+}
+
+// ------------------------------------------------------------------------------------------
+// time units and calendars, for the aggregation's expected time coordinate
+
+/// `<unit> since <reference>`: seconds per unit, and the reference as seconds since 0000-01-01
+/// in `calendar` (exact: every fixture's reference is a whole second).
+fn parse_time_units(units: &str, calendar: &str) -> (f64, f64) {
+    let (unit, reference) = units
+        .split_once(" since ")
+        .unwrap_or_else(|| panic!("not a time unit: {units:?}"));
+    let seconds_per_unit = match unit.trim().to_ascii_lowercase().as_str() {
+        "days" | "day" | "d" => 86400.0,
+        "hours" | "hour" | "h" => 3600.0,
+        "minutes" | "minute" | "min" => 60.0,
+        "seconds" | "second" | "s" => 1.0,
+        other => panic!("time unit {other:?} not handled by this test"),
+    };
+    let reference = reference.trim().trim_end_matches('Z');
+    let (date, time) = reference
+        .split_once(['T', ' '])
+        .unwrap_or((reference, "00:00:00"));
+    let num = |s: &str| -> i64 {
+        s.parse()
+            .unwrap_or_else(|_| panic!("cannot parse {s:?} in {units:?}"))
+    };
+    let d: Vec<i64> = date.split('-').map(num).collect();
+    let t: Vec<i64> = time.trim().split(':').map(num).collect();
+    assert!(
+        d.len() == 3 && (1..=3).contains(&t.len()),
+        "reference {reference:?}"
+    );
+    let days = days_since_year_zero(d[0], d[1], d[2], calendar);
+    let secs = t[0] * 3600 + t.get(1).unwrap_or(&0) * 60 + t.get(2).unwrap_or(&0);
+    (seconds_per_unit, (days * 86400 + secs) as f64)
+}
+
+fn days_since_year_zero(y: i64, m: i64, d: i64, calendar: &str) -> i64 {
+    const CUMULATIVE_NOLEAP: [i64; 12] = [0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334];
+    match calendar {
+        "standard" | "gregorian" | "proleptic_gregorian" => {
+            // Gregorian and mixed calendars agree after the 1582 reform.
+            assert!(
+                calendar == "proleptic_gregorian" || y > 1582,
+                "reference year {y} before the Gregorian reform is not handled by this test"
+            );
+            // Days from civil (H. Hinnant), shifted to year 0.
+            let y = if m <= 2 { y - 1 } else { y };
+            let era = y.div_euclid(400);
+            let yoe = y - era * 400;
+            let mp = (m + 9) % 12;
+            let doy = (153 * mp + 2) / 5 + d - 1;
+            let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+            era * 146_097 + doe + 60
+        }
+        "noleap" | "365_day" => y * 365 + CUMULATIVE_NOLEAP[(m - 1) as usize] + d - 1,
+        other => panic!("calendar {other:?} not handled by this test"),
+    }
+}
+
+/// A time variable's values as absolute seconds since year zero.
+fn absolute_seconds(var: &Variable) -> Vec<f64> {
+    let units = var.units.as_deref().expect("time variable without units");
+    let calendar = var.calendar.as_deref().unwrap_or("standard");
+    let (per_unit, reference) = parse_time_units(units, calendar);
+    let values: Vec<f64> = match &var.values {
+        Values::F64(v) => v.clone(),
+        Values::F32(v) => v.iter().map(|&x| f64::from(x)).collect(),
+        Values::I32(v) => v.iter().map(|&x| f64::from(x)).collect(),
+        other => panic!("time values of type {other:?} not handled by this test"),
+    };
+    values.iter().map(|v| reference + v * per_unit).collect()
+}
+
+fn is_time(var: &Variable) -> bool {
+    var.units.as_deref().is_some_and(|u| u.contains(" since "))
+}
+
+/// The files joined along [`CONCAT_DIM`], in time order, as the mount must present them:
+/// variables with that dimension concatenated, the others from the first file, and time
+/// coordinates re-encoded to the first file's units.
+fn read_aggregation(files: &[PathBuf]) -> Expected {
+    let mut parts: Vec<(f64, PathBuf, Expected)> = files
+        .iter()
+        .map(|path| {
+            let expected = read_file(path);
+            let coord = expected
+                .variables
+                .iter()
+                .find(|v| v.path == CONCAT_DIM)
+                .unwrap_or_else(|| panic!("{} has no {CONCAT_DIM} variable", path.display()));
+            let first = absolute_seconds(coord)[0];
+            (first, path.clone(), expected)
+        })
+        .collect();
+    parts.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut parts = parts.into_iter();
+    let (_, _, mut joined) = parts.next().expect("an aggregation needs files");
+    for (_, path, part) in parts {
+        for var in &mut joined.variables {
+            let Some(axis) = var.dims.iter().position(|d| d == CONCAT_DIM) else {
+                continue;
+            };
+            assert_eq!(
+                axis, 0,
+                "{}: this test only concatenates along the first dimension",
+                var.path
+            );
+            let next = part
+                .variables
+                .iter()
+                .find(|v| v.path == var.path)
+                .unwrap_or_else(|| panic!("{} has no variable {}", path.display(), var.path));
+            let values = if is_time(var) {
+                // Re-encode to the first file's units; exact arithmetic up to the division.
+                let (per_unit, reference) = parse_time_units(
+                    var.units.as_deref().expect("units"),
+                    var.calendar.as_deref().unwrap_or("standard"),
+                );
+                var.tolerance = 1e-6 / per_unit;
+                let encoded = absolute_seconds(next)
+                    .into_iter()
+                    .map(|s| (s - reference) / per_unit);
+                match var.kind {
+                    Kind::F64 => Values::F64(encoded.collect()),
+                    Kind::F32 => Values::F32(encoded.map(|x| x as f32).collect()),
+                    other => panic!("{}: {other:?} time not handled by this test", var.path),
+                }
+            } else {
+                next.values.clone()
+            };
+            var.values.append(values);
+            var.shape[0] += next.shape[0];
+        }
+    }
+    joined
+}
+
+// ------------------------------------------------------------------------------------------
+// processes and mounts
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `cmd` to completion within `timeout`, its output going to files (a daemon that keeps
+/// inherited descriptors open cannot make this hang). Returns the status, stdout and stderr.
+fn run(cmd: &mut Command, dir: &Path, timeout: Duration) -> (ExitStatus, String, String) {
+    let out_path = dir.join("cmd.stdout");
+    let err_path = dir.join("cmd.stderr");
+    let out = File::create(&out_path).expect("creating a stdout file");
+    let err = File::create(&err_path).expect("creating a stderr file");
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for a child") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} did not finish within {timeout:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let read =
+        |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned();
+    (status, read(&out_path), read(&err_path))
+}
+
+/// The project's virtualenv interpreter (or `$ATLASFS_PYTHON`).
+fn python() -> PathBuf {
+    let python = std::env::var_os("ATLASFS_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join(".venv/bin/python"));
+    assert!(
+        python.is_file(),
+        "Python interpreter {} not found: run scripts/setup (it creates .venv with the \
+         fixture generator's requirements) or set ATLASFS_PYTHON",
+        python.display()
+    );
+    python
+}
+
+/// Writes every fixture under `dir` with `tests/python/fixtures.py`; returns kind -> files.
+fn generate_fixtures(dir: &Path) -> BTreeMap<String, Vec<PathBuf>> {
+    let out = dir.join("fixtures");
+    let script = repo().join("tests/python/fixtures.py");
+    let (status, stdout, stderr) = run(
+        Command::new(python()).arg(&script).arg(&out),
+        dir,
+        Duration::from_secs(120),
+    );
+    assert!(
+        status.success(),
+        "{} failed ({status}):\n{stderr}",
+        script.display()
+    );
+    let written: serde_json::Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("fixture generator printed no JSON ({e}):\n{stdout}"));
+    let written = written.as_object().expect("a JSON object of kinds");
+    written
+        .iter()
+        .map(|(kind, files)| {
+            let files: Vec<PathBuf> = match files {
+                serde_json::Value::String(s) => vec![PathBuf::from(s)],
+                serde_json::Value::Array(a) => a
+                    .iter()
+                    .map(|s| PathBuf::from(s.as_str().expect("a path")))
+                    .collect(),
+                other => panic!("unexpected fixture entry {kind}: {other}"),
+            };
+            (kind.clone(), files)
+        })
+        .collect()
+}
+
+/// Undoes the octal escapes of /proc/self/mountinfo.
+fn unescape_mountinfo(field: &str) -> String {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal = bytes.get(i + 1..i + 4).and_then(|o| {
+            std::str::from_utf8(o)
+                .ok()
+                .and_then(|o| u8::from_str_radix(o, 8).ok())
+        });
+        match (bytes[i], octal) {
+            (b'\\', Some(b)) => {
+                out.push(b);
+                i += 4;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn is_mounted(path: &Path) -> bool {
+    let Ok(target) = path.canonicalize() else {
+        return false;
+    };
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    info.lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .any(|mp| Path::new(&unescape_mountinfo(mp)) == target)
+}
+
+fn toml_string(s: &str) -> String {
+    assert!(!s.chars().any(char::is_control), "odd path {s:?}");
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// One dataset of a mount config.
+struct Dataset {
+    name: String,
+    files: String,
+    concat_dim: Option<&'static str>,
+}
+
+/// A running mount in its own temporary directory; dropping it unmounts (even when an
+/// assertion failed), then removes the directory.
+struct Mount {
+    bin: PathBuf,
+    mountpoint: PathBuf,
+    log: PathBuf,
+    // Declared last: removed only after `drop` has unmounted.
+    dir: tempfile::TempDir,
+}
+
+impl Mount {
+    fn new(zarr_format: u8, datasets: &[Dataset]) -> Mount {
+        let dir = tempfile::Builder::new()
+            .prefix("atlasfs-zarrs-")
+            .tempdir()
+            .expect("creating a tempdir");
+        let mountpoint = dir.path().join("mnt");
+        std::fs::create_dir(&mountpoint).expect("creating the mountpoint");
+        let cache = dir.path().join("cache");
+        let mut config = format!(
+            "[mount]\nzarr_format = {zarr_format}\n\n[cache]\ndir = {}\n",
+            toml_string(&cache.to_string_lossy())
+        );
+        for ds in datasets {
+            config += &format!(
+                "\n[[dataset]]\nname = {}\nfiles = {}\n",
+                toml_string(&ds.name),
+                toml_string(&ds.files)
+            );
+            if let Some(dim) = ds.concat_dim {
+                config += &format!("concat_dim = {}\n", toml_string(dim));
+            }
+        }
+        let config_path = dir.path().join("atlasfs.toml");
+        std::fs::write(&config_path, &config).expect("writing the config");
+        // The guard exists before `mount` runs, so a half-made mount is cleaned up too.
+        let mount = Mount {
+            bin: PathBuf::from(env!("CARGO_BIN_EXE_atlasfs")),
+            log: cache.join("atlasfs.log"),
+            mountpoint,
+            dir,
+        };
+        let (status, stdout, stderr) = run(
+            Command::new(&mount.bin)
+                .arg("mount")
+                .arg(&config_path)
+                .arg(&mount.mountpoint),
+            mount.dir.path(),
+            MOUNT_TIMEOUT,
+        );
+        assert!(
+            status.success() && is_mounted(&mount.mountpoint),
+            "`atlasfs mount` exited {status}, mounted: {}\nconfig:\n{config}\nstdout:\n{stdout}\n\
+             stderr:\n{stderr}\nlog tail:\n{}",
+            is_mounted(&mount.mountpoint),
+            mount.log_tail()
+        );
+        mount
+    }
+
+    fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        if !is_mounted(&self.mountpoint) {
+            return;
+        }
+        // No panics here: this may run while unwinding from a failed assertion.
+        let attempts: [(&Path, &[&str]); 3] = [
+            (&self.bin, &["unmount"]),
+            (Path::new("fusermount3"), &["-uz"]),
+            (Path::new("umount"), &["-l"]),
+        ];
+        for (program, args) in attempts {
+            let child = Command::new(program)
+                .args(args)
+                .arg(&self.mountpoint)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn();
+            if let Ok(mut child) = child {
+                let deadline = Instant::now() + UNMOUNT_TIMEOUT;
+                while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                if matches!(child.try_wait(), Ok(None)) {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                }
+            }
+            if !is_mounted(&self.mountpoint) {
+                return;
+            }
+            eprintln!(
+                "{} still mounted after {} {}",
+                self.mountpoint.display(),
+                program.display(),
+                args.join(" ")
+            );
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// the comparison
+
+/// The dimension names zarrs reports: v3 `dimension_names`, or v2's `_ARRAY_DIMENSIONS`.
+fn zarrs_dimension_names(array: &Array<FilesystemStore>, zarr_format: u8) -> Option<Vec<String>> {
+    if zarr_format == 3 {
+        array
+            .dimension_names()
+            .as_ref()?
+            .iter()
+            .map(Clone::clone)
+            .collect()
+    } else {
+        array
+            .attributes()
+            .get("_ARRAY_DIMENSIONS")?
+            .as_array()?
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect()
+    }
+}
+
+/// Compares one variable; returns what is wrong.
+fn check_variable(
+    store: &Arc<FilesystemStore>,
+    dataset: &str,
+    var: &Variable,
+    zarr_format: u8,
+) -> Vec<String> {
+    let node = format!("/{dataset}/{}", var.path);
+    let at = format!("zarr v{zarr_format} {node}");
+    let array = match Array::open(store.clone(), &node) {
+        Ok(array) => array,
+        Err(e) => return vec![format!("{at}: zarrs cannot open the array: {e}")],
+    };
+    let mut problems = Vec::new();
+    if array.shape() != var.shape.as_slice() {
+        problems.push(format!(
+            "{at}: shape {:?}, expected {:?}",
+            array.shape(),
+            var.shape
+        ));
+    }
+    let expected_type = var.kind.zarr_type();
+    if *array.data_type() != expected_type {
+        problems.push(format!(
+            "{at}: data type {}, expected {expected_type}",
+            array.data_type()
+        ));
+    }
+    let dims = zarrs_dimension_names(&array, zarr_format);
+    if dims.as_ref() != Some(&var.dims) {
+        problems.push(format!(
+            "{at}: dimension names {dims:?}, expected {:?}",
+            var.dims
+        ));
+    }
+    if !problems.is_empty() {
+        return problems; // reading would only repeat the error
+    }
+    match var.kind.read_zarrs(&array) {
+        Err(e) => problems.push(format!("{at}: zarrs cannot read the array: {e}")),
+        Ok(got) if var.tolerance > 0.0 => {
+            if let (Values::F64(e), Values::F64(g)) = (&var.values, &got) {
+                let bad: Vec<String> = e
+                    .iter()
+                    .zip(g)
+                    .enumerate()
+                    .filter(|(_, (e, g))| {
+                        (*e - *g).abs() > var.tolerance || e.is_nan() != g.is_nan()
+                    })
+                    .take(SHOW)
+                    .map(|(i, (e, g))| format!("[{i}] expected {e:?}, got {g:?}"))
+                    .collect();
+                if e.len() != g.len() || !bad.is_empty() {
+                    problems.push(format!(
+                        "{at}: {} values vs {} expected, outside ±{:e}: {}",
+                        g.len(),
+                        e.len(),
+                        var.tolerance,
+                        bad.join("; ")
+                    ));
+                }
+            } else if let Some(m) = var.values.mismatches(&got) {
+                problems.push(format!("{at}: {m}"));
+            }
+        }
+        Ok(got) => {
+            if let Some(m) = var.values.mismatches(&got) {
+                problems.push(format!("{at}: {m}"));
+            }
+        }
+    }
+    problems
+}
+
+/// Compares one dataset; returns what is wrong and how many arrays were read.
+fn check_dataset(
+    store: &Arc<FilesystemStore>,
+    dataset: &str,
+    expected: &Expected,
+    zarr_format: u8,
+) -> (Vec<String>, usize) {
+    let mut problems = Vec::new();
+    for group in &expected.groups {
+        let node = if group.is_empty() {
+            format!("/{dataset}")
+        } else {
+            format!("/{dataset}/{group}")
+        };
+        if let Err(e) = Group::open(store.clone(), &node) {
+            problems.push(format!(
+                "zarr v{zarr_format} {node}: zarrs cannot open the group: {e}"
+            ));
+        }
+    }
+    for var in &expected.variables {
+        problems.extend(check_variable(store, dataset, var, zarr_format));
+    }
+    (problems, expected.variables.len())
+}
+
+#[test]
+fn zarrs_reads_the_mount_and_agrees_with_libnetcdf() {
+    let started = Instant::now();
+    let work = tempfile::Builder::new()
+        .prefix("atlasfs-zarrs-fixtures-")
+        .tempdir()
+        .expect("creating a tempdir");
+    let fixtures = generate_fixtures(work.path());
+    let files = |kind: &str| -> &Vec<PathBuf> {
+        fixtures
+            .get(kind)
+            .unwrap_or_else(|| panic!("the fixture generator wrote no {kind}"))
+    };
+
+    let mut datasets = Vec::new();
+    let mut expected = Vec::new();
+    for &kind in SINGLE_FILE_KINDS {
+        let [path] = files(kind).as_slice() else {
+            panic!("{kind}: expected one file");
+        };
+        datasets.push(Dataset {
+            name: kind.to_owned(),
+            files: path.to_string_lossy().into_owned(),
+            concat_dim: None,
+        });
+        expected.push((kind, read_file(path)));
+    }
+    for &kind in AGGREGATION_KINDS {
+        let paths = files(kind);
+        assert!(paths.len() > 1, "{kind}: expected several files");
+        let dir = paths[0].parent().expect("a directory");
+        assert!(
+            paths.iter().all(|p| p.parent() == Some(dir)),
+            "{kind}: files in one directory"
+        );
+        datasets.push(Dataset {
+            name: kind.to_owned(),
+            files: dir.join("*.nc").to_string_lossy().into_owned(),
+            concat_dim: Some(CONCAT_DIM),
+        });
+        expected.push((kind, read_aggregation(paths)));
+    }
+
+    let mut problems = Vec::new();
+    let mut arrays_read = 0;
+    for zarr_format in [3u8, 2] {
+        let mount = Mount::new(zarr_format, &datasets);
+        let store = Arc::new(
+            FilesystemStore::new(&mount.mountpoint).expect("a zarrs store on the mountpoint"),
+        );
+        let before = problems.len();
+        for (dataset, want) in &expected {
+            let (found, n) = check_dataset(&store, dataset, want, zarr_format);
+            problems.extend(found);
+            arrays_read += n;
+        }
+        if problems.len() > before {
+            problems.push(format!(
+                "zarr v{zarr_format}: daemon log tail:\n{}",
+                mount.log_tail()
+            ));
+        }
+        drop(store);
+        drop(mount); // unmounts
+    }
+
+    let skipped: Vec<String> = expected
+        .iter()
+        .flat_map(|(ds, e)| e.skipped.iter().map(move |v| format!("{ds}/{v}")))
+        .collect();
+    eprintln!(
+        "zarrs read {arrays_read} arrays over {} datasets in 2 formats in {:.1} s \
+         (not numeric, not compared: {})",
+        expected.len(),
+        started.elapsed().as_secs_f64(),
+        skipped.join(", ")
+    );
+    assert!(
+        problems.is_empty(),
+        "zarrs disagrees with libnetcdf ({} problems):\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}
