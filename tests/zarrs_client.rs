@@ -218,6 +218,8 @@ struct Variable {
     values: Values,
     units: Option<String>,
     calendar: Option<String>,
+    /// The `bounds` attribute: a variable that shares this one's time units (CF).
+    bounds: Option<String>,
     /// Largest allowed difference (time coordinates re-encoded to other units).
     tolerance: f64,
 }
@@ -269,6 +271,7 @@ fn read_variables<'a>(
             values,
             units: text_attr(&var, "units"),
             calendar: text_attr(&var, "calendar"),
+            bounds: text_attr(&var, "bounds"),
             tolerance: 0.0,
             path,
         });
@@ -295,6 +298,22 @@ fn read_file(path: &Path) -> Expected {
     read_variables(file.variables(), "", path, &mut out);
     if let Some(root) = file.root() {
         read_group(&root, "", path, &mut out);
+    }
+    // A bounds variable without units of its own is encoded in its coordinate's units (CF 7.1).
+    let inherited: Vec<(String, Option<String>, Option<String>)> = out
+        .variables
+        .iter()
+        .filter_map(|v| Some((v.bounds.clone()?, v.units.clone(), v.calendar.clone())))
+        .collect();
+    for (bounds, units, calendar) in inherited {
+        if let Some(b) = out
+            .variables
+            .iter_mut()
+            .find(|v| v.path == bounds && v.units.is_none())
+        {
+            b.units = units;
+            b.calendar = b.calendar.take().or(calendar);
+        }
     }
     out
 }

@@ -117,9 +117,10 @@ struct Nc4Context<'a> {
 impl Nc4Context<'_> {
     fn group(&mut self, group: &NcGroup, prefix: &str) -> Result<GroupMeta, ScanError> {
         let mut vars = Vec::new();
+        let axes = axis_variables(group);
         for var in &group.variables {
             let path = format!("{prefix}/{}", var.name);
-            match self.variable(var, &path) {
+            match self.variable(var, &path, axes.contains(&var.name.as_str())) {
                 Ok(Some(v)) => vars.push(v),
                 Ok(None) => {}
                 Err(reason) => self.warnings.push(format!("variable {path}: {reason}")),
@@ -138,7 +139,12 @@ impl Nc4Context<'_> {
         })
     }
 
-    fn variable(&mut self, var: &NcVariable, path: &str) -> Result<Option<VarMeta>, String> {
+    fn variable(
+        &mut self,
+        var: &NcVariable,
+        path: &str,
+        is_axis: bool,
+    ) -> Result<Option<VarMeta>, String> {
         let Some(dtype) = dtype(&var.dtype) else {
             self.warnings.push(format!(
                 "variable {path}: type {:?} is not served",
@@ -162,7 +168,7 @@ impl Nc4Context<'_> {
         let nbytes = meta.nbytes();
         let inline = matches!(layout, Layout::Compact)
             || nbytes <= INLINE_ANY_BYTES
-            || (is_coordinate(var) && nbytes <= INLINE_COORDINATE_BYTES);
+            || (is_axis && nbytes <= INLINE_COORDINATE_BYTES);
         meta.storage = if inline && !matches!(layout, Layout::Storage(Storage::Unsupported { .. }))
         {
             let nc_path = path.trim_start_matches('/');
@@ -211,6 +217,7 @@ fn classic_group(
         }
     }
     let mut vars = Vec::new();
+    let axes = axis_variables(group);
     for var in &group.variables {
         let Some(dtype) = dtype(&var.dtype) else {
             warnings.push(format!(
@@ -233,7 +240,7 @@ fn classic_group(
         };
         let nbytes = meta.nbytes();
         meta.storage = if nbytes <= INLINE_ANY_BYTES
-            || (is_coordinate(var) && nbytes <= INLINE_COORDINATE_BYTES)
+            || (axes.contains(&var.name.as_str()) && nbytes <= INLINE_COORDINATE_BYTES)
         {
             let bytes = read_classic(path, &meta, &storage)
                 .map_err(|e| ScanError::new(format!("variable {}: {e}", var.name)))?;
@@ -312,8 +319,20 @@ fn new_var(var: &NcVariable, dtype: DType, shape: Vec<u64>) -> VarMeta {
     }
 }
 
-fn is_coordinate(var: &NcVariable) -> bool {
-    var.dimensions.len() == 1 && var.dimensions[0].name == var.name
+/// Coordinate variables and the bounds variables they name: small, read when files are ordered
+/// and joined, so they are kept in the catalog.
+fn axis_variables(group: &NcGroup) -> Vec<&str> {
+    let mut out = Vec::new();
+    for var in &group.variables {
+        if var.dimensions.len() == 1 && var.dimensions[0].name == var.name {
+            out.push(var.name.as_str());
+            let bounds = var.attributes.iter().find(|a| a.name == "bounds");
+            if let Some(NcAttrValue::Chars(name)) = bounds.map(|a| &a.value) {
+                out.push(name.as_str());
+            }
+        }
+    }
+    out
 }
 
 fn dims(group: &NcGroup) -> Vec<DimMeta> {

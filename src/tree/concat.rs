@@ -161,27 +161,33 @@ fn reencode_time(
     if all_same {
         return Ok(());
     }
-    let mut converted = Vec::with_capacity(joined.parts.len());
+    // Convert what differs; a part already in the target units keeps its storage unless the
+    // whole variable must be promoted to f64 (integers that no longer come out whole).
+    let first_path = &groups[0].0.path;
+    let mut converted: Vec<Option<Vec<f64>>> = Vec::with_capacity(joined.parts.len());
     for ((enc, part), (file, _)) in encodings.iter().zip(&joined.parts).zip(groups) {
         let enc = enc.as_ref().ok_or_else(|| {
             format!(
-                "variable {name} has time units in {} but not in {}",
-                groups[0].0.path, file.path
+                "variable {name} has time units in {first_path} but not in {}",
+                file.path
             )
         })?;
         if enc.parsed.calendar() != target.parsed.calendar() {
             return Err(format!(
-                "variable {name} uses calendar {} in {} but {} in {}",
+                "variable {name} uses calendar {} in {first_path} but {} in {}",
                 target.parsed.calendar().cf_name(),
-                groups[0].0.path,
                 enc.parsed.calendar().cf_name(),
                 file.path
             ));
         }
+        if enc.units == target.units {
+            converted.push(None);
+            continue;
+        }
         let vals = values(&part.var).ok_or_else(|| {
             format!(
-                "variable {name} in {} has time units {:?} unlike {:?} in {}, and is too large to re-encode",
-                file.path, enc.units, target.units, groups[0].0.path
+                "variable {name} in {} has time units {:?} unlike {:?} in {first_path}, and is too large to re-encode",
+                file.path, enc.units, target.units
             )
         })?;
         let vals: Result<Vec<f64>, String> = vals
@@ -192,15 +198,29 @@ fn reencode_time(
                     .map_err(|e| format!("{}: {e}", file.path))
             })
             .collect();
-        converted.push(vals?);
+        converted.push(Some(vals?));
     }
-    let integral = converted.iter().flatten().all(|v| v.fract() == 0.0);
+    let integral = converted
+        .iter()
+        .flatten()
+        .flatten()
+        .all(|v| v.fract() == 0.0);
     let dtype = if joined.dtype.is_float() || integral {
         joined.dtype
     } else {
         DType::F64
     };
-    for (part, vals) in joined.parts.iter_mut().zip(converted) {
+    for ((part, vals), (file, _)) in joined.parts.iter_mut().zip(converted).zip(groups) {
+        let vals = match vals {
+            Some(vals) => vals,
+            None if dtype == joined.dtype => continue,
+            None => values(&part.var).ok_or_else(|| {
+                format!(
+                    "variable {name} in {} is too large to promote to float64",
+                    file.path
+                )
+            })?,
+        };
         let mut var = (*part.var).clone();
         var.storage = Storage::Inline(InlineData::Bytes(encode(&vals, dtype)));
         if dtype != var.dtype {

@@ -695,7 +695,8 @@ def _write_nc4_calendars(path: Path) -> None:
 
 
 def _write_agg_standard(outdir: Path) -> list[str]:
-    """Six monthly files of daily data, Jan-Jun 2000, with differing time units."""
+    """Six monthly files of daily data, Jan-Jun 2000, with differing time units; ``time_bnds``
+    (no units of its own, so it inherits the file's time units) must be re-encoded with them."""
     import cftime
 
     rng = np.random.default_rng(20)
@@ -725,11 +726,19 @@ def _write_agg_standard(outdir: Path) -> list[str]:
             ds.createDimension("time", None)
             ds.createDimension("lat", nlat)
             ds.createDimension("lon", nlon)
+            ds.createDimension("nv", 2)
             t = ds.createVariable("time", "f8", ("time",), chunksizes=(32,))
             t.units = u
             t.calendar = "standard"
             t.standard_name = "time"
             t.axis = "T"
+            t.bounds = "time_bnds"
+            tb = ds.createVariable("time_bnds", "f8", ("time", "nv"))
+            day_edges = [
+                [cftime.DatetimeGregorian(2000, m + 1, d + 1), cftime.DatetimeGregorian(2000, m + 1, d + 1, 23, 59)]
+                for d in range(nd)
+            ]
+            tb[:] = np.array([cftime.date2num(e, u, calendar="standard") for e in day_edges], dtype="f8")
             la = ds.createVariable("lat", "f4", ("lat",))
             la.units = "degrees_north"
             la.standard_name = "latitude"

@@ -17,6 +17,7 @@ import shutil
 import time
 import warnings
 
+import h5py
 import netCDF4
 import numpy as np
 import pytest
@@ -242,3 +243,32 @@ def test_writes_fail_with_erofs(mounts, fixture_files):
     listing = set(os.listdir(root))
     assert not {"new_file", "newdir", "renamed.json"} & listing
     assert "top_level_file" not in os.listdir(m.path)
+
+
+# --------------------------------------------------------------------------
+# (e) an HDF5 filter atlasfs does not decode
+
+
+def test_unsupported_filter_fails_that_variable_only(tmp_path, mounts):
+    path = tmp_path / "zstd.nc"
+    rng = np.random.default_rng(5)
+    good = rng.standard_normal((4, 6)).astype("f4")
+    with netCDF4.Dataset(path, "w", format="NETCDF4") as ds:
+        ds.createDimension("y", 4)
+        ds.createDimension("x", 6)
+        ds.createVariable("plain", "f4", ("y", "x"), zlib=True)[:] = good
+        ds.createVariable("squeezed", "f4", ("y", "x"), compression="zstd")[:] = good * 2
+    with h5py.File(path) as f:  # independent check that the file has the filter we mean
+        assert "32015" in f["squeezed"]._filters or "zstd" in str(f["squeezed"]._filters).lower()
+
+    m = mounts.mount([{"name": "z", "files": str(path)}])
+    ds = xr.open_zarr(m / "z")
+    np.testing.assert_array_equal(ds["plain"].values, good)
+    with pytest.raises(Exception) as info:
+        ds["squeezed"].values
+    assert is_eio(info.value), repr(info.value)
+    np.testing.assert_array_equal(xr.open_zarr(m / "z")["plain"].values, good)
+    log = (m.cache_dir / "atlasfs.log").read_text()
+    lines = [l for l in log.splitlines() if "squeezed" in l and str(path) in l]
+    assert lines, log
+    assert any("unsupported HDF5 filter" in l for l in lines), lines
