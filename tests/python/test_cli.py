@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import re
 import signal
 import subprocess
@@ -190,3 +192,41 @@ def test_foreground_mount_unmounts_cleanly_on_signal(atlasfs_bin, tmp_path, fixt
         if is_mounted(mountpoint):
             subprocess.run(["fusermount3", "-uz", str(mountpoint)], capture_output=True)
         log.close()
+
+
+def _index_counts(out: str) -> tuple[int, int]:
+    """(files read now, files unchanged) from the summary line of `atlasfs index`."""
+    m = re.search(r"\((\d+) read now, (\d+) unchanged", out)
+    assert m, out
+    return int(m.group(1)), int(m.group(2))
+
+
+def test_index_is_incremental_and_persisted_in_binary(atlasfs_bin, tmp_path, fixture_files):
+    src = tmp_path / "src"
+    src.mkdir()
+    files = fixture_files["agg_standard"]
+    for f in files:
+        shutil.copy2(f, src)
+    cache = tmp_path / "cache"
+    config = write_config(tmp_path / "c.toml",
+                          [{"name": "sst", "files": str(src / "*.nc"), "concat_dim": "time"}],
+                          cache_dir=cache)
+    first = run_atlasfs(atlasfs_bin, "index", config, timeout=QUICK)
+    assert first.returncode == 0, first.stderr
+    assert _index_counts(first.stdout) == (len(files), 0)
+    catalog = (cache / "catalog.bin").read_bytes()
+    with pytest.raises(ValueError):
+        json.loads(catalog.decode("utf-8", errors="strict"))
+
+    again = run_atlasfs(atlasfs_bin, "index", config, timeout=QUICK)
+    assert _index_counts(again.stdout) == (0, len(files)), "unchanged files were read again"
+
+    touched = src / os.path.basename(files[2])
+    st = os.stat(touched)
+    os.utime(touched, (st.st_atime, st.st_mtime + 5))
+    after_touch = run_atlasfs(atlasfs_bin, "index", config, timeout=QUICK)
+    assert _index_counts(after_touch.stdout) == (1, len(files) - 1)
+
+    (src / os.path.basename(files[0])).unlink()
+    after_delete = run_atlasfs(atlasfs_bin, "index", config, timeout=QUICK)
+    assert re.search(rf"^{len(files) - 1} files", after_delete.stdout, re.M), after_delete.stdout
