@@ -109,7 +109,12 @@ fn daemonize(args: &MountArgs, config: &MountConfig) -> anyhow::Result<ExitCode>
             Ok(())
         });
     }
-    let mut child = command.spawn().context("starting the daemon")?;
+    let mut child = command.spawn().with_context(|| {
+        format!(
+            "starting the daemon {}",
+            command.get_program().to_string_lossy()
+        )
+    })?;
     drop(writer);
     let mut message = String::new();
     std::fs::File::from(reader).read_to_string(&mut message)?;
@@ -223,6 +228,9 @@ fn pid_file(mountpoint: &Path) -> Option<PathBuf> {
 
 /// Unmounts and waits (up to 30 s) for the daemon to exit.
 pub fn unmount(mountpoint: &Path) -> anyhow::Result<ExitCode> {
+    if !is_atlasfs_mount(mountpoint) {
+        bail!("{} is not an atlasfs mount", mountpoint.display());
+    }
     let pid = pid_file(mountpoint)
         .and_then(|f| std::fs::read_to_string(f).ok())
         .and_then(|s| s.trim().parse::<i32>().ok());
@@ -256,4 +264,33 @@ pub fn unmount(mountpoint: &Path) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether `mountpoint` appears in the mount table as an atlasfs FUSE mount.
+fn is_atlasfs_mount(mountpoint: &Path) -> bool {
+    // A mount whose daemon died cannot be resolved (ENOTCONN); fall back to the absolute path.
+    let Ok(canonical) =
+        std::fs::canonicalize(mountpoint).or_else(|_| std::path::absolute(mountpoint))
+    else {
+        return false;
+    };
+    let Ok(table) = std::fs::read_to_string("/proc/self/mounts") else {
+        return true; // cannot tell; let the unmount tool decide
+    };
+    table.lines().any(|line| {
+        let mut fields = line.split(' ');
+        let (source, target) = (fields.next(), fields.next());
+        source == Some("atlasfs")
+            && target.map(unescape_mount_path).as_deref()
+                == Some(canonical.as_os_str().to_string_lossy().as_ref())
+    })
+}
+
+/// Mount-table paths escape space, tab, newline and backslash as octal.
+fn unescape_mount_path(field: &str) -> String {
+    field
+        .replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
 }

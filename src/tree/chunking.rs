@@ -8,6 +8,9 @@ use crate::sources::model::{DType, Storage, VarMeta};
 
 /// Served chunks aim at about this many bytes.
 const TARGET_BYTES: u64 = 4 << 20;
+/// Coalescing joins at most this many native chunks, so that reading one small step of a long
+/// archive of tiny chunks does not decode thousands of source chunks.
+const MAX_COALESCED: u64 = 256;
 
 /// The served chunk shape of an array of `shape` whose first part is `first`.
 pub fn choose(
@@ -42,7 +45,7 @@ pub fn choose(
     if let Some(axis) = concat_axis.filter(|_| dtype != DType::String) {
         let bytes = chunks.iter().product::<u64>() * elem;
         if bytes * 2 <= TARGET_BYTES {
-            let factor = TARGET_BYTES / bytes.max(1);
+            let factor = (TARGET_BYTES / bytes.max(1)).min(MAX_COALESCED);
             chunks[axis] = (chunks[axis] * factor).min(shape[axis]).max(1);
         }
     }
@@ -104,6 +107,26 @@ mod tests {
             &overrides,
         );
         assert_eq!(chunks, vec![30, 180, 360]);
+    }
+
+    #[test]
+    fn coalescing_of_tiny_chunks_is_capped() {
+        let storage = Storage::Chunked {
+            chunk_shape: vec![1, 10, 20],
+            filters: vec![],
+            endian: Endian::Little,
+            chunks: ChunkTable::default(),
+        };
+        let first = var(vec![1, 10, 20], storage);
+        let chunks = choose(
+            &first,
+            &dims(&["time", "lat", "lon"]),
+            &[5000, 10, 20],
+            DType::F32,
+            Some(0),
+            &BTreeMap::new(),
+        );
+        assert_eq!(chunks, vec![MAX_COALESCED, 10, 20]);
     }
 
     #[test]

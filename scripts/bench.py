@@ -1,0 +1,689 @@
+#!/usr/bin/env python3
+"""Benchmark atlasfs against the shared anchors, everything measured in one run on one machine.
+
+Normally started by scripts/bench, which builds target/release/atlasfs and prepares .venv-bench.
+
+Two standard archives are generated with the shared make_archive.py (and reused when present):
+365 daily files on the default 360x720 grid, and 5,000 small files (10x20 grid, metadata-heavy).
+
+On the 5,000-file archive: the open_mfdataset and kerchunk anchors (the shared baseline_open.py,
+run as a subprocess), atlasfs cold index (empty cache dir), warm re-index, and xr.open_zarr of the
+mounted dataset with the index built (median of fresh subprocesses; imports not timed).
+
+On the 365-file archive: the open_mfdataset, kerchunk and local materialized Zarr anchors, and the
+atlasfs first read of all of `sst` on a fresh mount (daemon memory cache empty, mount's kernel
+page cache dropped by the remount).
+
+For both: the daemon's peak and after-load RSS. Before every measured step the OS page cache is
+dropped (cold; needs root) or the source files are read into it (warm, --warm or without root).
+
+Prints a table and writes results.json next to the archives.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+VAR = "sst"
+ARCHIVES = {
+    "a365": ["--files", "365"],
+    "a5000": ["--files", "5000", "--ny", "10", "--nx", "20", "--chunk", "1,10,20"],
+}
+FILE_COUNTS = {"a365": 365, "a5000": 5000}
+GOAL_OPEN_SPEEDUP = 100.0
+GOAL_INDEX_SPEEDUP = 20.0
+GOAL_LOCAL_ZARR_FACTOR = 1.3
+
+# Children run in fresh interpreters of this same environment. Imports are done before the clock
+# starts: the figure is the open (and load), not Python's start-up.
+CHILD_OPEN = r"""
+import json, sys, time, warnings
+warnings.filterwarnings("ignore")
+import xarray as xr, zarr, dask.array
+t = time.perf_counter()
+ds = xr.open_zarr(sys.argv[1])
+open_s = time.perf_counter() - t
+print(json.dumps({"open_s": open_s, "sizes": {str(k): int(v) for k, v in ds.sizes.items()}}))
+"""
+CHILD_LOAD = r"""
+import json, sys, time, warnings
+warnings.filterwarnings("ignore")
+import numpy as np
+import xarray as xr, zarr, dask.array
+t = time.perf_counter()
+ds = xr.open_zarr(sys.argv[1])
+open_s = time.perf_counter() - t
+t = time.perf_counter()
+a = ds[sys.argv[2]].load()
+load_s = time.perf_counter() - t
+v = np.asarray(a.values, dtype="f8")
+print(json.dumps({"open_s": open_s, "load_s": load_s, "shape": list(a.shape),
+                  "nansum": float(np.nansum(v)), "finite": int(np.isfinite(v).sum())}))
+"""
+
+
+class BenchError(Exception):
+    pass
+
+
+T0 = time.monotonic()
+
+
+def say(msg: str) -> None:
+    el = int(time.monotonic() - T0)
+    print(f"==> [{el // 60:02d}:{el % 60:02d}] {msg}", flush=True)
+
+
+def tail(text: str, n: int = 15) -> str:
+    lines = (text or "").strip().splitlines()
+    return "\n".join("    " + l for l in lines[-n:])
+
+
+def fmt_s(x) -> str:
+    return "—" if x is None else f"{x:.3f}"
+
+
+class Bench:
+    def __init__(self, args):
+        import psutil  # noqa: F401  (fail early when run outside .venv-bench)
+
+        self.args = args
+        self.data = Path(os.environ.get("ATLASFS_BENCH_DIR") or REPO / "bench-data").absolute()
+        self.shared = Path(
+            os.environ.get("ATLASFS_SHARED_BENCH") or REPO.parent / "shared" / "bench"
+        ).absolute()
+        self.built = REPO / "target" / "release" / "atlasfs"
+        self.bin = self.built  # replaced by a private copy in preflight()
+        self.work = self.data / "work"
+        self.tmp = self.work / "tmp"
+        self.mounts: set[Path] = set()
+        self.results: dict = {"runs": {}}
+        self.mode = "warm"
+        self.archives: dict[str, Path] = {}
+
+    # --- environment -----------------------------------------------------------------------
+    def preflight(self) -> None:
+        for name in ("make_archive.py", "baseline_open.py"):
+            if not (self.shared / name).is_file():
+                raise BenchError(
+                    f"shared benchmark material not found: {self.shared / name}\n"
+                    "  expected the shared/ folder beside the repository checkout "
+                    "(../shared/bench); set ATLASFS_SHARED_BENCH to its bench/ directory"
+                )
+        if not os.access(self.built, os.X_OK):
+            raise BenchError(f"{self.built} is missing: run scripts/setup (or scripts/bench)")
+        if not os.path.exists("/dev/fuse"):
+            raise BenchError("/dev/fuse is missing: atlasfs cannot mount here")
+        self.work.mkdir(parents=True, exist_ok=True)
+        for mp in self.work.glob("mnt-*"):
+            if self.is_mounted(mp):
+                say(f"{mp} is still mounted (an interrupted run?); unmounting")
+                self.unmount(mp)
+        # Run a private copy of the binary, so a rebuild during the run cannot swap it underneath.
+        self.bin = self.work / "bin" / "atlasfs"
+        self.bin.parent.mkdir(exist_ok=True)
+        shutil.copy2(self.built, self.bin.with_name("atlasfs.new"))
+        os.replace(self.bin.with_name("atlasfs.new"), self.bin)
+        if self.args.warm:
+            self.mode = "warm"
+            self.mode_note = "warm (--warm): source files read into the OS page cache before every measured step"
+        elif self.drop_caches(probe=True):
+            self.mode = "cold"
+            self.mode_note = "cold: `sync; echo 3 > /proc/sys/vm/drop_caches` before every measured step"
+        else:
+            self.mode = "warm"
+            self.mode_note = ("warm (cannot write /proc/sys/vm/drop_caches; not root?): source files "
+                              "read into the OS page cache before every measured step")
+        say(f"OS page cache: {self.mode_note}")
+
+    def drop_caches(self, probe: bool = False) -> bool:
+        os.sync()
+        try:
+            with open("/proc/sys/vm/drop_caches", "w") as f:
+                f.write("3\n")
+            return True
+        except OSError as e:
+            if probe:
+                return False
+            raise BenchError(f"dropping the page cache failed: {e}")
+
+    def prepare_cache(self, files: list[Path]) -> None:
+        """Puts the OS page cache into the run's mode before a measured step."""
+        if self.mode == "cold":
+            self.drop_caches()
+        else:
+            for f in files:
+                with open(f, "rb") as fh:
+                    while fh.read(1 << 22):
+                        pass
+
+    def versions(self) -> dict:
+        from importlib.metadata import version, PackageNotFoundError
+
+        out = {}
+        for pkg in ("xarray", "zarr", "numcodecs", "dask", "kerchunk", "fsspec", "h5py", "netCDF4", "numpy"):
+            try:
+                out[pkg] = version(pkg)
+            except PackageNotFoundError:
+                out[pkg] = None
+        return out
+
+    def git(self) -> str:
+        try:
+            rev = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                                 capture_output=True, text=True, check=True).stdout.strip()
+            dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "src", "Cargo.toml", "Cargo.lock"],
+                                   capture_output=True, text=True).stdout.strip()
+            return rev + (" + uncommitted src changes" if dirty else "")
+        except (OSError, subprocess.CalledProcessError):
+            return "unknown"
+
+    # --- archives --------------------------------------------------------------------------
+    def archive(self, name: str) -> Path:
+        if name in self.archives:
+            return self.archives[name]
+        self.archives[name] = self._archive(name)
+        return self.archives[name]
+
+    def _archive(self, name: str) -> Path:
+        out = self.data / "archives" / name
+        marker = self.data / "archives" / f"{name}.complete"
+        params = json.dumps(ARCHIVES[name])
+        if out.is_dir() and marker.is_file() and marker.read_text().strip() == params:
+            n = len(list(out.glob("*.nc")))
+            if n == FILE_COUNTS[name]:
+                say(f"archive {name}: reusing {out} ({n} files)")
+                return out
+        say(f"archive {name}: generating {out} with make_archive.py {' '.join(ARCHIVES[name])} "
+            "(once; can take minutes)")
+        partial = out.with_name(name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.rmtree(out, ignore_errors=True)
+        marker.unlink(missing_ok=True)
+        t = time.perf_counter()
+        proc = subprocess.run([sys.executable, str(self.shared / "make_archive.py"), str(partial), *ARCHIVES[name]],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise BenchError(f"make_archive.py failed for {name}:\n{tail(proc.stderr)}")
+        partial.rename(out)
+        marker.write_text(params + "\n")
+        say(f"archive {name}: {FILE_COUNTS[name]} files in {time.perf_counter() - t:.0f} s")
+        return out
+
+    @staticmethod
+    def expected(files: list[Path]) -> dict:
+        """Sum and count of valid `sst` values read straight from the sources (fidelity check)."""
+        import numpy as np
+        import netCDF4
+
+        total, finite = 0.0, 0
+        for f in files:
+            with netCDF4.Dataset(f) as ds:
+                v = np.ma.filled(ds[VAR][:].astype("f8"), np.nan)
+            total += float(np.nansum(v))
+            finite += int(np.isfinite(v).sum())
+        return {"nansum": total, "finite": finite}
+
+    @staticmethod
+    def matches(got: dict, want: dict) -> bool:
+        return got["finite"] == want["finite"] and abs(got["nansum"] - want["nansum"]) <= 1e-9 * max(1.0, abs(want["nansum"]))
+
+    # --- anchors ---------------------------------------------------------------------------
+    def anchor(self, archive: Path, what: str, files: list[Path], expect_s: str) -> dict:
+        """Runs one anchor of the shared baseline_open.py in its own process; returns its figures."""
+        self.prepare_cache(files)
+        say(f"anchor {what} on {archive.name} (baseline_open.py; {expect_s})")
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.tmp.mkdir(parents=True)
+        env = dict(os.environ, TMPDIR=str(self.tmp), PYTHONWARNINGS="ignore")
+        t = time.perf_counter()
+        try:
+            proc = subprocess.run([sys.executable, str(self.shared / "baseline_open.py"), str(archive), VAR, what],
+                                  capture_output=True, text=True, env=env)
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)  # the materialized Zarr anchor leaves its store
+        wall = time.perf_counter() - t
+        if proc.returncode != 0:
+            raise BenchError(f"baseline_open.py {what} failed on {archive}:\n{tail(proc.stderr)}")
+        label = {"mf": "open_mfdataset", "kerchunk": "kerchunk", "zarr": "local_zarr"}[what]
+        for line in proc.stdout.splitlines():
+            words = line.split()
+            if words and words[0] == label:
+                fig = {}
+                for w in words[1:]:
+                    k, _, v = w.partition("=")
+                    fig[k] = float(v) if k.endswith("_s") else int(v) if v.isdigit() else v
+                fig["process_wall_s"] = wall
+                say("  " + line.strip())
+                return fig
+        raise BenchError(f"baseline_open.py {what}: no '{label}' line in its output:\n{tail(proc.stdout)}")
+
+    # --- atlasfs ---------------------------------------------------------------------------
+    def atlas(self, *argv: str, timeout: float = 600) -> subprocess.CompletedProcess:
+        proc = subprocess.run([str(self.bin), *argv], capture_output=True, text=True, timeout=timeout)
+        if proc.returncode != 0:
+            raise BenchError(f"atlasfs {' '.join(argv)} failed ({proc.returncode}):\n{tail(proc.stderr + proc.stdout)}")
+        return proc
+
+    def config(self, name: str, archive: Path) -> tuple[Path, Path]:
+        cache = self.work / f"cache-{name}"
+        path = self.work / f"{name}.toml"
+        path.write_text(
+            "# written by scripts/bench.py\n"
+            f"[cache]\ndir = {json.dumps(str(cache))}\n\n"
+            f"[[dataset]]\nname = {json.dumps(VAR)}\nfiles = {json.dumps(str(archive / '*.nc'))}\n"
+            'concat_dim = "time"\n'
+        )
+        return path, cache
+
+    def index(self, config: Path) -> tuple[float, str]:
+        t = time.perf_counter()
+        proc = self.atlas("index", str(config))
+        wall = time.perf_counter() - t
+        summary = proc.stdout.strip().splitlines()[-1] if proc.stdout.strip() else ""
+        m = re.search(r"(\d+) skipped", summary)
+        if m and int(m.group(1)):
+            say(f"  warning: atlasfs skipped files:\n{tail(proc.stdout, 5)}")
+        return wall, summary
+
+    def is_mounted(self, mp: Path) -> bool:
+        try:
+            return os.path.ismount(mp)
+        except OSError:
+            return True  # a dead FUSE mount answers ENOTCONN
+
+    def unmount(self, mp: Path) -> None:
+        self.mounts.discard(mp)
+        if not self.is_mounted(mp):
+            return
+        try:
+            self.atlas("unmount", str(mp), timeout=90)
+        except (BenchError, subprocess.TimeoutExpired) as e:
+            say(f"  atlasfs unmount {mp} failed ({e}); lazy unmount")
+            subprocess.run(["fusermount3", "-u", "-z", str(mp)], capture_output=True)
+
+    def mount(self, config: Path, mp: Path) -> tuple[float, int]:
+        if self.is_mounted(mp):
+            say(f"  {mp} is still mounted (an earlier run?); unmounting")
+            self.unmount(mp)
+        mp.mkdir(parents=True, exist_ok=True)
+        t = time.perf_counter()
+        self.mounts.add(mp)
+        self.atlas("mount", str(config), str(mp), timeout=300)
+        wall = time.perf_counter() - t
+        return wall, self.daemon_pid(mp)
+
+    @staticmethod
+    def daemon_pid(mp: Path) -> int:
+        """The pid of the daemon serving `mp` (same match as `pgrep -f "atlasfs mount .*MP"`)."""
+        import psutil
+
+        target = str(mp)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            found = []
+            for p in psutil.process_iter(["pid", "cmdline"]):
+                cmd = p.info["cmdline"] or []
+                if (len(cmd) >= 3 and os.path.basename(cmd[0]) == "atlasfs" and cmd[1] == "mount"
+                        and target in cmd[2:] and "--foreground" in cmd):
+                    found.append(p.info["pid"])
+            if len(found) == 1:
+                return found[0]
+            if len(found) > 1:
+                raise BenchError(f"several atlasfs daemons serve {mp}: {found}")
+            time.sleep(0.1)
+        raise BenchError(f"no atlasfs daemon process found for {mp}")
+
+    @staticmethod
+    def memory(pid: int) -> dict:
+        import psutil
+
+        rss = psutil.Process(pid).memory_info().rss
+        peak = None
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    peak = int(line.split()[1]) * 1024
+        return {"rss_mib": rss / 2**20, "peak_rss_mib": None if peak is None else peak / 2**20}
+
+    @staticmethod
+    def cpu(pid: int) -> float:
+        import psutil
+
+        c = psutil.Process(pid).cpu_times()
+        return c.user + c.system
+
+    def child(self, code: str, *argv: str) -> dict:
+        env = dict(os.environ, PYTHONWARNINGS="ignore")
+        proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, env=env, timeout=900)
+        if proc.returncode != 0:
+            raise BenchError(f"reading through the mount failed:\n{tail(proc.stderr)}")
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    # --- the two parts ---------------------------------------------------------------------
+    def bench_5000(self) -> dict:
+        r: dict = {}
+        archive = self.archive("a5000")
+        files = sorted(archive.glob("*.nc"))
+        say(f"5,000-file archive: expected values from the sources (fidelity check)")
+        want = self.expected(files)
+
+        r["mf"] = self.anchor(archive, "mf", files, "about half a minute")
+        if self.args.quick:
+            say("anchor kerchunk on a5000: skipped (--quick)")
+            r["kerchunk"] = None
+        else:
+            r["kerchunk"] = self.anchor(archive, "kerchunk", files, "one to two minutes")
+
+        config, cache = self.config("a5000", archive)
+        mp = self.work / "mnt-a5000"
+        say("atlasfs cold index of a5000 (empty cache dir)")
+        shutil.rmtree(cache, ignore_errors=True)
+        cache.mkdir(parents=True)
+        self.prepare_cache(files)
+        r["cold_index_s"], r["cold_index_summary"] = self.index(config)
+        say(f"  {r['cold_index_s']:.3f} s wall: {r['cold_index_summary']}")
+        say("atlasfs warm re-index of a5000 (files unchanged)")
+        self.prepare_cache(files)
+        r["warm_index_s"], r["warm_index_summary"] = self.index(config)
+        say(f"  {r['warm_index_s']:.3f} s wall: {r['warm_index_summary']}")
+        try:
+            self.prepare_cache(files)
+            r["mount_s"], pid = self.mount(config, mp)
+            say(f"mounted a5000 at {mp} in {r['mount_s']:.3f} s (daemon pid {pid})")
+            opens = []
+            for i in range(self.args.opens):
+                o = self.child(CHILD_OPEN, str(mp / VAR))
+                opens.append(o["open_s"])
+                if i == 0:
+                    r["open_sizes"] = o["sizes"]
+            r["open_s_all"] = opens
+            r["open_s"] = statistics.median(opens)
+            say(f"  xr.open_zarr in {self.args.opens} fresh processes: median {r['open_s']:.3f} s "
+                f"({', '.join(f'{x:.3f}' for x in opens)})")
+            c0 = self.cpu(pid)
+            ld = self.child(CHILD_LOAD, str(mp / VAR), VAR)
+            r["load_s"], r["load_daemon_cpu_s"] = ld["load_s"], self.cpu(pid) - c0
+            r["values_match"] = self.matches(ld, want)
+            say(f"  load of all of {VAR}: {ld['load_s']:.3f} s, shape {ld['shape']}, "
+                f"values match the sources: {r['values_match']}")
+            r["memory"] = self.memory(pid)
+            say(f"  daemon RSS after load {r['memory']['rss_mib']:.1f} MiB, peak {r['memory']['peak_rss_mib']:.1f} MiB")
+        finally:
+            if mp in self.mounts:
+                self.unmount(mp)
+        return r
+
+    def first_read(self, config: Path, mp: Path, files: list[Path], mode: str) -> dict:
+        """Remounts (daemon and mount page cache empty), sets the OS cache, loads all of VAR."""
+        if self.is_mounted(mp):
+            self.unmount(mp)
+        if mode == "cold":
+            self.drop_caches()
+        else:
+            saved, self.mode = self.mode, "warm"
+            self.prepare_cache(files)
+            self.mode = saved
+        mount_s, pid = self.mount(config, mp)
+        c0 = self.cpu(pid)
+        ld = self.child(CHILD_LOAD, str(mp / VAR), VAR)
+        ld["daemon_cpu_s"] = self.cpu(pid) - c0
+        ld["mount_s"] = mount_s
+        ld["pid"] = pid
+        return ld
+
+    def bench_365(self) -> dict:
+        r: dict = {}
+        archive = self.archive("a365")
+        files = sorted(archive.glob("*.nc"))
+        say("365-file archive: expected values from the sources (fidelity check)")
+        want = self.expected(files)
+
+        r["mf"] = self.anchor(archive, "mf", files, "a few seconds")
+        r["kerchunk"] = self.anchor(archive, "kerchunk", files, "ten seconds or so")
+        r["zarr"] = self.anchor(archive, "zarr", files, "materializes first; about half a minute")
+
+        config, cache = self.config("a365", archive)
+        mp = self.work / "mnt-a365"
+        say("atlasfs cold index of a365 (empty cache dir)")
+        shutil.rmtree(cache, ignore_errors=True)
+        cache.mkdir(parents=True)
+        self.prepare_cache(files)
+        r["cold_index_s"], r["cold_index_summary"] = self.index(config)
+        say(f"  {r['cold_index_s']:.3f} s wall: {r['cold_index_summary']}")
+        try:
+            runs = []
+            for i in range(self.args.repeat):
+                ld = self.first_read(config, mp, files, self.mode)
+                runs.append(ld)
+                ok = self.matches(ld, want)
+                say(f"  first read {i + 1}/{self.args.repeat} on a fresh mount ({self.mode}): open {ld['open_s']:.3f} s, "
+                    f"load {ld['load_s']:.3f} s, daemon CPU {ld['daemon_cpu_s']:.2f} s, values match: {ok}")
+                if not ok:
+                    r["values_match"] = False
+            r.setdefault("values_match", True)
+            r["first_read_runs"] = [{k: x[k] for k in ("open_s", "load_s", "daemon_cpu_s", "mount_s")} for x in runs]
+            r["load_s"] = statistics.median(x["load_s"] for x in runs)
+            r["open_s"] = statistics.median(x["open_s"] for x in runs)
+            r["load_daemon_cpu_s"] = statistics.median(x["daemon_cpu_s"] for x in runs)
+            pid = runs[-1]["pid"]
+            r["memory"] = self.memory(pid)
+            say(f"  daemon RSS after load {r['memory']['rss_mib']:.1f} MiB, peak {r['memory']['peak_rss_mib']:.1f} MiB")
+            again = self.child(CHILD_LOAD, str(mp / VAR), VAR)
+            r["reread_load_s"] = again["load_s"]
+            r["memory_after_reread"] = self.memory(pid)
+            say(f"  re-read on the same mount (daemon memory cache hot): load {again['load_s']:.3f} s")
+            if self.mode == "cold":
+                w = self.first_read(config, mp, files, "warm")
+                r["warm_sources_load_s"] = w["load_s"]
+                say(f"  first read on a fresh mount with the sources in the OS page cache: load {w['load_s']:.3f} s")
+        finally:
+            if mp in self.mounts:
+                self.unmount(mp)
+        return r
+
+    # --- report ----------------------------------------------------------------------------
+    def report(self) -> str:
+        R = self.results
+        a, b = R["runs"].get("a5000"), R["runs"].get("a365")
+        out = []
+        env = R["environment"]
+        out.append("")
+        out.append(f"atlasfs benchmark  {R['started']}  ({env['cpus']} CPUs, {env['memory_gib']:.0f} GiB RAM, "
+                   f"Linux {env['kernel']}, atlasfs {env['atlasfs']} @ {env['git']})")
+        out.append(f"  OS page cache: {self.mode_note}")
+        la0, la1 = env["load_average_start"], env["load_average_end"]
+        out.append(f"  load average (1 min) at start {la0[0]:.2f}, at end {la1[0]:.2f}: "
+                   "anything else running on the machine skews the figures")
+        out.append(f"  atlasfs open: median of {self.args.opens} `xr.open_zarr(MOUNT/sst)` in fresh subprocesses "
+                   "(default arguments, metadata consolidated by atlasfs; imports not timed)")
+        out.append(f"  atlasfs first read: median of {self.args.repeat} loads, each on a fresh mount "
+                   "(daemon memory cache and mount page cache empty)")
+        out.append(f"  anchors: {self.shared / 'baseline_open.py'}, one process per anchor; "
+                   "its local-Zarr load reads a store it has just written, so that one is warm in any mode")
+        rows: list[tuple[str, str, str]] = []
+
+        def row(what, secs, note=""):
+            rows.append((what, secs if isinstance(secs, str) else fmt_s(secs), note))
+
+        def mib(m):
+            return f"{m['peak_rss_mib']:.0f} / {m['rss_mib']:.0f}"
+
+        if a:
+            rows.append(("5,000-file archive (10x20 grid)", "", ""))
+            row("  open_mfdataset open [anchor]", a["mf"]["open_s"])
+            row("  open_mfdataset load [anchor]", a["mf"]["load_s"])
+            k = a["kerchunk"]
+            if k:
+                row("  kerchunk refs + combine [anchor]", k["refs_s"] + k["combine_s"],
+                    f"refs {k['refs_s']:.3f} + combine {k['combine_s']:.3f}")
+                row("  kerchunk open / load [anchor]", f"{k['open_s']:.3f} / {k['load_s']:.3f}")
+            else:
+                row("  kerchunk [anchor]", "skipped", "--quick")
+            row("  atlasfs cold index (empty cache dir)", a["cold_index_s"], "wall time of `atlasfs index`")
+            row("  atlasfs warm re-index (files unchanged)", a["warm_index_s"], "wall time of `atlasfs index`")
+            row("  atlasfs mount (catalog built)", a["mount_s"])
+            row("  atlasfs open (xr.open_zarr)", a["open_s"],
+                f"median; runs {', '.join(f'{x:.3f}' for x in a['open_s_all'])}")
+            row("  atlasfs load of all sst (first read)", a["load_s"], f"daemon CPU {a['load_daemon_cpu_s']:.2f} s")
+            row("  daemon RSS peak / after load (MiB)", mib(a["memory"]))
+            row("  values match the sources", "yes" if a["values_match"] else "NO")
+        if b:
+            rows.append(("365-file archive (360x720 grid)", "", ""))
+            row("  open_mfdataset open / load [anchor]", f"{b['mf']['open_s']:.3f} / {b['mf']['load_s']:.3f}")
+            k = b["kerchunk"]
+            row("  kerchunk refs + combine [anchor]", k["refs_s"] + k["combine_s"])
+            row("  kerchunk open / load [anchor]", f"{k['open_s']:.3f} / {k['load_s']:.3f}")
+            row("  local Zarr open / load [anchor]", f"{b['zarr']['open_s']:.3f} / {b['zarr']['load_s']:.3f}")
+            row("  atlasfs cold index (empty cache dir)", b["cold_index_s"])
+            row("  atlasfs open (xr.open_zarr, fresh mount)", b["open_s"])
+            row(f"  atlasfs first-read load of all sst ({self.mode})", b["load_s"],
+                "runs " + ", ".join(f"{x['load_s']:.3f}" for x in b["first_read_runs"])
+                + f"; daemon CPU {b['load_daemon_cpu_s']:.2f} s")
+            if "warm_sources_load_s" in b:
+                row("  atlasfs first-read load, sources warm", b["warm_sources_load_s"], "fresh mount, OS cache warm")
+            row("  atlasfs re-read (daemon memory cache hot)", b["reread_load_s"])
+            row("  daemon RSS peak / after load (MiB)", mib(b["memory"]))
+            row("  values match the sources", "yes" if b["values_match"] else "NO")
+        w0 = max(len(r[0]) for r in rows) + 2
+        w1 = max(10, max(len(r[1]) for r in rows)) + 2
+        out.append("")
+        out.append(f"{'measurement':<{w0}}{'seconds':>{w1}}  note")
+        out.append("-" * (w0 + w1 + 30))
+        for what, secs, note in rows:
+            out.append(f"{what:<{w0}}{secs:>{w1}}  {note}".rstrip())
+
+        out.append("")
+        out.append("ratios")
+        for r in R["ratios"]:
+            out.append("  " + r["text"])
+        out.append("")
+        return "\n".join(out)
+
+    def ratios(self) -> None:
+        R = self.results
+        lst = R["ratios"] = []
+
+        def add(key, what, atlas_s, anchor_s, anchor_name, goal_text=None, met=None):
+            f = anchor_s / atlas_s if atlas_s > 0 else float("inf")
+            rel = f"{f:.1f}× faster than" if f >= 1 else f"{1 / f:.2f}× slower than"
+            text = f"{what}: atlasfs is {rel} {anchor_name} ({atlas_s:.3f} s vs {anchor_s:.3f} s)"
+            if goal_text:
+                text += f"; goal: {goal_text} — {'met' if met else 'NOT MET'}"
+            lst.append({"key": key, "speedup": f, "atlasfs_s": atlas_s, "anchor_s": anchor_s,
+                        "goal": goal_text, "met": met, "text": text})
+
+        a, b = R["runs"].get("a5000"), R["runs"].get("a365")
+        if a:
+            f = a["mf"]["open_s"] / a["open_s"]
+            add("open_5000_vs_open_mfdataset", "open, 5,000 files", a["open_s"], a["mf"]["open_s"],
+                "open_mfdataset", f"≥{GOAL_OPEN_SPEEDUP:.0f}× faster", f >= GOAL_OPEN_SPEEDUP)
+            k = a["kerchunk"]
+            if k:
+                ks = k["refs_s"] + k["combine_s"]
+                f = ks / a["cold_index_s"]
+                add("cold_index_5000_vs_kerchunk", "cold index, 5,000 files", a["cold_index_s"], ks,
+                    "kerchunk refs + combine", f"≥{GOAL_INDEX_SPEEDUP:.0f}× faster", f >= GOAL_INDEX_SPEEDUP)
+            else:
+                lst.append({"key": "cold_index_5000_vs_kerchunk", "text": "cold index, 5,000 files: kerchunk anchor skipped (--quick)"})
+            add("load_5000_vs_open_mfdataset", "load, 5,000 files (info)", a["load_s"], a["mf"]["load_s"], "open_mfdataset")
+            if k:
+                add("load_5000_vs_kerchunk", "load, 5,000 files (info)", a["load_s"], k["load_s"], "kerchunk")
+        if b:
+            f = b["kerchunk"]["load_s"] / b["load_s"]
+            add("first_read_365_vs_kerchunk", f"first-read load, 365 files ({self.mode})", b["load_s"],
+                b["kerchunk"]["load_s"], "kerchunk", "faster", f > 1)
+            f = b["zarr"]["load_s"] / b["load_s"]
+            add("first_read_365_vs_local_zarr", f"first-read load, 365 files ({self.mode})", b["load_s"],
+                b["zarr"]["load_s"], "local Zarr", f"at most {GOAL_LOCAL_ZARR_FACTOR}× slower",
+                f >= 1 / GOAL_LOCAL_ZARR_FACTOR)
+            if "warm_sources_load_s" in b:
+                f = b["zarr"]["load_s"] / b["warm_sources_load_s"]
+                add("first_read_365_warm_vs_local_zarr", "first-read load, 365 files, sources warm (info)",
+                    b["warm_sources_load_s"], b["zarr"]["load_s"], "local Zarr (warm by construction)")
+            add("first_read_365_vs_open_mfdataset", "first-read load, 365 files (info)", b["load_s"],
+                b["mf"]["load_s"], "open_mfdataset")
+
+    # --- driver ----------------------------------------------------------------------------
+    def run(self) -> int:
+        import psutil
+
+        self.preflight()
+        ver = subprocess.run([str(self.bin), "--version"], capture_output=True, text=True).stdout.split()
+        self.results.update({
+            "started": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            "cache_mode": self.mode,
+            "quick": self.args.quick,
+            "open_method": f"median of {self.args.opens} xr.open_zarr in fresh subprocesses, imports not timed",
+            "first_read_repeats": self.args.repeat,
+            "environment": {
+                "cpus": os.cpu_count(), "memory_gib": psutil.virtual_memory().total / 2**30,
+                "kernel": platform.release(), "python": platform.python_version(),
+                "atlasfs": ver[-1] if ver else "?", "git": self.git(), "packages": self.versions(),
+                "load_average_start": os.getloadavg(),
+            },
+        })
+        for name in ("a5000", "a365"):
+            self.archive(name)  # generate up front, so the measurements run back to back
+        try:
+            if not self.args.only or self.args.only == "5000":
+                self.results["runs"]["a5000"] = self.bench_5000()
+            if not self.args.only or self.args.only == "365":
+                self.results["runs"]["a365"] = self.bench_365()
+        finally:
+            for mp in list(self.mounts):
+                self.unmount(mp)
+        self.results["environment"]["load_average_end"] = os.getloadavg()
+        self.ratios()
+        text = self.report()
+        self.results["table"] = text
+        out = self.data / "results.json"
+        out.write_text(json.dumps(self.results, indent=2, ensure_ascii=False) + "\n")
+        print(text)
+        say(f"results written to {out}")
+        bad = [r for r in self.results["runs"].values() if not r.get("values_match", True)]
+        return 1 if bad else 0
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                epilog="Environment: ATLASFS_BENCH_DIR (default: bench-data/ at the repository root), "
+                                       "ATLASFS_SHARED_BENCH (default: ../shared/bench beside the checkout).")
+    p.add_argument("--quick", action="store_true", help="skip the 5,000-file kerchunk anchor (the slowest step)")
+    p.add_argument("--warm", action="store_true", help="measure with the sources in the OS page cache instead of dropping it")
+    p.add_argument("--opens", type=int, default=5, help="fresh-process opens of the 5,000-file mount (median; default 5)")
+    p.add_argument("--repeat", type=int, default=3, help="first-read loads of the 365-file archive, each on a fresh mount (median; default 3)")
+    p.add_argument("--only", choices=["365", "5000"], help="run one archive's part only")
+    args = p.parse_args()
+    if args.opens < 1 or args.repeat < 1:
+        p.error("--opens and --repeat must be at least 1")
+
+    def stop(signum, _frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGHUP, stop)
+    try:
+        return Bench(args).run()
+    except BenchError as e:
+        print(f"bench: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("bench: interrupted; mounts were unmounted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
