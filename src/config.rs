@@ -97,8 +97,30 @@ impl Default for CacheSection {
 pub struct DatasetConfig {
     /// Path of the dataset under the mount root.
     pub name: String,
-    /// A glob of source files; relative globs are relative to the config file.
+    /// A glob of source files (`**` recurses); relative globs are relative to the config file.
+    /// Empty when `catalog` names the files.
+    #[serde(default)]
     pub files: String,
+    /// An intake-esm catalog (ESM collection spec JSON) naming the files and their keys,
+    /// instead of `files` and `pattern`.
+    #[serde(default)]
+    pub catalog: Option<PathBuf>,
+    /// A pattern of `{key}`, `{key:d}` and `{key:%Y%m}` fields matched against each file's path
+    /// relative to the glob's base directory; the keys structure the dataset.
+    #[serde(default)]
+    pub pattern: Option<String>,
+    /// Keys whose values become DataTree levels, outermost first.
+    #[serde(default)]
+    pub groups: Vec<String>,
+    /// A key whose files hold different variables of one dataset: they are merged.
+    #[serde(default)]
+    pub merge: Option<String>,
+    /// Keys that become new leading dimensions (NcML joinNew), in this order.
+    #[serde(default)]
+    pub new_dims: Vec<String>,
+    /// A fix file (TOML) of per-file corrections applied before joining.
+    #[serde(default)]
+    pub fixes: Option<PathBuf>,
     /// Join the files along this existing dimension, ordered by its coordinate values.
     #[serde(default)]
     pub concat_dim: Option<String>,
@@ -181,8 +203,37 @@ impl MountConfig {
                     dataset.name
                 )));
             }
-            if Path::new(&dataset.files).is_relative() {
+            match (dataset.files.is_empty(), &dataset.catalog) {
+                (true, None) => {
+                    return Err(invalid(format!(
+                        "dataset {:?} needs `files` (a glob) or `catalog`",
+                        dataset.name
+                    )))
+                }
+                (false, Some(_)) => {
+                    return Err(invalid(format!(
+                        "dataset {:?} has both `files` and `catalog`; use one",
+                        dataset.name
+                    )))
+                }
+                _ => {}
+            }
+            if dataset.catalog.is_some() && dataset.pattern.is_some() {
+                return Err(invalid(format!(
+                    "dataset {:?}: `pattern` does not apply to a catalog (its columns are the keys)",
+                    dataset.name
+                )));
+            }
+            if !dataset.files.is_empty() && Path::new(&dataset.files).is_relative() {
                 dataset.files = base.join(&dataset.files).to_string_lossy().into_owned();
+            }
+            for path in [&mut dataset.catalog, &mut dataset.fixes]
+                .into_iter()
+                .flatten()
+            {
+                if path.is_relative() {
+                    *path = base.join(&*path);
+                }
             }
         }
         Ok(config)

@@ -13,8 +13,13 @@ use indicatif::{ProgressBar, ProgressStyle};
 pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     let config = MountConfig::load(config_path)?;
     let started = std::time::Instant::now();
-    let (_, report) = index_with_progress(&config)?;
+    let (catalog, report) = index_with_progress(&config)?;
     print_report(&report);
+    // Building the tree checks fixes and joins, and finds missing cells to report.
+    let tree = atlasfs::tree::Tree::build(&config, &catalog)?;
+    for note in tree.notes.iter().filter(|n| n.starts_with("missing ")) {
+        println!("{note}");
+    }
     let total = report.scanned + report.unchanged;
     println!(
         "{total} files: {} usable, {} skipped ({} read now, {} unchanged since the last index) in {:.2} s",
@@ -48,6 +53,9 @@ pub fn index_with_progress(config: &MountConfig) -> anyhow::Result<(Catalog, Ind
 pub fn print_report(report: &IndexReport) {
     for (path, reason) in &report.skipped {
         println!("skipped {path}: {reason}");
+    }
+    for (path, reason) in &report.unmatched {
+        println!("unmatched {path}: {reason}");
     }
     for (path, warning) in &report.warnings {
         println!("warning {path}: {warning}");

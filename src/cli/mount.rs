@@ -196,7 +196,14 @@ fn start(args: &MountArgs, config: &MountConfig) -> anyhow::Result<fuser::Backgr
     for (path, warning) in &report.warnings {
         tracing::warn!("{path}: {warning}");
     }
-    let tree = Arc::new(Tree::build(config, &catalog)?);
+    for (path, reason) in &report.unmatched {
+        tracing::warn!("unmatched {path}: {reason}");
+    }
+    let tree = Tree::build(config, &catalog)?;
+    for note in &tree.notes {
+        tracing::info!("{note}");
+    }
+    let tree = Arc::new(tree);
     let keys = Arc::new(KeySpace::with_parts(
         tree,
         config.mount.zarr_format,

@@ -13,6 +13,9 @@ pub fn run(config_path: &Path, path: Option<&str>) -> anyhow::Result<ExitCode> {
     let (catalog, report) = super::index::index_with_progress(&config)?;
     super::index::print_report(&report);
     let tree = Tree::build(&config, &catalog)?;
+    for note in &tree.notes {
+        println!("{note}");
+    }
     let path = path.unwrap_or("").trim_matches('/');
     match tree.node(path) {
         Some(NodeRef::Group(group)) => {

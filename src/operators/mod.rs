@@ -7,10 +7,12 @@ mod boxes;
 mod decode;
 mod native;
 mod strings;
+mod transform;
 
 use std::sync::Arc;
 
 pub use boxes::Region;
+pub use transform::{to_f64 as element_f64, Transform};
 
 use crate::sources::bytes::ByteSource;
 use crate::sources::model::{DType, FileVersion, VarMeta};
@@ -56,7 +58,10 @@ impl Geometry {
     }
 }
 
-/// One source variable contributing to an array, placed at `offset` along the concat axis.
+/// One source variable contributing to an array, placed at `origin`.
+///
+/// The array may have more dimensions than the variable (new dimensions joined in front):
+/// the part then covers one index of each leading dimension.
 #[derive(Debug, Clone)]
 pub struct Part {
     /// Source file path.
@@ -65,17 +70,24 @@ pub struct Part {
     pub version: FileVersion,
     /// The variable in that file (its storage says where the bytes are).
     pub var: Arc<VarMeta>,
-    /// Position of the part's first element along the concat axis.
-    pub offset: u64,
+    /// Position of the part's first element in the array, one index per array dimension.
+    pub origin: Vec<u64>,
+    /// Value transform applied after reading (fixes, per-file unpacking).
+    pub transform: Option<Arc<Transform>>,
 }
 
-/// How to compute any chunk of an array: the parts it is made of, joined along `concat_axis`.
+impl Part {
+    /// Number of leading array dimensions the variable does not have.
+    pub fn lead(&self) -> usize {
+        self.origin.len().saturating_sub(self.var.shape.len())
+    }
+}
+
+/// How to compute any chunk of an array: the parts it is made of.
 #[derive(Debug, Clone)]
 pub struct Recipe {
-    /// Contributing source variables, in order along the concat axis.
+    /// Contributing source variables.
     pub parts: Vec<Part>,
-    /// The axis parts are joined along; `None` for a single part.
-    pub concat_axis: Option<usize>,
 }
 
 /// A chunk that could not be computed.
@@ -142,37 +154,32 @@ impl Recipe {
         }
     }
 
-    /// The parts overlapping a chunk region, each with its overlap in part coordinates and the
-    /// overlap's position in the chunk.
+    /// The parts overlapping a chunk region, each with its overlap in the variable's own
+    /// coordinates and the overlap's position in the chunk (one index per array dimension).
     fn overlaps<'a>(
         &'a self,
         region: &'a Region,
     ) -> impl Iterator<Item = (&'a Part, Region, Vec<u64>)> + 'a {
         self.parts.iter().filter_map(move |part| {
-            let mut start = vec![0u64; region.start.len()];
-            if let Some(axis) = self.concat_axis {
-                start[axis] = part.offset;
-            }
+            let lead = part.lead();
+            let mut count = vec![1u64; lead];
+            count.extend_from_slice(&part.var.shape);
             let part_box = Region {
-                start,
-                count: part.var.shape.clone(),
+                start: part.origin.clone(),
+                count,
             };
             let overlap = if region.start.is_empty() {
-                Some(Region {
-                    start: vec![],
-                    count: vec![],
-                })
+                part_box.clone()
             } else {
-                region.intersect(&part_box)
-            }?;
+                region.intersect(&part_box)?
+            };
             let local = Region {
-                start: overlap
-                    .start
+                start: overlap.start[lead..]
                     .iter()
-                    .zip(&part_box.start)
+                    .zip(&part_box.start[lead..])
                     .map(|(a, b)| a - b)
                     .collect(),
-                count: overlap.count.clone(),
+                count: overlap.count[lead..].to_vec(),
             };
             let in_chunk = overlap
                 .start

@@ -8,12 +8,39 @@ use rayon::prelude::*;
 
 use super::boxes::{copy_box, fill_with, swap_bytes, Region};
 use super::decode::decode_chunk;
-use super::{ChunkError, Geometry, Part, Recipe};
+use super::{ChunkError, Geometry, Part, Recipe, Transform};
 use crate::sources::bytes::ByteSource;
 use crate::sources::model::{Endian, Filter, InlineData, Storage};
 
 /// Rows closer than this in a file are read as one range.
 const COALESCE_GAP: u64 = 256 << 10;
+
+/// Where a part's values land: a C-ordered box of `shape` starting `offset` bytes into the
+/// output buffer, at `start` within that box.
+struct Target {
+    offset: usize,
+    shape: Vec<u64>,
+    start: Vec<u64>,
+}
+
+impl Target {
+    /// The slab of a chunk buffer (shape `chunks`) that a part with `lead` leading new
+    /// dimensions writes to, given its position `in_chunk` (one index per array dimension).
+    fn in_chunk(chunks: &[u64], in_chunk: &[u64], lead: usize, elem: usize) -> Target {
+        let slab: u64 = chunks[lead..].iter().product();
+        let lead_strides = super::boxes::strides(&chunks[..lead]);
+        let slab_index: u64 = in_chunk[..lead]
+            .iter()
+            .zip(&lead_strides)
+            .map(|(i, s)| i * s)
+            .sum();
+        Target {
+            offset: (slab_index * slab) as usize * elem,
+            shape: chunks[lead..].to_vec(),
+            start: in_chunk[lead..].to_vec(),
+        }
+    }
+}
 
 /// One read from one source, and where its bytes go.
 enum Task<'a> {
@@ -25,6 +52,8 @@ enum Task<'a> {
         filter_mask: u32,
         chunk_shape: &'a [u64],
         src_start: Vec<u64>,
+        dst_offset: usize,
+        dst_shape: Vec<u64>,
         dst_start: Vec<u64>,
         count: Vec<u64>,
         endian: Endian,
@@ -50,11 +79,88 @@ pub fn compute(
     let mut out = vec![0u8; chunk_len * elem];
     fill_with(&mut out, &geometry.fill);
     let mut tasks = Vec::new();
+    let mut transformed = Vec::new();
     for (part, local, in_chunk) in recipe.overlaps(&region) {
+        if part.transform.is_some() || part.var.dtype != geometry.dtype {
+            transformed.push((part, local, in_chunk));
+            continue;
+        }
+        let target = Target::in_chunk(&geometry.chunks, &in_chunk, part.lead(), elem);
         plan_part(
-            part, &local, &in_chunk, geometry, elem, &mut out, &mut tasks,
+            part,
+            &local,
+            &target,
+            &geometry.fill,
+            elem,
+            &mut out,
+            &mut tasks,
         )?;
     }
+    execute(&tasks, &mut out, source, elem)?;
+    for (part, local, in_chunk) in transformed {
+        let values = read_transformed(part, &local, geometry, source)?;
+        let mut count = vec![1u64; part.lead()];
+        count.extend_from_slice(&local.count);
+        let origin = vec![0u64; count.len()];
+        copy_box(
+            &values,
+            &count,
+            &origin,
+            &mut out,
+            &geometry.chunks,
+            &in_chunk,
+            &count,
+            elem,
+        );
+    }
+    Ok(out)
+}
+
+/// Reads `local` of a part in its own type and applies its transform, giving values of the
+/// array's type in a buffer of shape `local.count`.
+fn read_transformed(
+    part: &Part,
+    local: &Region,
+    geometry: &Geometry,
+    source: &dyn ByteSource,
+) -> Result<Vec<u8>, ChunkError> {
+    let identity = Transform::identity(geometry.dtype);
+    let transform = part.transform.as_deref().unwrap_or(&identity);
+    let mut read = local.clone();
+    for &axis in &transform.flip {
+        if let (Some(&n), Some(start)) = (part.var.shape.get(axis), read.start.get_mut(axis)) {
+            *start = n - (local.start[axis] + local.count[axis]);
+        }
+    }
+    let elem = part.var.dtype.size().unwrap_or(1);
+    let mut buf = vec![0u8; read.len() as usize * elem];
+    fill_with(&mut buf, &part.var.fill);
+    let target = Target {
+        offset: 0,
+        shape: read.count.clone(),
+        start: vec![0; read.count.len()],
+    };
+    let mut tasks = Vec::new();
+    plan_part(
+        part,
+        &read,
+        &target,
+        &part.var.fill,
+        elem,
+        &mut buf,
+        &mut tasks,
+    )?;
+    execute(&tasks, &mut buf, source, elem)?;
+    Ok(transform.apply(buf, part.var.dtype, &read.count))
+}
+
+/// Runs the reads (in parallel when there are several) and copies their bytes into `out`.
+fn execute(
+    tasks: &[Task],
+    out: &mut [u8],
+    source: &dyn ByteSource,
+    elem: usize,
+) -> Result<(), ChunkError> {
     let results: Vec<Result<(Vec<u8>, &Task), ChunkError>> = if tasks.len() > 1 {
         tasks.par_iter().map(|t| run(t, source, elem)).collect()
     } else {
@@ -66,6 +172,8 @@ pub fn compute(
             Task::Chunk {
                 chunk_shape,
                 src_start,
+                dst_offset,
+                dst_shape,
                 dst_start,
                 count,
                 ..
@@ -73,8 +181,8 @@ pub fn compute(
                 &bytes,
                 chunk_shape,
                 src_start,
-                &mut out,
-                &geometry.chunks,
+                &mut out[*dst_offset..],
+                dst_shape,
                 dst_start,
                 count,
                 elem,
@@ -90,7 +198,7 @@ pub fn compute(
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 fn error(part: &Part, reason: impl Into<String>) -> ChunkError {
@@ -100,17 +208,19 @@ fn error(part: &Part, reason: impl Into<String>) -> ChunkError {
     }
 }
 
-/// Plans the reads of one part's overlap; copies inline and fill data right away.
+/// Plans the reads of one part's overlap `local` (in the variable's coordinates) into
+/// `target`; copies inline and fill data right away. `base_fill` is what `out` starts as.
 fn plan_part<'a>(
     part: &'a Part,
     local: &Region,
-    in_chunk: &[u64],
-    geometry: &Geometry,
+    target: &Target,
+    base_fill: &[u8],
     elem: usize,
     out: &mut [u8],
     tasks: &mut Vec<Task<'a>>,
 ) -> Result<(), ChunkError> {
     let var = &part.var;
+    let dst = &mut out[target.offset..];
     match &var.storage {
         Storage::Inline(InlineData::Bytes(bytes)) => {
             if bytes.len() as u64 != var.len() * elem as u64 {
@@ -123,9 +233,9 @@ fn plan_part<'a>(
                 bytes,
                 &var.shape,
                 &local.start,
-                out,
-                &geometry.chunks,
-                in_chunk,
+                dst,
+                &target.shape,
+                &target.start,
                 &local.count,
                 elem,
             );
@@ -136,7 +246,15 @@ fn plan_part<'a>(
                 format!("{} holds strings, not numbers", var.name),
             ))
         }
-        Storage::Unwritten => fill_region(out, geometry, in_chunk, &local.count, &var.fill, elem),
+        Storage::Unwritten => fill_region(
+            dst,
+            &target.shape,
+            &target.start,
+            &local.count,
+            &var.fill,
+            base_fill,
+            elem,
+        ),
         Storage::Unsupported { reason } => {
             return Err(error(part, format!("variable {}: {reason}", var.name)))
         }
@@ -147,8 +265,7 @@ fn plan_part<'a>(
         } => plan_rows(
             part,
             local,
-            in_chunk,
-            geometry,
+            target,
             elem,
             *offset,
             *endian,
@@ -190,13 +307,19 @@ fn plan_part<'a>(
                         .start
                         .iter()
                         .zip(&local.start)
-                        .zip(in_chunk)
+                        .zip(&target.start)
                         .map(|((a, b), c)| a - b + c)
                         .collect();
                     match chunks.get(&index) {
-                        None => {
-                            fill_region(out, geometry, &dst_start, &overlap.count, &var.fill, elem)
-                        }
+                        None => fill_region(
+                            dst,
+                            &target.shape,
+                            &dst_start,
+                            &overlap.count,
+                            &var.fill,
+                            base_fill,
+                            elem,
+                        ),
                         Some(r) => tasks.push(Task::Chunk {
                             part,
                             range: r.offset..r.offset + r.len,
@@ -204,6 +327,8 @@ fn plan_part<'a>(
                             filter_mask: r.filter_mask,
                             chunk_shape,
                             src_start,
+                            dst_offset: target.offset,
+                            dst_shape: target.shape.clone(),
                             dst_start,
                             count: overlap.count,
                             endian: *endian,
@@ -231,31 +356,24 @@ fn advance(index: &mut [u64], first: &[u64], last: &[u64]) -> bool {
     false
 }
 
+/// Writes `fill` over a box of `dst` unless the buffer already starts out as `fill`.
 fn fill_region(
-    out: &mut [u8],
-    geometry: &Geometry,
+    dst: &mut [u8],
+    shape: &[u64],
     start: &[u64],
     count: &[u64],
     fill: &[u8],
+    base_fill: &[u8],
     elem: usize,
 ) {
-    if fill == geometry.fill.as_slice() || fill.len() != elem {
-        return; // The buffer starts out filled with the array's fill value.
+    if fill == base_fill || fill.len() != elem {
+        return;
     }
     let n: u64 = count.iter().product();
     let mut block = vec![0u8; n as usize * elem];
     fill_with(&mut block, fill);
     let origin = vec![0u64; count.len()];
-    copy_box(
-        &block,
-        count,
-        &origin,
-        out,
-        &geometry.chunks,
-        start,
-        count,
-        elem,
-    );
+    copy_box(&block, count, &origin, dst, shape, start, count, elem);
 }
 
 /// Plans row reads of contiguous C-order data, merging rows that lie close in the file.
@@ -263,8 +381,7 @@ fn fill_region(
 fn plan_rows<'a>(
     part: &'a Part,
     local: &Region,
-    in_chunk: &[u64],
-    geometry: &Geometry,
+    target: &Target,
     elem: usize,
     offset: u64,
     endian: Endian,
@@ -288,19 +405,19 @@ fn plan_rows<'a>(
             }
         }
     };
-    let out_strides = super::boxes::strides(&geometry.chunks);
+    let out_strides = super::boxes::strides(&target.shape);
     let row_len = if ndim == 0 { 1 } else { local.count[ndim - 1] } as usize * elem;
     let mut rows: Vec<(u64, usize)> = Vec::new(); // (file offset, output offset)
     let mut idx = vec![0u64; ndim.saturating_sub(1)];
     loop {
         let mut full: Vec<u64> = idx.iter().zip(&local.start).map(|(i, s)| i + s).collect();
-        let mut out_idx: Vec<u64> = idx.iter().zip(in_chunk).map(|(i, s)| i + s).collect();
+        let mut out_idx: Vec<u64> = idx.iter().zip(&target.start).map(|(i, s)| i + s).collect();
         if ndim > 0 {
             full.push(local.start[ndim - 1]);
-            out_idx.push(in_chunk[ndim - 1]);
+            out_idx.push(target.start[ndim - 1]);
         }
         let out_off: u64 = out_idx.iter().zip(&out_strides).map(|(i, s)| i * s).sum();
-        rows.push((file_offset(&full), out_off as usize * elem));
+        rows.push((file_offset(&full), target.offset + out_off as usize * elem));
         let first = vec![0u64; idx.len()];
         let last: Vec<u64> = local.count[..idx.len()].iter().map(|c| c - 1).collect();
         if !advance(&mut idx, &first, &last) {

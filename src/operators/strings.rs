@@ -29,14 +29,20 @@ pub fn compute(recipe: &Recipe, geometry: &Geometry, index: &[u64]) -> Result<Ve
         let ids: Vec<u8> = (0..values.len() as u64)
             .flat_map(|i| (tag | i).to_le_bytes())
             .collect();
+        let lead = part.lead();
+        let extend = |head: u64, v: &[u64]| {
+            let mut out = vec![head; lead];
+            out.extend_from_slice(v);
+            out
+        };
         copy_box(
             &ids,
-            &part.var.shape,
-            &local.start,
+            &extend(1, &part.var.shape),
+            &extend(0, &local.start),
             &mut picked,
             &geometry.chunks,
             &in_chunk,
-            &local.count,
+            &extend(1, &local.count),
             8,
         );
     }

@@ -4,12 +4,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+
 use std::sync::Arc;
 
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::bytes::local_version;
+use super::membership::{self, Member, Membership, MembershipError};
 use super::model::{FileMeta, FileVersion};
 use super::persist;
 use super::scan::scan_file;
@@ -19,16 +21,9 @@ use crate::config::MountConfig;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CatalogError {
-    /// A dataset's `files` is not a valid glob.
-    #[error("dataset {dataset}: invalid glob {pattern:?}: {message}")]
-    BadGlob {
-        /// The dataset.
-        dataset: String,
-        /// The glob.
-        pattern: String,
-        /// What is wrong with it.
-        message: String,
-    },
+    /// A dataset's members cannot be determined (bad glob, pattern or catalog).
+    #[error(transparent)]
+    Membership(#[from] MembershipError),
     /// The catalog could not be written.
     #[error("cannot write catalog {path}: {source}")]
     Write {
@@ -92,13 +87,15 @@ pub struct IndexReport {
     pub warnings: Vec<(String, String)>,
     /// Entries dropped because their file is gone.
     pub removed: usize,
+    /// Files a glob matched but the dataset's pattern did not: path and reason.
+    pub unmatched: Vec<(String, String)>,
 }
 
-/// Indexed source files and, per dataset, the files its glob matched.
+/// Indexed source files and, per dataset, its members.
 #[derive(Debug, Default)]
 pub struct Catalog {
     entries: HashMap<String, Entry>,
-    datasets: BTreeMap<String, Vec<String>>,
+    datasets: BTreeMap<String, Membership>,
 }
 
 impl Catalog {
@@ -117,20 +114,24 @@ impl Catalog {
         let mut datasets = BTreeMap::new();
         let mut wanted: Vec<(String, std::fs::Metadata)> = Vec::new();
         for dataset in &config.datasets {
-            let paths = expand_glob(&dataset.name, &dataset.files)?;
-            let mut names = Vec::new();
-            for path in paths {
-                let Ok(meta) = std::fs::metadata(&path) else {
-                    continue;
-                };
-                if !meta.is_file() {
-                    continue;
-                }
-                let name = path.to_string_lossy().into_owned();
-                names.push(name.clone());
-                wanted.push((name, meta));
-            }
-            datasets.insert(dataset.name.clone(), names);
+            let mut found = membership::resolve(dataset)?;
+            found
+                .members
+                .retain(|member| match std::fs::metadata(&member.path) {
+                    Ok(meta) if meta.is_file() => {
+                        wanted.push((member.path.clone(), meta));
+                        true
+                    }
+                    _ => {
+                        report.skipped.push((
+                            member.path.clone(),
+                            "listed but not a readable file".to_owned(),
+                        ));
+                        false
+                    }
+                });
+            report.unmatched.extend(found.unmatched.iter().cloned());
+            datasets.insert(dataset.name.clone(), found);
         }
         wanted.sort_by(|a, b| a.0.cmp(&b.0));
         wanted.dedup_by(|a, b| a.0 == b.0);
@@ -188,27 +189,20 @@ impl Catalog {
         Ok((Catalog { entries, datasets }, report))
     }
 
-    /// The indexed files of a dataset, in path order; skipped files are left out.
-    pub fn dataset_files(&self, dataset: &str) -> Vec<Arc<FileMeta>> {
-        self.datasets
-            .get(dataset)
-            .into_iter()
-            .flatten()
-            .filter_map(|name| match self.entries.get(name) {
-                Some(Entry::Indexed { meta, .. }) => Some(meta.clone()),
+    /// The indexed files of a dataset with their keys, in path order; skipped files are left
+    /// out. Also the dataset's layout.
+    pub fn dataset(&self, dataset: &str) -> (Vec<(Arc<FileMeta>, &Member)>, Option<&Membership>) {
+        let Some(membership) = self.datasets.get(dataset) else {
+            return (Vec::new(), None);
+        };
+        let files = membership
+            .members
+            .iter()
+            .filter_map(|member| match self.entries.get(&member.path) {
+                Some(Entry::Indexed { meta, .. }) => Some((meta.clone(), member)),
                 _ => None,
             })
-            .collect()
+            .collect();
+        (files, Some(membership))
     }
-}
-
-fn expand_glob(dataset: &str, pattern: &str) -> Result<Vec<PathBuf>, CatalogError> {
-    let paths = glob::glob(pattern).map_err(|e| CatalogError::BadGlob {
-        dataset: dataset.to_owned(),
-        pattern: pattern.to_owned(),
-        message: e.to_string(),
-    })?;
-    let mut out: Vec<PathBuf> = paths.filter_map(Result::ok).collect();
-    out.sort();
-    Ok(out)
 }

@@ -4,7 +4,10 @@
 pub mod bytes;
 pub mod catalog;
 pub mod chunk_table;
+pub mod esm_catalog;
 mod hdf5_layout;
+pub mod membership;
 pub mod model;
+pub mod pattern;
 mod persist;
 pub mod scan;

@@ -2,8 +2,6 @@
 //! contiguous data split to a few MiB, small chunks coalesced along the concat axis toward a few
 //! MiB, and per-dimension overrides from the config.
 
-use std::collections::BTreeMap;
-
 use crate::sources::model::{DType, Storage, VarMeta};
 
 /// Served chunks aim at about this many bytes.
@@ -12,14 +10,13 @@ const TARGET_BYTES: u64 = 4 << 20;
 /// archive of tiny chunks does not decode thousands of source chunks.
 const MAX_COALESCED: u64 = 256;
 
-/// The served chunk shape of an array of `shape` whose first part is `first`.
+/// The served chunk shape of an array of `shape` whose first part is `first` (the config's
+/// per-dimension overrides are applied by the caller).
 pub fn choose(
     first: &VarMeta,
-    dims: &[String],
     shape: &[u64],
     dtype: DType,
     concat_axis: Option<usize>,
-    overrides: &BTreeMap<String, u64>,
 ) -> Vec<u64> {
     let ndim = shape.len();
     if ndim == 0 {
@@ -49,11 +46,6 @@ pub fn choose(
             chunks[axis] = (chunks[axis] * factor).min(shape[axis]).max(1);
         }
     }
-    for (d, name) in dims.iter().enumerate() {
-        if let Some(&n) = overrides.get(name) {
-            chunks[d] = n.min(shape[d].max(1)).max(1);
-        }
-    }
     chunks
 }
 
@@ -75,58 +67,35 @@ mod tests {
         }
     }
 
-    fn dims(names: &[&str]) -> Vec<String> {
-        names.iter().map(|s| s.to_string()).collect()
+    fn chunked(chunk_shape: Vec<u64>) -> Storage {
+        Storage::Chunked {
+            chunk_shape,
+            filters: vec![],
+            endian: Endian::Little,
+            chunks: ChunkTable::default(),
+        }
     }
 
     #[test]
     fn small_native_chunks_coalesce_along_the_concat_axis() {
-        let storage = Storage::Chunked {
-            chunk_shape: vec![1, 180, 360],
-            filters: vec![],
-            endian: Endian::Little,
-            chunks: ChunkTable::default(),
-        };
-        let first = var(vec![1, 360, 720], storage);
-        let chunks = choose(
-            &first,
-            &dims(&["time", "lat", "lon"]),
-            &[365, 360, 720],
-            DType::F32,
-            Some(0),
-            &BTreeMap::new(),
+        let first = var(vec![1, 360, 720], chunked(vec![1, 180, 360]));
+        assert_eq!(
+            choose(&first, &[365, 360, 720], DType::F32, Some(0)),
+            vec![16, 180, 360]
         );
-        assert_eq!(chunks, vec![16, 180, 360]);
-        let overrides = BTreeMap::from([("time".to_string(), 30)]);
-        let chunks = choose(
-            &first,
-            &dims(&["time", "lat", "lon"]),
-            &[365, 360, 720],
-            DType::F32,
-            Some(0),
-            &overrides,
+        assert_eq!(
+            choose(&first, &[365, 360, 720], DType::F32, None),
+            vec![1, 180, 360]
         );
-        assert_eq!(chunks, vec![30, 180, 360]);
     }
 
     #[test]
     fn coalescing_of_tiny_chunks_is_capped() {
-        let storage = Storage::Chunked {
-            chunk_shape: vec![1, 10, 20],
-            filters: vec![],
-            endian: Endian::Little,
-            chunks: ChunkTable::default(),
-        };
-        let first = var(vec![1, 10, 20], storage);
-        let chunks = choose(
-            &first,
-            &dims(&["time", "lat", "lon"]),
-            &[5000, 10, 20],
-            DType::F32,
-            Some(0),
-            &BTreeMap::new(),
+        let first = var(vec![1, 10, 20], chunked(vec![1, 10, 20]));
+        assert_eq!(
+            choose(&first, &[5000, 10, 20], DType::F32, Some(0)),
+            vec![MAX_COALESCED, 10, 20]
         );
-        assert_eq!(chunks, vec![MAX_COALESCED, 10, 20]);
     }
 
     #[test]
@@ -137,14 +106,9 @@ mod tests {
             record_stride: None,
         };
         let first = var(vec![100, 1000, 1000], storage);
-        let chunks = choose(
-            &first,
-            &dims(&["a", "b", "c"]),
-            &[100, 1000, 1000],
-            DType::F32,
-            None,
-            &BTreeMap::new(),
+        assert_eq!(
+            choose(&first, &[100, 1000, 1000], DType::F32, None),
+            vec![1, 1000, 1000]
         );
-        assert_eq!(chunks, vec![1, 1000, 1000]);
     }
 }

@@ -2,37 +2,50 @@
 //! (compared through each file's CF time units), refusing overlaps, checking that the parts of a
 //! variable agree, and re-encoding time variables whose units differ to the first file's units.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::plan::VarPlan;
 use super::time::{encode, encoding, values, TimeEncoding};
-use crate::operators::Part;
-use crate::sources::model::{AttrValue, DType, FileMeta, GroupMeta, InlineData, Storage, VarMeta};
+use crate::operators::{Part, Transform};
+use crate::sources::model::{
+    Attr, AttrValue, DType, FileMeta, GroupMeta, InlineData, Storage, VarMeta,
+};
 
-/// A variable's parts in order along the concat axis, ready to become an array.
-pub struct Joined {
-    /// Served shape.
-    pub shape: Vec<u64>,
-    /// Served element type (time variables may be promoted to f64 when re-encoded).
-    pub dtype: DType,
-    /// The parts.
-    pub parts: Vec<Part>,
+/// The same group of one file, with the value transforms its fixes call for.
+#[derive(Clone, Copy)]
+pub struct Source<'a> {
+    /// The file.
+    pub file: &'a Arc<FileMeta>,
+    /// The group within it.
+    pub group: &'a GroupMeta,
+    /// Transforms of the group's variables, by name.
+    pub transforms: &'a HashMap<String, Transform>,
 }
+
+/// Attributes that say how stored values decode; joined files must agree on them.
+const ENCODING_ATTRS: [&str; 4] = ["scale_factor", "add_offset", "_FillValue", "missing_value"];
 
 /// Sorts files by the first value of their `dim` coordinate and rejects overlaps.
 /// Files without the coordinate keep path order.
 ///
 /// # Errors
 /// A message naming the files when coordinates overlap or repeat, or time units cannot be compared.
-pub fn order(files: &[Arc<FileMeta>], dim: &str) -> Result<Vec<Arc<FileMeta>>, String> {
+pub fn order<T: Clone>(
+    items: &[T],
+    file_of: impl Fn(&T) -> &FileMeta,
+    dim: &str,
+) -> Result<Vec<T>, String> {
+    let files: Vec<&FileMeta> = items.iter().map(&file_of).collect();
     let coords: Option<Vec<&VarMeta>> = files.iter().map(|f| f.root.var(dim)).collect();
     let Some(coords) = coords else {
-        return Ok(files.to_vec());
+        return Ok(items.to_vec());
     };
     let reference = encoding(coords[0], None)?;
     let mut keyed = Vec::with_capacity(files.len());
-    for (file, coord) in files.iter().zip(&coords) {
+    for ((item, file), coord) in items.iter().zip(&files).zip(&coords) {
         let Some(mut vals) = values(coord) else {
-            return Ok(files.to_vec());
+            return Ok(items.to_vec());
         };
         if let Some(reference) = &reference {
             let own = encoding(coord, None)?
@@ -46,7 +59,7 @@ pub fn order(files: &[Arc<FileMeta>], dim: &str) -> Result<Vec<Arc<FileMeta>>, S
         }
         let first = vals.first().copied().unwrap_or(f64::INFINITY);
         let last = vals.last().copied().unwrap_or(f64::NEG_INFINITY);
-        keyed.push((first, last, file.clone()));
+        keyed.push((first, last, *file, item));
     }
     keyed.sort_by(|a, b| a.0.total_cmp(&b.0).then_with(|| a.2.path.cmp(&b.2.path)));
     for pair in keyed.windows(2) {
@@ -63,27 +76,30 @@ pub fn order(files: &[Arc<FileMeta>], dim: &str) -> Result<Vec<Arc<FileMeta>>, S
             ));
         }
     }
-    Ok(keyed.into_iter().map(|(_, _, f)| f).collect())
+    Ok(keyed
+        .into_iter()
+        .map(|(_, _, _, item)| item.clone())
+        .collect())
 }
 
 /// Joins variable `name` of the same group of each file along `axis`.
 ///
 /// # Errors
 /// A message naming the files when the variable is missing or disagrees in type or shape.
-pub fn join(
-    groups: &[(&Arc<FileMeta>, &GroupMeta)],
-    name: &str,
-    axis: usize,
-    dim: &str,
-) -> Result<Joined, String> {
-    let (first_file, first_group) = groups[0];
-    let first = first_group
+pub fn join(sources: &[Source<'_>], name: &str, axis: usize, dim: &str) -> Result<VarPlan, String> {
+    let first_file = sources[0].file;
+    let first = sources[0]
+        .group
         .var(name)
         .expect("caller picks variables of the first group");
-    let mut parts = Vec::with_capacity(groups.len());
+    let served =
+        |s: &Source<'_>, v: &VarMeta| s.transforms.get(&v.name).map_or(v.dtype, |t| t.output);
+    let first_dtype = served(&sources[0], first);
+    let mut parts = Vec::with_capacity(sources.len());
     let mut offset = 0;
-    for (file, group) in groups {
-        let var = group.var(name).ok_or_else(|| {
+    for source in sources {
+        let file = source.file;
+        let var = source.group.var(name).ok_or_else(|| {
             format!(
                 "variable {name} is in {} but not in {}",
                 first_file.path, file.path
@@ -95,46 +111,129 @@ pub fn join(
                 .iter()
                 .enumerate()
                 .all(|(d, &n)| d == axis || n == first.shape[d]);
-        if var.dtype != first.dtype || !same_frame {
+        if served(source, var) != first_dtype || !same_frame {
             return Err(format!(
                 "variable {name} disagrees between {} ({:?} {:?} {:?}) and {} ({:?} {:?} {:?})",
                 first_file.path,
-                first.dtype,
+                first_dtype,
                 first.dims,
                 first.shape,
                 file.path,
-                var.dtype,
+                served(source, var),
                 var.dims,
                 var.shape
             ));
         }
+        let mut origin = vec![0u64; var.shape.len()];
+        origin[axis] = offset;
         parts.push(Part {
             path: file.path.as_str().into(),
             version: file.version,
             var: Arc::new(var.clone()),
-            offset,
+            origin,
+            transform: source.transforms.get(name).cloned().map(Arc::new),
         });
         offset += var.shape[axis];
     }
     let mut shape = first.shape.clone();
     shape[axis] = offset;
-    let mut joined = Joined {
+    let mut joined = VarPlan {
+        dims: first.dims.clone(),
         shape,
-        dtype: first.dtype,
+        dtype: first_dtype,
+        fill: if first_dtype == first.dtype {
+            first.fill.clone()
+        } else {
+            first_dtype.default_fill()
+        },
+        attrs: first.attrs.clone(),
         parts,
+        concat_axis: Some(axis),
     };
-    reencode_time(&mut joined, groups, name, dim)?;
+    reencode_time(&mut joined, sources, name, dim)?;
+    unify_encodings(&mut joined, sources, name)?;
     Ok(joined)
+}
+
+/// When joined files encode a variable differently (`scale_factor`, `add_offset`,
+/// `_FillValue`, `missing_value`), serves it decoded: float64 values with NaN where a file
+/// marked them missing, so no file's values are read with another file's encoding.
+fn unify_encodings(joined: &mut VarPlan, sources: &[Source<'_>], name: &str) -> Result<(), String> {
+    let encoding_of = |var: &VarMeta| -> Vec<Option<Vec<f64>>> {
+        ENCODING_ATTRS
+            .iter()
+            .map(|a| var.attr(a).and_then(AttrValue::as_f64s))
+            .collect()
+    };
+    let first = encoding_of(&joined.parts[0].var);
+    let differing = joined
+        .parts
+        .iter()
+        .position(|p| encoding_of(&p.var) != first);
+    let Some(other) = differing else {
+        return Ok(());
+    };
+    if joined.dtype == DType::String || joined.dtype == DType::Char {
+        return Err(format!(
+            "variable {name} has different fill values in {} and {}",
+            sources[0].file.path, sources[other].file.path
+        ));
+    }
+    tracing::info!(
+        "variable {name}: encodings differ between {} and {}; serving decoded float64",
+        sources[0].file.path,
+        sources[other].file.path
+    );
+    for part in &mut joined.parts {
+        let attr = |n: &str| part.var.attr(n).and_then(AttrValue::as_f64s);
+        let scale = attr("scale_factor")
+            .and_then(|v| v.first().copied())
+            .unwrap_or(1.0);
+        let offset = attr("add_offset")
+            .and_then(|v| v.first().copied())
+            .unwrap_or(0.0);
+        let mask: Vec<f64> = ["_FillValue", "missing_value"]
+            .iter()
+            .filter_map(|n| attr(n))
+            .flatten()
+            .collect();
+        let fix = part
+            .transform
+            .as_deref()
+            .cloned()
+            .unwrap_or_else(|| Transform::identity(part.var.dtype));
+        // Fixed values are (raw * s + o); decoding multiplies the stored encoding in first.
+        part.transform = Some(Arc::new(Transform {
+            flip: fix.flip.clone(),
+            mask,
+            scale: scale * fix.scale,
+            offset: offset * fix.scale + fix.offset,
+            output: DType::F64,
+        }));
+    }
+    joined.dtype = DType::F64;
+    joined.fill = f64::NAN.to_le_bytes().to_vec();
+    joined
+        .attrs
+        .retain(|a| !ENCODING_ATTRS.contains(&a.name.as_str()));
+    joined.attrs.push(Attr {
+        name: "_FillValue".into(),
+        value: AttrValue::F64(vec![f64::NAN]),
+    });
+    Ok(())
 }
 
 /// Re-encodes every part of a time variable (or the bounds of the time coordinate) into the
 /// first part's units when the files' units differ.
 fn reencode_time(
-    joined: &mut Joined,
-    groups: &[(&Arc<FileMeta>, &GroupMeta)],
+    joined: &mut VarPlan,
+    sources: &[Source<'_>],
     name: &str,
     dim: &str,
 ) -> Result<(), String> {
+    let groups: Vec<(&Arc<FileMeta>, &GroupMeta)> =
+        sources.iter().map(|s| (s.file, s.group)).collect();
+    let groups = groups.as_slice();
     let mut encodings: Vec<Option<TimeEncoding>> = Vec::with_capacity(groups.len());
     for ((file, group), part) in groups.iter().zip(&joined.parts) {
         let coord = group.var(dim);
@@ -228,6 +327,9 @@ fn reencode_time(
             var.fill = dtype.default_fill();
         }
         part.var = Arc::new(var);
+    }
+    if dtype != joined.dtype {
+        joined.fill = dtype.default_fill();
     }
     joined.dtype = dtype;
     Ok(())

@@ -6,6 +6,9 @@ mod build;
 pub mod calendar;
 mod chunking;
 mod concat;
+pub mod fixes;
+mod new_dims;
+mod plan;
 mod time;
 
 use std::collections::BTreeMap;
@@ -66,6 +69,8 @@ pub struct ArrayNode {
 pub struct Tree {
     /// The mount root; its children are the datasets.
     pub root: GroupNode,
+    /// What building it found worth reporting: fixes that matched files, missing cells.
+    pub notes: Vec<String>,
 }
 
 impl Tree {
@@ -76,13 +81,32 @@ impl Tree {
     pub fn build(config: &MountConfig, catalog: &Catalog) -> Result<Tree, TreeError> {
         let mut next_id = 0;
         let mut root = GroupNode::default();
+        let mut notes = Vec::new();
         for dataset in &config.datasets {
-            let files = catalog.dataset_files(&dataset.name);
-            let group = build::dataset(dataset, &files, &mut next_id)?;
+            let fail = |message: String| TreeError {
+                dataset: dataset.name.clone(),
+                message,
+            };
+            let fixes = dataset
+                .fixes
+                .as_deref()
+                .map(fixes::FixSet::load)
+                .transpose()
+                .map_err(|e| fail(e.to_string()))?;
+            let (files, membership) = catalog.dataset(&dataset.name);
+            let layout = membership.map(|m| m.layout.clone()).unwrap_or_default();
+            let group = build::dataset(
+                dataset,
+                &files,
+                &layout,
+                fixes.as_ref(),
+                &mut next_id,
+                &mut notes,
+            )?;
             root.children
                 .insert(dataset.name.clone(), Node::Group(group));
         }
-        Ok(Tree { root })
+        Ok(Tree { root, notes })
     }
 
     /// The node at a `/`-separated path relative to the root (`""` is the root).
