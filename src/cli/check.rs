@@ -5,6 +5,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use atlasfs::config::MountConfig;
+use atlasfs::sources::membership;
+use atlasfs::tree::fixes::FixSet;
 
 /// Runs every check, printing one line each; fails if any failed.
 pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
@@ -37,28 +39,44 @@ pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
         },
     );
     for dataset in &config.datasets {
-        let matches: Vec<_> = glob::glob(&dataset.files)
-            .map(|paths| {
-                paths
-                    .filter_map(Result::ok)
-                    .filter(|p| p.is_file())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let readable = matches
-            .iter()
-            .filter(|p| std::fs::File::open(p).is_ok())
-            .count();
-        report(
-            !matches.is_empty() && readable == matches.len(),
-            format!(
-                "dataset {}: {} file(s) match {} ({} readable)",
-                dataset.name,
-                matches.len(),
-                dataset.files,
-                readable
-            ),
-        );
+        match membership::resolve(dataset) {
+            Ok(found) => {
+                let readable = found
+                    .members
+                    .iter()
+                    .filter(|m| std::fs::File::open(&m.path).is_ok())
+                    .count();
+                let source = match &dataset.catalog {
+                    Some(catalog) => format!("catalog {}", catalog.display()),
+                    None => dataset.files.clone(),
+                };
+                report(
+                    !found.members.is_empty() && readable == found.members.len(),
+                    format!(
+                        "dataset {}: {} file(s) from {source} ({readable} readable, {} not matching the pattern)",
+                        dataset.name,
+                        found.members.len(),
+                        found.unmatched.len()
+                    ),
+                );
+            }
+            Err(e) => report(false, e.to_string()),
+        }
+        if let Some(path) = &dataset.fixes {
+            let loaded = FixSet::load(path);
+            report(
+                loaded.is_ok(),
+                match loaded {
+                    Ok(set) => format!(
+                        "dataset {}: fix file {} has {} rule(s)",
+                        dataset.name,
+                        path.display(),
+                        set.rules.len()
+                    ),
+                    Err(e) => e.to_string(),
+                },
+            );
+        }
     }
     if failures > 0 {
         eprintln!("atlasfs: {failures} check(s) failed");

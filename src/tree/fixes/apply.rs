@@ -173,7 +173,7 @@ impl State<'_> {
             let var = self.var(name)?;
             var.fill = encode(&[fill], dtype);
             set_attr(&mut var.attrs, "_FillValue", typed(fill, dtype));
-            self.note(name, tag, format!("_FillValue set to {fill}"));
+            self.note(name, tag, format!("fill_value {fill}"));
         }
         if let Some(time) = &rule.time {
             let bounds = self
@@ -195,7 +195,7 @@ impl State<'_> {
                     );
                 }
                 let what = format!(
-                    "time encoding set to units={:?} calendar={:?}",
+                    "time units={:?} calendar={:?}",
                     time.units.as_deref().unwrap_or("(unchanged)"),
                     time.calendar.as_deref().unwrap_or("(unchanged)")
                 );
@@ -210,7 +210,7 @@ impl State<'_> {
                     set_attr(&mut self.root.attrs, key, value);
                 } else {
                     set_attr(&mut self.var(name)?.attrs, key, value);
-                    self.note(name, tag, format!("attribute {key} set"));
+                    self.note(name, tag, format!("set_attrs {key}"));
                 }
             }
         }
@@ -219,7 +219,7 @@ impl State<'_> {
                 self.root.attrs.retain(|a| !keys.contains(&a.name));
             } else {
                 self.var(name)?.attrs.retain(|a| !keys.contains(&a.name));
-                self.note(name, tag, format!("attributes {} dropped", keys.join(", ")));
+                self.note(name, tag, format!("drop_attrs {}", keys.join(", ")));
             }
         }
         for (attr, name) in &rule.promote_attrs {
@@ -234,7 +234,7 @@ impl State<'_> {
             if let Some(t) = self.transforms.remove(old) {
                 self.transforms.insert(new.to_owned(), t);
             }
-            self.note(new, tag, format!("renamed from {old}"));
+            self.note(new, tag, format!("rename {old} -> {new}"));
         }
         let mut renamed_dim = false;
         for dim in &mut self.root.dims {
@@ -260,7 +260,7 @@ impl State<'_> {
                 .map(|v| v.name.clone())
                 .collect();
             for user in users {
-                self.note(&user, tag, format!("dimension {old} renamed to {new}"));
+                self.note(&user, tag, format!("rename dimension {old} -> {new}"));
             }
         }
     }
@@ -290,7 +290,7 @@ impl State<'_> {
             } else {
                 self.transform(&name, served).flip.push(axis);
             }
-            self.note(&name, tag, format!("dimension {dim} reversed"));
+            self.note(&name, tag, format!("flip {dim}"));
         }
     }
 
@@ -310,7 +310,7 @@ impl State<'_> {
         }
         var.storage = Storage::Inline(InlineData::Bytes(encode(&vals, var.dtype)));
         self.transforms.remove(name);
-        self.note(name, tag, "values replaced".to_owned());
+        self.note(name, tag, "coords values replaced".to_owned());
         Ok(())
     }
 
@@ -359,7 +359,7 @@ impl State<'_> {
                 t.output = output;
             }
         }
-        self.note(name, tag, format!("scaled by {factor}"));
+        self.note(name, tag, format!("scale by {factor}"));
         Ok(())
     }
 
@@ -384,7 +384,11 @@ impl State<'_> {
             }
             _ => self.transform(name, dtype).output = dtype,
         }
-        self.note(name, tag, format!("cast to {dtype:?}").to_lowercase());
+        self.note(
+            name,
+            tag,
+            format!("cast to {}", format!("{dtype:?}").to_lowercase()),
+        );
         Ok(())
     }
 
@@ -441,7 +445,11 @@ impl State<'_> {
             fill: dtype.default_fill(),
             storage,
         });
-        self.note(name, tag, format!("promoted from global attribute {attr}"));
+        self.note(
+            name,
+            tag,
+            format!("promote_attrs from global attribute {attr}"),
+        );
         Ok(())
     }
 }
