@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use regex::Regex;
+use fancy_regex::Regex;
 
 /// How a key's text is interpreted when it becomes a coordinate.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,7 +23,7 @@ pub enum FieldKind {
 pub struct Pattern {
     text: String,
     regex: Regex,
-    /// Capture group i+1 holds key `names[i]`.
+    /// Capture group i+1 holds key `names[i]`; a key that appears again is a back-reference.
     names: Vec<String>,
     kinds: BTreeMap<String, FieldKind>,
 }
@@ -54,7 +54,7 @@ impl Pattern {
         let mut kinds: BTreeMap<String, FieldKind> = BTreeMap::new();
         let mut rest = text;
         while let Some(open) = rest.find('{') {
-            regex.push_str(&regex::escape(&rest[..open]));
+            regex.push_str(&fancy_regex::escape(&rest[..open]));
             let close = rest[open..]
                 .find('}')
                 .ok_or_else(|| fail("a '{' is not closed".into()))?
@@ -82,16 +82,23 @@ impl Pattern {
                     return Err(fail(format!("key {name} is used with two formats")));
                 }
             }
-            regex.push('(');
-            regex.push_str(&part);
-            regex.push(')');
-            names.push(name.to_owned());
+            match names.iter().position(|n| n == name) {
+                // A repeated key must match the same text: a back-reference, so the engine
+                // backtracks to the split where all occurrences agree.
+                Some(first) => regex.push_str(&format!("\\{}", first + 1)),
+                None => {
+                    regex.push('(');
+                    regex.push_str(&part);
+                    regex.push(')');
+                    names.push(name.to_owned());
+                }
+            }
             rest = &rest[close + 1..];
         }
         if rest.contains('}') {
             return Err(fail("a '}' has no '{'".into()));
         }
-        regex.push_str(&regex::escape(rest));
+        regex.push_str(&fancy_regex::escape(rest));
         regex.push('$');
         let regex = Regex::new(&regex).map_err(|e| fail(e.to_string()))?;
         Ok(Pattern {
@@ -115,15 +122,10 @@ impl Pattern {
     /// The keys of `relative` (a path relative to the base directory), or `None` if it does not
     /// match (including a key that appears twice with different values).
     pub fn match_path(&self, relative: &str) -> Option<BTreeMap<String, String>> {
-        let captures = self.regex.captures(relative)?;
+        let captures = self.regex.captures(relative).ok()??;
         let mut keys = BTreeMap::new();
         for (i, name) in self.names.iter().enumerate() {
-            let value = captures.get(i + 1)?.as_str().to_owned();
-            if let Some(previous) = keys.insert(name.clone(), value.clone()) {
-                if previous != value {
-                    return None;
-                }
-            }
+            keys.insert(name.clone(), captures.get(i + 1)?.as_str().to_owned());
         }
         Some(keys)
     }
@@ -134,7 +136,7 @@ fn date_regex(format: &str) -> Result<String, String> {
     let mut chars = format.chars();
     while let Some(c) = chars.next() {
         if c != '%' {
-            out.push_str(&regex::escape(&c.to_string()));
+            out.push_str(&fancy_regex::escape(&c.to_string()));
             continue;
         }
         out.push_str(match chars.next() {

@@ -149,6 +149,7 @@ pub fn join(sources: &[Source<'_>], name: &str, axis: usize, dim: &str) -> Resul
         attrs: first.attrs.clone(),
         parts,
         concat_axis: Some(axis),
+        decoded: false,
     };
     reencode_time(&mut joined, sources, name, dim)?;
     unify_encodings(&mut joined, sources, name)?;
@@ -159,12 +160,7 @@ pub fn join(sources: &[Source<'_>], name: &str, axis: usize, dim: &str) -> Resul
 /// `_FillValue`, `missing_value`), serves it decoded: float64 values with NaN where a file
 /// marked them missing, so no file's values are read with another file's encoding.
 fn unify_encodings(joined: &mut VarPlan, sources: &[Source<'_>], name: &str) -> Result<(), String> {
-    let encoding_of = |var: &VarMeta| -> Vec<Option<Vec<f64>>> {
-        ENCODING_ATTRS
-            .iter()
-            .map(|a| var.attr(a).and_then(AttrValue::as_f64s))
-            .collect()
-    };
+    let encoding_of = |var: &VarMeta| encoding_attrs(&var.attrs);
     let first = encoding_of(&joined.parts[0].var);
     let differing = joined
         .parts
@@ -184,42 +180,7 @@ fn unify_encodings(joined: &mut VarPlan, sources: &[Source<'_>], name: &str) -> 
         sources[0].file.path,
         sources[other].file.path
     );
-    for part in &mut joined.parts {
-        let attr = |n: &str| part.var.attr(n).and_then(AttrValue::as_f64s);
-        let scale = attr("scale_factor")
-            .and_then(|v| v.first().copied())
-            .unwrap_or(1.0);
-        let offset = attr("add_offset")
-            .and_then(|v| v.first().copied())
-            .unwrap_or(0.0);
-        let mask: Vec<f64> = ["_FillValue", "missing_value"]
-            .iter()
-            .filter_map(|n| attr(n))
-            .flatten()
-            .collect();
-        let fix = part
-            .transform
-            .as_deref()
-            .cloned()
-            .unwrap_or_else(|| Transform::identity(part.var.dtype));
-        // Fixed values are (raw * s + o); decoding multiplies the stored encoding in first.
-        part.transform = Some(Arc::new(Transform {
-            flip: fix.flip.clone(),
-            mask,
-            scale: scale * fix.scale,
-            offset: offset * fix.scale + fix.offset,
-            output: DType::F64,
-        }));
-    }
-    joined.dtype = DType::F64;
-    joined.fill = f64::NAN.to_le_bytes().to_vec();
-    joined
-        .attrs
-        .retain(|a| !ENCODING_ATTRS.contains(&a.name.as_str()));
-    joined.attrs.push(Attr {
-        name: "_FillValue".into(),
-        value: AttrValue::F64(vec![f64::NAN]),
-    });
+    decode(joined);
     Ok(())
 }
 
@@ -333,4 +294,61 @@ fn reencode_time(
     }
     joined.dtype = dtype;
     Ok(())
+}
+
+/// The encoding attributes of a variable, to compare files by.
+pub fn encoding_attrs(attrs: &[Attr]) -> Vec<Option<Vec<f64>>> {
+    ENCODING_ATTRS
+        .iter()
+        .map(|a| {
+            attrs
+                .iter()
+                .find(|x| x.name == *a)
+                .and_then(|x| x.value.as_f64s())
+        })
+        .collect()
+}
+
+/// Serves `plan` decoded: each part unpacked with its own file's encoding into float64, NaN
+/// where that file marks values missing. A plan decoded already is left as it is.
+pub fn decode(plan: &mut VarPlan) {
+    if plan.decoded {
+        return;
+    }
+    for part in &mut plan.parts {
+        let attr = |n: &str| part.var.attr(n).and_then(AttrValue::as_f64s);
+        let scale = attr("scale_factor")
+            .and_then(|v| v.first().copied())
+            .unwrap_or(1.0);
+        let offset = attr("add_offset")
+            .and_then(|v| v.first().copied())
+            .unwrap_or(0.0);
+        let mask: Vec<f64> = ["_FillValue", "missing_value"]
+            .iter()
+            .filter_map(|n| attr(n))
+            .flatten()
+            .collect();
+        let fix = part
+            .transform
+            .as_deref()
+            .cloned()
+            .unwrap_or_else(|| Transform::identity(part.var.dtype));
+        // Fixed values are (raw * s + o); decoding multiplies the stored encoding in first.
+        part.transform = Some(Arc::new(Transform {
+            flip: fix.flip.clone(),
+            mask,
+            scale: scale * fix.scale,
+            offset: offset * fix.scale + fix.offset,
+            output: DType::F64,
+        }));
+    }
+    plan.dtype = DType::F64;
+    plan.fill = f64::NAN.to_le_bytes().to_vec();
+    plan.attrs
+        .retain(|a| !ENCODING_ATTRS.contains(&a.name.as_str()));
+    plan.attrs.push(Attr {
+        name: "_FillValue".into(),
+        value: AttrValue::F64(vec![f64::NAN]),
+    });
+    plan.decoded = true;
 }

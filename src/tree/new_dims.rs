@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::concat;
 use super::plan::{GroupPlan, VarPlan};
 use super::time::encode;
 use crate::sources::model::{Attr, AttrValue, DType, InlineData, Storage, VarMeta};
@@ -82,6 +83,7 @@ pub fn stack(
         .filter(|(name, var)| is_axis_like(name, var, &placed))
         .map(|(name, _)| name.clone())
         .collect();
+    decode_differing_encodings(&mut placed, &axis_like)?;
     for (index, plan) in &placed {
         for (name, var) in &plan.vars {
             if axis_like.contains(name) {
@@ -137,6 +139,44 @@ pub fn stack(
         out.vars.insert(name.clone(), coordinate(name, &coords[d]));
     }
     Ok(out)
+}
+
+/// When cells encode a variable differently (scale, offset, fill or missing values), every
+/// cell's parts are decoded with their own encoding, as joins along existing dimensions do.
+fn decode_differing_encodings(
+    placed: &mut [(Vec<u64>, GroupPlan)],
+    axis_like: &BTreeSet<String>,
+) -> Result<(), String> {
+    let names: BTreeSet<String> = placed
+        .iter()
+        .flat_map(|(_, p)| p.vars.keys().cloned())
+        .collect();
+    for name in names.difference(axis_like) {
+        let encodings: Vec<_> = placed
+            .iter()
+            .filter_map(|(_, p)| p.vars.get(name))
+            .map(|v| (v.decoded, concat::encoding_attrs(&v.attrs)))
+            .collect();
+        if encodings.windows(2).all(|w| w[0] == w[1]) {
+            continue;
+        }
+        for (_, plan) in placed.iter_mut() {
+            if let Some(var) = plan.vars.get_mut(name) {
+                if var.dtype == DType::String || var.dtype == DType::Char {
+                    let path = var
+                        .parts
+                        .first()
+                        .map(|p| p.path.to_string())
+                        .unwrap_or_default();
+                    return Err(format!(
+                        "variable {name} has different fill values across cells (e.g. {path})"
+                    ));
+                }
+                concat::decode(var);
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Coordinates of existing dimensions, their bounds and grid mappings are shared by all cells.

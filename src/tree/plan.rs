@@ -26,6 +26,8 @@ pub struct VarPlan {
     pub parts: Vec<Part>,
     /// The existing dimension files were joined along, if any.
     pub concat_axis: Option<usize>,
+    /// Whether parts are unpacked into float64 because files encoded the variable differently.
+    pub decoded: bool,
 }
 
 impl VarPlan {
@@ -54,6 +56,7 @@ impl VarPlan {
                 transform: transform.cloned().map(Arc::new),
             }],
             concat_axis: None,
+            decoded: false,
         }
     }
 
