@@ -12,7 +12,7 @@ mod transform;
 use std::sync::Arc;
 
 pub use boxes::Region;
-pub use transform::{to_f64 as element_f64, Transform};
+pub use transform::{push_value as push_element, to_f64 as element_f64, Transform};
 
 use crate::sources::bytes::ByteSource;
 use crate::sources::model::{DType, FileVersion, VarMeta};

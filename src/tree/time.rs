@@ -2,6 +2,7 @@
 //! (its `units` "… since …" and `calendar`), used to order files and re-encode joined time axes.
 
 use super::calendar::{Calendar, TimeUnits};
+use crate::operators::{element_f64, push_element};
 use crate::sources::model::{AttrValue, DType, InlineData, Storage, VarMeta};
 
 /// A variable's CF time encoding.
@@ -49,19 +50,7 @@ pub fn values(var: &VarMeta) -> Option<Vec<f64>> {
     Some(
         bytes
             .chunks_exact(size)
-            .map(|b| match var.dtype {
-                DType::I8 => b[0] as i8 as f64,
-                DType::U8 => b[0] as f64,
-                DType::I16 => i16::from_le_bytes([b[0], b[1]]) as f64,
-                DType::U16 => u16::from_le_bytes([b[0], b[1]]) as f64,
-                DType::I32 => i32::from_le_bytes(b.try_into().expect("4")) as f64,
-                DType::U32 => u32::from_le_bytes(b.try_into().expect("4")) as f64,
-                DType::I64 => i64::from_le_bytes(b.try_into().expect("8")) as f64,
-                DType::U64 => u64::from_le_bytes(b.try_into().expect("8")) as f64,
-                DType::F32 => f32::from_le_bytes(b.try_into().expect("4")) as f64,
-                DType::F64 => f64::from_le_bytes(b.try_into().expect("8")),
-                DType::Char | DType::String => f64::NAN,
-            })
+            .map(|b| element_f64(b, var.dtype))
             .collect(),
     )
 }
@@ -70,18 +59,7 @@ pub fn values(var: &VarMeta) -> Option<Vec<f64>> {
 pub fn encode(values: &[f64], dtype: DType) -> Vec<u8> {
     let mut out = Vec::with_capacity(values.len() * dtype.size().unwrap_or(8));
     for &v in values {
-        match dtype {
-            DType::I8 => out.extend((v.round() as i8).to_le_bytes()),
-            DType::U8 => out.extend((v.round() as u8).to_le_bytes()),
-            DType::I16 => out.extend((v.round() as i16).to_le_bytes()),
-            DType::U16 => out.extend((v.round() as u16).to_le_bytes()),
-            DType::I32 => out.extend((v.round() as i32).to_le_bytes()),
-            DType::U32 => out.extend((v.round() as u32).to_le_bytes()),
-            DType::I64 => out.extend((v.round() as i64).to_le_bytes()),
-            DType::U64 => out.extend((v.round() as u64).to_le_bytes()),
-            DType::F32 => out.extend((v as f32).to_le_bytes()),
-            DType::F64 | DType::Char | DType::String => out.extend(v.to_le_bytes()),
-        }
+        push_element(&mut out, v, dtype);
     }
     out
 }
