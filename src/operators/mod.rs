@@ -5,18 +5,22 @@
 
 mod boxes;
 mod decode;
+mod fingerprint;
 mod native;
 mod strings;
 
 use std::sync::Arc;
 
+use serde::Serialize;
+
 pub use boxes::Region;
+pub use fingerprint::RecipeFingerprint;
 
 use crate::sources::bytes::ByteSource;
 use crate::sources::model::{DType, FileVersion, VarMeta};
 
 /// Shape, chunking, type and fill value of an array as served.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Geometry {
     /// Array shape.
     pub shape: Vec<u64>,
@@ -57,7 +61,9 @@ impl Geometry {
 }
 
 /// One source variable contributing to an array, placed at `offset` along the concat axis.
-#[derive(Debug, Clone)]
+/// Every field is part of the cache key of the chunks it contributes to (see
+/// [`RecipeFingerprint`]).
+#[derive(Debug, Clone, Serialize)]
 pub struct Part {
     /// Source file path.
     pub path: Arc<str>,
@@ -70,7 +76,8 @@ pub struct Part {
 }
 
 /// How to compute any chunk of an array: the parts it is made of, joined along `concat_axis`.
-#[derive(Debug, Clone)]
+/// Every field is part of the cache key of its chunks (see [`RecipeFingerprint`]).
+#[derive(Debug, Clone, Serialize)]
 pub struct Recipe {
     /// Contributing source variables, in order along the concat axis.
     pub parts: Vec<Part>,
@@ -142,6 +149,18 @@ impl Recipe {
         }
     }
 
+    /// The box a part covers in array coordinates.
+    fn part_box(&self, part: &Part, ndim: usize) -> Region {
+        let mut start = vec![0u64; ndim];
+        if let Some(axis) = self.concat_axis {
+            start[axis] = part.offset;
+        }
+        Region {
+            start,
+            count: part.var.shape.clone(),
+        }
+    }
+
     /// The parts overlapping a chunk region, each with its overlap in part coordinates and the
     /// overlap's position in the chunk.
     fn overlaps<'a>(
@@ -149,14 +168,7 @@ impl Recipe {
         region: &'a Region,
     ) -> impl Iterator<Item = (&'a Part, Region, Vec<u64>)> + 'a {
         self.parts.iter().filter_map(move |part| {
-            let mut start = vec![0u64; region.start.len()];
-            if let Some(axis) = self.concat_axis {
-                start[axis] = part.offset;
-            }
-            let part_box = Region {
-                start,
-                count: part.var.shape.clone(),
-            };
+            let part_box = self.part_box(part, region.start.len());
             let overlap = if region.start.is_empty() {
                 Some(Region {
                     start: vec![],
