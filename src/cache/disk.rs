@@ -134,7 +134,7 @@ impl DiskCache {
             }
         }
         let index = cache.index.lock();
-        tracing::info!(
+        tracing::debug!(
             "disk cache {}: {} entries, {} bytes (max {}), listed in {} ms",
             dir.display(),
             index.lru.len(),
@@ -207,8 +207,9 @@ impl DiskCache {
         }
         let path = layout::entry_path(&self.dir, key);
         match read_entry(&path, key) {
-            Ok(data) => {
+            Ok((data, modified)) => {
                 bump(&self.counters.hits);
+                touch(&path, modified);
                 Some(data)
             }
             Err(ReadError::Io(e)) => {
@@ -349,27 +350,33 @@ pub enum ReadError {
     Damaged(entry::EntryError),
 }
 
-/// Reads and checks the entry file at `path` for `key`; returns the chunk bytes. Refreshes the
-/// file's mtime when it is older than a minute (best effort).
+/// Reads and checks the entry file at `path` for `key`; returns the chunk bytes and the
+/// file's mtime.
 ///
 /// # Errors
 /// [`ReadError`]: unreadable, or damaged in any way.
-pub fn read_entry(path: &Path, key: ChunkKey) -> Result<Vec<u8>, ReadError> {
+pub fn read_entry(path: &Path, key: ChunkKey) -> Result<(Vec<u8>, SystemTime), ReadError> {
     let mut file = std::fs::File::open(path).map_err(ReadError::Io)?;
     let meta = file.metadata().map_err(ReadError::Io)?;
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     file.read_to_end(&mut bytes).map_err(ReadError::Io)?;
     let len = entry::check(&bytes, key).map_err(ReadError::Damaged)?;
     bytes.truncate(len);
-    let stale = meta
-        .modified()
-        .ok()
-        .and_then(|m| SystemTime::now().duration_since(m).ok())
-        .is_some_and(|age| age > TOUCH_AFTER);
-    if stale {
-        let _ = file.set_modified(SystemTime::now());
+    Ok((bytes, meta.modified().unwrap_or(SystemTime::UNIX_EPOCH)))
+}
+
+/// Refreshes an entry's mtime (its persisted LRU position) when older than a minute; best
+/// effort (a read-only directory keeps the old order).
+fn touch(path: &Path, modified: SystemTime) {
+    let now = SystemTime::now();
+    if now
+        .duration_since(modified)
+        .is_ok_and(|age| age > TOUCH_AFTER)
+    {
+        if let Ok(file) = std::fs::File::open(path) {
+            let _ = file.set_modified(now);
+        }
     }
-    Ok(bytes)
 }
 
 #[cfg(test)]

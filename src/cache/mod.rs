@@ -86,6 +86,39 @@ impl ChunkCache {
         }
     }
 
+    /// The cache of a cache directory: `memory` bytes in memory over a disk tier of `max_size`
+    /// bytes in `dir`, used in `mode`. A disk tier that cannot be opened (read-only or
+    /// unwritable directory) is left out with a warning: chunks are then served uncached.
+    /// `max_size` 0 turns the disk tier off.
+    ///
+    /// # Errors
+    /// [`LockError::Busy`] when another process uses `dir` in a conflicting mode.
+    pub fn open_dir(
+        dir: &std::path::Path,
+        memory: u64,
+        max_size: u64,
+        mode: LockMode,
+    ) -> Result<ChunkCache, LockError> {
+        if max_size == 0 {
+            return Ok(ChunkCache::new(memory, None));
+        }
+        let disk = match CacheLock::acquire(dir, mode) {
+            Ok(lock) => match DiskCache::open(dir, max_size, lock) {
+                Ok(disk) => Some(disk),
+                Err(e) => {
+                    tracing::warn!("{e}; serving chunks without a disk cache");
+                    None
+                }
+            },
+            Err(busy @ LockError::Busy { .. }) => return Err(busy),
+            Err(e) => {
+                tracing::warn!("{e}; serving chunks without a disk cache");
+                None
+            }
+        };
+        Ok(ChunkCache::new(memory, disk))
+    }
+
     /// The bytes of `key`: from memory, else from disk (promoted to memory), else computed with
     /// `compute` — once, however many callers ask at the same time — and stored in both tiers.
     /// Errors are not cached.
