@@ -13,6 +13,7 @@ use fuser::{
     Request,
 };
 
+use super::handles::Handles;
 use super::inodes::{child_path, Inodes};
 use crate::keyspace::{KeyError, KeySpace, Kind};
 
@@ -44,6 +45,7 @@ impl Default for FuseOptions {
 pub struct AtlasFs {
     keys: Arc<KeySpace>,
     inodes: Inodes,
+    handles: Handles,
     uid: u32,
     gid: u32,
     mounted_at: SystemTime,
@@ -57,6 +59,7 @@ impl AtlasFs {
         AtlasFs {
             keys,
             inodes: Inodes::new(),
+            handles: Handles::default(),
             uid,
             gid,
             mounted_at: SystemTime::now(),
@@ -90,7 +93,14 @@ impl AtlasFs {
 
 impl Filesystem for AtlasFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
-        let _ = config.set_max_readahead(4 << 20);
+        let readahead = match config.set_max_readahead(4 << 20) {
+            Ok(_) => 4 << 20,
+            Err(max) => {
+                let _ = config.set_max_readahead(max);
+                max
+            }
+        };
+        tracing::info!("kernel: max_readahead {readahead}");
         Ok(())
     }
 
@@ -122,40 +132,60 @@ impl Filesystem for AtlasFs {
         let Some(path) = self.inodes.path(ino.0) else {
             return reply.error(Errno::ENOENT);
         };
-        match self.keys.stat(&path) {
-            // Keep the kernel's page cache only while the sources are unchanged; otherwise the
-            // kernel drops it and reads come to us (and fail with EIO) instead of serving stale bytes.
-            Some(Kind::File(_)) if self.keys.is_current(&path) => {
-                reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE)
-            }
-            Some(Kind::File(_)) => reply.opened(FileHandle(0), FopenFlags::empty()),
-            Some(Kind::Dir) => reply.error(Errno::EISDIR),
-            None => reply.error(Errno::ENOENT),
-        }
+        let Some(open) = self.keys.open(&path) else {
+            return match self.keys.stat(&path) {
+                Some(Kind::Dir) => reply.error(Errno::EISDIR),
+                _ => reply.error(Errno::ENOENT),
+            };
+        };
+        // Keep the kernel's page cache only while the sources are unchanged; otherwise the
+        // kernel drops it and reads come to us (and fail with EIO) instead of serving stale bytes.
+        let flags = if open.is_current() {
+            FopenFlags::FOPEN_KEEP_CACHE
+        } else {
+            FopenFlags::empty()
+        };
+        reply.opened(FileHandle(self.handles.insert(open)), flags);
     }
 
     fn read(
         &self,
         _req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         offset: u64,
         size: u32,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        let Some(path) = self.inodes.path(ino.0) else {
-            return reply.error(Errno::ENOENT);
+        tracing::trace!("read {ino:?} at {offset}: {size} bytes");
+        let Some(open) = self.handles.get(fh.0) else {
+            return reply.error(Errno::EBADF);
         };
-        match self.keys.read(&path, offset, size as usize) {
+        match self.keys.read_open(&open, offset, size as usize) {
             Ok(bytes) => reply.data(&bytes),
             Err(KeyError::NotFound(_)) => reply.error(Errno::ENOENT),
             Err(e) => {
+                let path = self.inodes.path(ino.0).unwrap_or_default();
                 tracing::error!("read {path}: {e}");
                 reply.error(Errno::EIO)
             }
         }
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: fuser::ReplyEmpty,
+    ) {
+        self.handles.remove(fh.0);
+        reply.ok();
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {

@@ -9,6 +9,7 @@ mod documents;
 pub mod json;
 mod listing;
 mod metadata;
+mod open;
 pub mod readahead;
 mod slice;
 pub mod warm;
@@ -16,6 +17,7 @@ pub mod warm;
 use std::sync::{Arc, OnceLock};
 
 pub use listing::Listing;
+pub use open::OpenKey;
 pub use readahead::{ReadAhead, ReadAheadConfig};
 pub use slice::Slice;
 
