@@ -14,6 +14,9 @@ pub mod readahead;
 mod slice;
 pub mod warm;
 
+#[cfg(test)]
+mod tests;
+
 use std::sync::{Arc, OnceLock};
 
 pub use listing::Listing;
