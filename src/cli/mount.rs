@@ -19,6 +19,10 @@ use atlasfs::sources::bytes::LocalFiles;
 use atlasfs::tree::Tree;
 use clap::Args;
 
+fn parse_size(text: &str) -> Result<u64, String> {
+    atlasfs::config::parse_size(text)
+}
+
 use super::stats_writer::StatsWriter;
 
 /// Arguments of `atlasfs mount`.
@@ -40,6 +44,13 @@ pub struct MountArgs {
     /// FUSE worker threads [default: 2 × cores].
     #[arg(long)]
     threads: Option<usize>,
+    /// The kernel's read-ahead window for this mount, e.g. `4MiB`; 0 keeps the kernel's
+    /// 128 KiB (setting it needs root) [default: 4MiB].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    kernel_read_ahead: Option<u64>,
+    /// Chunks computed ahead of a sequential reader; 0 turns read-ahead off [default: 4].
+    #[arg(long, value_name = "N")]
+    read_ahead_chunks: Option<usize>,
     /// Internal: file descriptor on which a daemon reports readiness.
     #[arg(long, hide = true)]
     ready_fd: Option<RawFd>,
@@ -125,6 +136,12 @@ fn daemonize(args: &MountArgs, config: &MountConfig) -> anyhow::Result<ExitCode>
     }
     if let Some(threads) = args.threads {
         command.arg("--threads").arg(threads.to_string());
+    }
+    if let Some(bytes) = args.kernel_read_ahead {
+        command.arg("--kernel-read-ahead").arg(bytes.to_string());
+    }
+    if let Some(chunks) = args.read_ahead_chunks {
+        command.arg("--read-ahead-chunks").arg(chunks.to_string());
     }
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
@@ -257,7 +274,12 @@ fn start(
             Arc::new(LocalFiles::default()),
             Arc::new(cache),
         )
-        .with_readahead(ReadAheadConfig::default()),
+        .with_readahead(ReadAheadConfig {
+            depth: args
+                .read_ahead_chunks
+                .unwrap_or(ReadAheadConfig::default().depth),
+            ..ReadAheadConfig::default()
+        }),
     );
     let mut options = FuseOptions {
         allow_other: args.allow_other,
@@ -265,6 +287,9 @@ fn start(
     };
     if let Some(threads) = args.threads {
         options.threads = threads;
+    }
+    if let Some(bytes) = args.kernel_read_ahead {
+        options.read_ahead = bytes;
     }
     let session = fuse::mount(keys.clone(), &args.mountpoint, &options)
         .with_context(|| format!("mounting at {}", args.mountpoint.display()))?;

@@ -20,13 +20,15 @@ use crate::keyspace::{KeyError, KeySpace, Kind};
 /// Attribute and entry lifetime in the kernel: the snapshot never changes under a mount.
 const TTL: Duration = Duration::from_secs(24 * 3600);
 
-/// Mount options and threading for [`mount`].
+/// Mount options, threading and kernel tuning for [`mount`].
 #[derive(Debug, Clone)]
 pub struct FuseOptions {
     /// FUSE worker threads.
     pub threads: usize,
     /// Let users other than the mounting one read the mount.
     pub allow_other: bool,
+    /// The kernel's read-ahead window for the mount in bytes (0 keeps the kernel's default).
+    pub read_ahead: u64,
 }
 
 impl Default for FuseOptions {
@@ -37,6 +39,7 @@ impl Default for FuseOptions {
                 .max(2)
                 * 2,
             allow_other: false,
+            read_ahead: 4 << 20,
         }
     }
 }
@@ -93,14 +96,11 @@ impl AtlasFs {
 
 impl Filesystem for AtlasFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
-        let readahead = match config.set_max_readahead(4 << 20) {
-            Ok(_) => 4 << 20,
-            Err(max) => {
-                let _ = config.set_max_readahead(max);
-                max
-            }
-        };
-        tracing::info!("kernel: max_readahead {readahead}");
+        // The kernel offers its current window (128 KiB) as the most it accepts here; the mount
+        // widens it afterwards through sysfs (see `kernel.rs`).
+        if let Err(max) = config.set_max_readahead(4 << 20) {
+            let _ = config.set_max_readahead(max);
+        }
         Ok(())
     }
 
@@ -259,5 +259,10 @@ pub fn mount(
     }
     config.n_threads = Some(options.threads.max(1));
     config.clone_fd = true;
-    fuser::spawn_mount(AtlasFs::new(keys), mountpoint, &config)
+    let session = fuser::spawn_mount(AtlasFs::new(keys), mountpoint, &config)?;
+    // A first request completes only after INIT, which would reset the window; tune after it.
+    if options.read_ahead > 0 && std::fs::metadata(mountpoint).is_ok() {
+        super::kernel::set_read_ahead(mountpoint, options.read_ahead);
+    }
+    Ok(session)
 }

@@ -3,3 +3,4 @@
 pub mod fuse;
 mod handles;
 mod inodes;
+mod kernel;

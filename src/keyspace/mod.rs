@@ -337,18 +337,6 @@ impl KeySpace {
             );
         }
     }
-
-    /// Whether `key`'s content still matches its sources: always true for metadata; for a chunk,
-    /// whether every source it reads is unchanged. Front ends keep kernel caches only while true.
-    pub fn is_current(&self, key: &str) -> bool {
-        match self.resolve(key) {
-            Some(Resolved::Chunk(array, index)) => array
-                .recipe
-                .check_sources(&array.geometry, &index, &*self.source)
-                .is_ok(),
-            _ => true,
-        }
-    }
 }
 
 /// The chunk key of `index` within an array.
