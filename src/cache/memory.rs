@@ -66,24 +66,30 @@ impl<K: Hash + Eq> MemoryCache<K> {
         self.inner.lock().lru.contains(key)
     }
 
-    /// Keeps `bytes` under `key`, evicting the least recently used entries beyond capacity.
-    /// Values larger than the capacity are not kept.
-    pub fn put(&self, key: K, bytes: Arc<Vec<u8>>) {
+    /// Keeps `bytes` under `key`, evicting the least recently used entries beyond capacity;
+    /// returns whether it was kept (values larger than the capacity are not) and the keys
+    /// evicted.
+    pub fn put(&self, key: K, bytes: Arc<Vec<u8>>) -> (bool, Vec<K>) {
         let size = bytes.len() as u64;
         if size > self.capacity {
-            return;
+            return (false, Vec::new());
         }
         let mut inner = self.inner.lock();
         inner.bytes += size;
         if let Some(old) = inner.lru.put(key, bytes) {
             inner.bytes -= old.len() as u64;
         }
+        let mut evicted = Vec::new();
         while inner.bytes > self.capacity {
             match inner.lru.pop_lru() {
-                Some((_, evicted)) => inner.bytes -= evicted.len() as u64,
+                Some((key, bytes)) => {
+                    inner.bytes -= bytes.len() as u64;
+                    evicted.push(key);
+                }
                 None => break,
             }
         }
+        (true, evicted)
     }
 
     /// Current counters.
@@ -110,7 +116,7 @@ mod tests {
         cache.put(1, bytes(4));
         cache.put(2, bytes(4));
         assert!(cache.get(&1).is_some()); // 1 is now most recent
-        cache.put(3, bytes(4)); // evicts 2
+        assert_eq!(cache.put(3, bytes(4)), (true, vec![2]));
         assert!(cache.get(&2).is_none());
         let stats = cache.stats();
         assert_eq!(
@@ -122,7 +128,7 @@ mod tests {
     #[test]
     fn values_beyond_capacity_and_a_zero_capacity_keep_nothing() {
         let cache = MemoryCache::new(3);
-        cache.put(1, Arc::new(vec![0u8; 4]));
+        assert_eq!(cache.put(1, Arc::new(vec![0u8; 4])), (false, vec![]));
         assert!(!cache.contains(&1));
         let off = MemoryCache::new(0);
         off.put(1, Arc::new(vec![0u8; 1]));

@@ -11,6 +11,7 @@
 //! | `entry.rs` | the on-disk entry format (trailer with key and checksums) |
 //! | `layout.rs` | paths under the cache directory, listing and clearing entries |
 //! | `disk.rs` | the disk tier: index, LRU bound, atomic writes, damaged-entry handling |
+//! | `writeback.rs` | deferred disk writes on an idle-priority thread, flushed at unmount |
 //! | `health.rs` | pausing and warning when the disk cannot be written |
 //! | `lock.rs` | who may use a cache directory (flock) |
 //! | `stats.rs` | the counters file a running mount keeps for `atlasfs cache stats` |
@@ -24,6 +25,7 @@ pub mod layout;
 pub mod lock;
 mod memory;
 pub mod stats;
+mod writeback;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -34,6 +36,7 @@ pub use lock::{CacheLock, LockError, LockMode};
 pub use memory::{MemoryCache, MemoryStats};
 
 use flight::{Flights, Joined};
+use writeback::WriteBack;
 
 /// Where a chunk's bytes came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,12 +64,17 @@ pub struct CacheStats {
     pub shared: u64,
     /// Computations that failed.
     pub failed: u64,
+    /// Computed chunks waiting to be written to the disk tier.
+    #[serde(default)]
+    pub pending_writes: u64,
 }
 
 /// The two-tier chunk cache.
 pub struct ChunkCache {
     memory: MemoryCache<ChunkKey>,
-    disk: Option<DiskCache>,
+    disk: Option<Arc<DiskCache>>,
+    /// Deferred writes to `disk` (none without a memory tier: chunks are then written at once).
+    writeback: Option<Arc<WriteBack>>,
     flights: Flights<ChunkKey>,
     computed: AtomicU64,
     shared: AtomicU64,
@@ -76,9 +84,15 @@ pub struct ChunkCache {
 impl ChunkCache {
     /// A cache of `memory` bytes in memory over `disk` (none: memory only).
     pub fn new(memory: u64, disk: Option<DiskCache>) -> Self {
+        let disk = disk.map(Arc::new);
+        let writeback = match &disk {
+            Some(disk) if memory > 0 => Some(WriteBack::start(disk.clone())),
+            _ => None,
+        };
         ChunkCache {
             memory: MemoryCache::new(memory),
             disk,
+            writeback,
             flights: Flights::default(),
             computed: AtomicU64::new(0),
             shared: AtomicU64::new(0),
@@ -154,7 +168,7 @@ impl ChunkCache {
             }
             if let Some(bytes) = self.disk.as_ref().and_then(|d| d.get(key)) {
                 let bytes = Arc::new(bytes);
-                self.memory.put(key, bytes.clone());
+                self.keep(key, bytes.clone(), false);
                 leader.finish(Some(bytes.clone()));
                 return Ok((bytes, Served::Disk));
             }
@@ -163,10 +177,7 @@ impl ChunkCache {
                 Ok(bytes) => {
                     self.computed.fetch_add(1, Ordering::Relaxed);
                     let bytes = Arc::new(bytes);
-                    if let Some(disk) = &self.disk {
-                        disk.put(key, &bytes);
-                    }
-                    self.memory.put(key, bytes.clone());
+                    self.keep(key, bytes.clone(), true);
                     leader.finish(Some(bytes.clone()));
                     Ok((bytes, Served::Computed))
                 }
@@ -176,6 +187,34 @@ impl ChunkCache {
                     Err(e)
                 }
             };
+        }
+    }
+
+    /// Keeps `bytes` in memory and, when `computed`, on disk: deferred while the memory tier
+    /// holds it, at once otherwise. Queued chunks the memory tier evicts are written now.
+    fn keep(&self, key: ChunkKey, bytes: Arc<Vec<u8>>, computed: bool) {
+        let (kept, evicted) = self.memory.put(key, bytes.clone());
+        if let Some(writeback) = &self.writeback {
+            for old in evicted {
+                writeback.write_now(old);
+            }
+        }
+        if !computed {
+            return;
+        }
+        match (&self.writeback, &self.disk) {
+            (Some(writeback), _) if kept => writeback.defer(key, bytes),
+            (_, Some(disk)) => {
+                disk.put(key, &bytes);
+            }
+            _ => {}
+        }
+    }
+
+    /// Writes every computed chunk still waiting for the disk tier (call before exiting).
+    pub fn flush(&self) {
+        if let Some(writeback) = &self.writeback {
+            writeback.flush();
         }
     }
 
@@ -191,17 +230,26 @@ impl ChunkCache {
 
     /// The disk tier, if any.
     pub fn disk(&self) -> Option<&DiskCache> {
-        self.disk.as_ref()
+        self.disk.as_deref()
     }
 
     /// Current counters.
     pub fn stats(&self) -> CacheStats {
         CacheStats {
             memory: self.memory.stats(),
-            disk: self.disk.as_ref().map(DiskCache::stats),
+            disk: self.disk.as_deref().map(DiskCache::stats),
             computed: self.computed.load(Ordering::Relaxed),
             shared: self.shared.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
+            pending_writes: self.writeback.as_ref().map_or(0, |w| w.pending().0),
+        }
+    }
+}
+
+impl Drop for ChunkCache {
+    fn drop(&mut self) {
+        if let Some(writeback) = &self.writeback {
+            writeback.stop();
         }
     }
 }

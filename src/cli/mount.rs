@@ -221,12 +221,18 @@ fn serve(args: &MountArgs, config: &MountConfig) -> anyhow::Result<ExitCode> {
         stats.tick(&keys);
         std::thread::sleep(Duration::from_millis(100));
     };
-    if stopped_by_signal {
-        session.umount_and_join()?;
+    let ended = if stopped_by_signal {
+        session.umount_and_join()
     } else {
-        session.join()?;
+        session.join()
+    };
+    let pending = keys.cache_stats().pending_writes;
+    if pending > 0 {
+        tracing::info!("writing {pending} computed chunk(s) to the disk cache");
     }
+    keys.flush();
     stats.finish(&keys);
+    ended?;
     if let Some(pid_file) = pid_file {
         let _ = std::fs::remove_file(pid_file);
     }

@@ -139,6 +139,11 @@ impl KeySpace {
         self.cache.stats()
     }
 
+    /// Writes every computed chunk still waiting for the disk cache (call before exiting).
+    pub fn flush(&self) {
+        self.cache.flush();
+    }
+
     /// Read-ahead counters (zero when read-ahead is off).
     pub fn readahead_stats(&self) -> ReadAheadStats {
         self.readahead
