@@ -243,7 +243,7 @@ impl DiskCache {
 
     /// Stores `data` as the entry of `key`, evicting least recently used entries to stay
     /// within the bound. Returns whether the entry is now on disk. Failures are logged (see
-    /// [`super::health`]) and counted, never fatal.
+    /// `health.rs`) and counted, never fatal.
     pub fn put(&self, key: ChunkKey, data: &[u8]) -> bool {
         let size = (data.len() + TRAILER_LEN) as u64;
         if size > self.max_size {
