@@ -17,6 +17,14 @@ page cache dropped by the remount).
 For both: the daemon's peak and after-load RSS. Before every measured step the OS page cache is
 dropped (cold; needs root) or the source files are read into it (warm, --warm or without root).
 
+The chunk cache, on the 365-file archive (every first read starts from an empty cache):
+`atlasfs warm` of the whole archive (time, peak RSS); the full load on a fresh mount whose disk
+cache is warm, against the local materialized Zarr; one-chunk read latency (p50, p99) from the
+disk cache and from the kernel's page cache, against reading the same chunk bytes from a local
+file; aggregate throughput of 1, 2, 4 and 8 dask threads, with the cache warm and cold; and the
+daemon's peak RSS while a reader warms the whole archive through a mount whose memory tier is
+smaller than the archive.
+
 Prints a table and writes results.json next to the archives.
 """
 from __future__ import annotations
@@ -71,6 +79,47 @@ load_s = time.perf_counter() - t
 v = np.asarray(a.values, dtype="f8")
 print(json.dumps({"open_s": open_s, "load_s": load_s, "shape": list(a.shape),
                   "nansum": float(np.nansum(v)), "finite": int(np.isfinite(v).sum())}))
+"""
+
+
+CHILD_LOAD_THREADS = r"""
+import json, sys, time, warnings
+warnings.filterwarnings("ignore")
+import numpy as np
+import xarray as xr, zarr, dask
+n = int(sys.argv[3])
+ds = xr.open_zarr(sys.argv[1])
+t = time.perf_counter()
+with dask.config.set(scheduler="threads", num_workers=n):
+    a = ds[sys.argv[2]].load()
+load_s = time.perf_counter() - t
+print(json.dumps({"load_s": load_s, "nbytes": int(a.nbytes)}))
+"""
+# One chunk file at a time, each opened, read whole and closed, in a fixed random order: the
+# latency a reader of one chunk sees.
+CHILD_CHUNK_LATENCY = r"""
+import json, os, random, sys, time
+files = sys.argv[1:]
+random.Random(0).shuffle(files)
+lat = []
+for f in files:
+    t = time.perf_counter()
+    with open(f, "rb") as fh:
+        fh.read()
+    lat.append(time.perf_counter() - t)
+lat.sort()
+q = lambda p: lat[min(len(lat) - 1, int(round(p * (len(lat) - 1))))]
+print(json.dumps({"p50_s": q(0.5), "p99_s": q(0.99), "n": len(lat)}))
+"""
+# Runs a command and reports the peak RSS of it (its only child).
+CHILD_PEAK_RSS = r"""
+import json, resource, subprocess, sys, time
+t = time.perf_counter()
+rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+wall = time.perf_counter() - t
+if rc.returncode != 0:
+    sys.exit(rc.stderr)
+print(json.dumps({"wall_s": wall, "peak_rss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
 """
 
 
@@ -277,12 +326,13 @@ class Bench:
             raise BenchError(f"atlasfs {' '.join(argv)} failed ({proc.returncode}):\n{tail(proc.stderr + proc.stdout)}")
         return proc
 
-    def config(self, name: str, archive: Path) -> tuple[Path, Path]:
+    def config(self, name: str, archive: Path, memory: str | None = None) -> tuple[Path, Path]:
         cache = self.work / f"cache-{name}"
         path = self.work / f"{name}.toml"
+        memory_line = f"memory = {json.dumps(memory)}\n" if memory else ""
         path.write_text(
             "# written by scripts/bench.py\n"
-            f"[cache]\ndir = {json.dumps(str(cache))}\n\n"
+            f"[cache]\ndir = {json.dumps(str(cache))}\n{memory_line}\n"
             f"[[dataset]]\nname = {json.dumps(VAR)}\nfiles = {json.dumps(str(archive / '*.nc'))}\n"
             'concat_dim = "time"\n'
         )
@@ -427,9 +477,11 @@ class Bench:
         return r
 
     def first_read(self, config: Path, mp: Path, files: list[Path], mode: str) -> dict:
-        """Remounts (daemon and mount page cache empty), sets the OS cache, loads all of VAR."""
+        """Remounts (daemon, disk cache and mount page cache empty), sets the OS cache, loads all
+        of VAR."""
         if self.is_mounted(mp):
             self.unmount(mp)
+        self.atlas("cache", "clear", str(config))
         if mode == "cold":
             self.drop_caches()
         else:
@@ -489,10 +541,119 @@ class Bench:
                 w = self.first_read(config, mp, files, "warm")
                 r["warm_sources_load_s"] = w["load_s"]
                 say(f"  first read on a fresh mount with the sources in the OS page cache: load {w['load_s']:.3f} s")
+            r["cache"] = self.bench_cache(config, cache, mp, files, want)
         finally:
             if mp in self.mounts:
                 self.unmount(mp)
         return r
+
+    # --- the chunk cache ---------------------------------------------------------------------
+    @staticmethod
+    def cache_entries(cache: Path) -> list[Path]:
+        return [p for p in (cache / "chunks").glob("??/*") if p.is_file()]
+
+    @staticmethod
+    def read_into_os_cache(paths: list[Path]) -> None:
+        for p in paths:
+            with open(p, "rb") as fh:
+                while fh.read(1 << 22):
+                    pass
+
+    def remount_warm_cache(self, config: Path, cache: Path, mp: Path, os_cache: str) -> int:
+        """A fresh mount (daemon memory and the mount's page cache empty) over the disk cache as
+        it is, with its entry files in the OS page cache ("warm") or not ("cold")."""
+        if self.is_mounted(mp):
+            self.unmount(mp)
+        if os_cache == "cold":
+            self.drop_caches()
+        else:
+            self.read_into_os_cache(self.cache_entries(cache))
+        _, pid = self.mount(config, mp)
+        return pid
+
+    @staticmethod
+    def chunk_files(mp: Path) -> list[Path]:
+        return sorted(p for p in (mp / VAR / VAR / "c").rglob("*") if p.is_file())
+
+    def bench_cache(self, config: Path, cache: Path, mp: Path, files: list[Path], want: dict) -> dict:
+        c: dict = {}
+        say("chunk cache: `atlasfs warm` of the whole archive (empty cache)")
+        if self.is_mounted(mp):
+            self.unmount(mp)
+        self.atlas("cache", "clear", str(config))
+        self.prepare_cache(files)
+        c["warm_cmd"] = self.child(CHILD_PEAK_RSS, str(self.bin), "warm", str(config), "/")
+        say(f"  {c['warm_cmd']['wall_s']:.3f} s, peak RSS {c['warm_cmd']['peak_rss_mib']:.0f} MiB")
+
+        say("chunk cache: full load on a fresh mount, disk cache warm (entries in the OS page cache)")
+        runs = []
+        for i in range(self.args.repeat):
+            self.remount_warm_cache(config, cache, mp, "warm")
+            ld = self.child(CHILD_LOAD, str(mp / VAR), VAR)
+            if not self.matches(ld, want):
+                raise BenchError("values read from the warm cache do not match the sources")
+            runs.append(ld["load_s"])
+            say(f"  run {i + 1}/{self.args.repeat}: load {ld['load_s']:.3f} s")
+        c["warm_load_runs"] = runs
+        c["warm_load_s"] = statistics.median(runs)
+        if self.mode == "cold":
+            self.remount_warm_cache(config, cache, mp, "cold")
+            c["warm_load_os_cold_s"] = self.child(CHILD_LOAD, str(mp / VAR), VAR)["load_s"]
+            say(f"  entries read from disk (OS page cache dropped): load {c['warm_load_os_cold_s']:.3f} s")
+
+        say("chunk cache: one-chunk read latency (open, read, close; random order)")
+        local = self.work / "chunks-local"
+        shutil.rmtree(local, ignore_errors=True)
+        local.mkdir(parents=True)
+        self.remount_warm_cache(config, cache, mp, "warm")
+        chunks = self.chunk_files(mp)
+        copies = []
+        for i, f in enumerate(chunks):
+            copies.append(local / str(i))
+            copies[-1].write_bytes(f.read_bytes())
+        self.remount_warm_cache(config, cache, mp, "warm")
+        chunks = self.chunk_files(mp)
+        c["latency_disk"] = self.child(CHILD_CHUNK_LATENCY, *map(str, chunks))
+        c["latency_kernel"] = self.child(CHILD_CHUNK_LATENCY, *map(str, chunks))
+        c["latency_local"] = self.child(CHILD_CHUNK_LATENCY, *map(str, copies))
+        shutil.rmtree(local, ignore_errors=True)
+        for k, label in (("latency_local", "local file"), ("latency_disk", "atlasfs, disk cache"),
+                         ("latency_kernel", "atlasfs, kernel page cache")):
+            say(f"  {label}: p50 {c[k]['p50_s'] * 1e3:.2f} ms, p99 {c[k]['p99_s'] * 1e3:.2f} ms ({c[k]['n']} chunks)")
+
+        say("chunk cache: aggregate throughput of dask threads (fresh mount each)")
+        c["threads_warm"], c["threads_cold"] = {}, {}
+        for n in (1, 2, 4, 8):
+            self.remount_warm_cache(config, cache, mp, "warm")
+            ld = self.child(CHILD_LOAD_THREADS, str(mp / VAR), VAR, str(n))
+            c["threads_warm"][n] = ld["nbytes"] / ld["load_s"] / 1e6
+            say(f"  {n} thread(s), cache warm: {c['threads_warm'][n]:.0f} MB/s")
+        for n in (1, 2, 8):
+            if self.is_mounted(mp):
+                self.unmount(mp)
+            self.atlas("cache", "clear", str(config))
+            self.prepare_cache(files)
+            self.mount(config, mp)
+            ld = self.child(CHILD_LOAD_THREADS, str(mp / VAR), VAR, str(n))
+            c["threads_cold"][n] = ld["nbytes"] / ld["load_s"] / 1e6
+            say(f"  {n} thread(s), cache cold ({self.mode} sources): {c['threads_cold'][n]:.0f} MB/s")
+        self.unmount(mp)
+
+        say("chunk cache: daemon RSS while a reader warms the whole archive, memory tier 128MiB")
+        small, small_cache = self.config("a365-small", files[0].parent, memory="128MiB")
+        shutil.rmtree(small_cache, ignore_errors=True)
+        small_mp = self.work / "mnt-a365-small"
+        self.prepare_cache(files)
+        _, pid = self.mount(small, small_mp)
+        try:
+            ld = self.child(CHILD_LOAD, str(small_mp / VAR), VAR)
+            if not self.matches(ld, want):
+                raise BenchError("values read through the small-memory mount do not match")
+            c["small_memory"] = {"memory_mib": 128, **self.memory(pid), "load_s": ld["load_s"]}
+        finally:
+            self.unmount(small_mp)
+        say(f"  peak RSS {c['small_memory']['peak_rss_mib']:.0f} MiB (memory tier 128 MiB), load {ld['load_s']:.3f} s")
+        return c
 
     # --- report ----------------------------------------------------------------------------
     def report(self) -> str:
@@ -557,6 +718,26 @@ class Bench:
             row("  atlasfs re-read (daemon memory cache hot)", b["reread_load_s"])
             row("  daemon RSS peak / after load (MiB)", mib(b["memory"]))
             row("  values match the sources", "yes" if b["values_match"] else "NO")
+        c = b.get("cache") if b else None
+        if c:
+            rows.append(("365-file archive: the chunk cache", "", ""))
+            row("  atlasfs warm of the whole archive", c["warm_cmd"]["wall_s"],
+                f"peak RSS {c['warm_cmd']['peak_rss_mib']:.0f} MiB")
+            row("  full load, warm cache (fresh mount)", c["warm_load_s"],
+                "entries in the OS page cache; runs " + ", ".join(f"{x:.3f}" for x in c["warm_load_runs"]))
+            if "warm_load_os_cold_s" in c:
+                row("  full load, warm cache, OS cache dropped", c["warm_load_os_cold_s"], "entries read from disk")
+            for k, label in (("latency_local", "local file [anchor]"), ("latency_disk", "atlasfs, from the disk cache"),
+                             ("latency_kernel", "atlasfs, kernel page cache")):
+                v = c[k]
+                row(f"  one chunk p50 / p99 (ms), {label}", f"{v['p50_s'] * 1e3:.2f} / {v['p99_s'] * 1e3:.2f}",
+                    f"{v['n']} chunks")
+            tw, tc = c["threads_warm"], c["threads_cold"]
+            row("  dask threads 1/2/4/8, warm cache (MB/s)", " / ".join(f"{tw[n]:.0f}" for n in sorted(tw)))
+            row("  dask threads " + "/".join(map(str, sorted(tc))) + ", cold (MB/s)",
+                " / ".join(f"{tc[n]:.0f}" for n in sorted(tc)))
+            sm = c["small_memory"]
+            row("  daemon RSS peak, memory tier 128 MiB (MiB)", f"{sm['peak_rss_mib']:.0f}", f"load {sm['load_s']:.3f} s")
         w0 = max(len(r[0]) for r in rows) + 2
         w1 = max(10, max(len(r[1]) for r in rows)) + 2
         out.append("")
@@ -613,8 +794,43 @@ class Bench:
                 f = b["zarr"]["load_s"] / b["warm_sources_load_s"]
                 add("first_read_365_warm_vs_local_zarr", "first-read load, 365 files, sources warm (info)",
                     b["warm_sources_load_s"], b["zarr"]["load_s"], "local Zarr (warm by construction)")
-            add("first_read_365_vs_open_mfdataset", "first-read load, 365 files (info)", b["load_s"],
-                b["mf"]["load_s"], "open_mfdataset")
+            f = b["mf"]["load_s"] / b["load_s"]
+            add("first_read_365_vs_open_mfdataset", f"full load, cold (empty cache), 365 files ({self.mode})",
+                b["load_s"], b["mf"]["load_s"], "open_mfdataset(...).load()", "≥2× faster", f >= 2)
+        c = b.get("cache") if b else None
+        if c:
+            f = b["zarr"]["load_s"] / c["warm_load_s"]
+            add("warm_load_365_vs_local_zarr", "full load, warm cache, 365 files", c["warm_load_s"],
+                b["zarr"]["load_s"], "local Zarr", "≥0.9× the local Zarr's speed", f >= 0.9)
+            loc = c["latency_local"]["p50_s"]
+            for k, label in (("latency_disk", "from the disk cache (fresh mount)"),
+                             ("latency_kernel", "from the kernel page cache")):
+                f = loc / c[k]["p50_s"]
+                add(f"chunk_p50_{k}", f"one-chunk read p50, {label}", c[k]["p50_s"], loc,
+                    "a local file", "p50 within 2× of local disk", f >= 0.5)
+            cores = min(8, os.cpu_count() or 1)
+            tw = c["threads_warm"]
+            peak_n = max((n for n in tw if n <= cores), default=1)
+            grows = tw[peak_n] >= 1.1 * tw[1]
+            lst.append({"key": "threads_warm", "goal": "aggregate throughput grows with readers up to the cores",
+                        "met": grows, "text": (
+                            f"dask threads, warm cache: {peak_n} threads give {tw[peak_n] / tw[1]:.2f}× the throughput of 1 "
+                            f"({tw[peak_n]:.0f} vs {tw[1]:.0f} MB/s), 8 give {tw[8] / tw[1]:.2f}×; goal: grows with readers "
+                            f"up to the cores ({os.cpu_count()}) — {'met' if grows else 'NOT MET'}")})
+            tc = c["threads_cold"]
+            lst.append({"key": "threads_cold", "text": (
+                f"dask threads, cold cache (info): 2 threads give {tc[2] / tc[1]:.2f}×, 8 give {tc[8] / tc[1]:.2f}× "
+                f"the throughput of 1 ({tc[1]:.0f} MB/s)")})
+            peak = b["memory"]["peak_rss_mib"]
+            ok = peak <= 512 + 150
+            lst.append({"key": "rss_512", "met": ok, "text": (
+                f"daemon peak RSS while reading the whole archive, memory tier 512 MiB: {peak:.0f} MiB; "
+                f"goal ≤ tier + 150 MB — {'met' if ok else 'NOT MET'}")})
+            sm = c["small_memory"]
+            ok = sm["peak_rss_mib"] <= 128 + 150
+            lst.append({"key": "rss_128", "met": ok, "text": (
+                f"daemon peak RSS while reading the whole archive, memory tier 128 MiB: {sm['peak_rss_mib']:.0f} MiB; "
+                f"goal ≤ tier + 150 MB — {'met' if ok else 'NOT MET'}")})
 
     # --- driver ----------------------------------------------------------------------------
     def run(self) -> int:

@@ -76,9 +76,10 @@ pub struct CacheSection {
     /// Upper bound of the memory cache of computed chunks, e.g. `"512MiB"`.
     #[serde(default = "default_memory", deserialize_with = "de_size")]
     pub memory: u64,
-    /// Upper bound of the disk cache, e.g. `"50GiB"` (reserved for the disk tier).
-    #[serde(default, deserialize_with = "de_opt_size")]
-    pub max_size: Option<u64>,
+    /// Upper bound of the disk cache of computed chunks, e.g. `"50GiB"` (default 10GiB; 0
+    /// turns the disk tier off).
+    #[serde(default = "default_max_size", deserialize_with = "de_size")]
+    pub max_size: u64,
 }
 
 impl Default for CacheSection {
@@ -86,7 +87,7 @@ impl Default for CacheSection {
         CacheSection {
             dir: default_cache_dir(),
             memory: default_memory(),
-            max_size: None,
+            max_size: default_max_size(),
         }
     }
 }
@@ -271,6 +272,10 @@ fn default_memory() -> u64 {
     512 << 20
 }
 
+fn default_max_size() -> u64 {
+    10 << 30
+}
+
 /// Parses a byte size such as `"512MiB"`, `"50GiB"`, `"1.5GB"` or `"4096"`.
 ///
 /// # Errors
@@ -313,10 +318,6 @@ fn de_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     }
 }
 
-fn de_opt_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    de_size(d).map(Some)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,6 +338,10 @@ mod tests {
         assert_eq!(config.cache.dir, PathBuf::from("/etc/atlas/cache"));
         assert_eq!(config.datasets[0].files, "/etc/atlas/data/*.nc");
         assert_eq!(config.mount.zarr_format, ZarrFormat::V3);
+        assert_eq!(config.cache.max_size, 10 << 30);
+        let sized =
+            MountConfig::parse("[cache]\nmax_size = \"2GiB\"\n", Path::new("x.toml")).unwrap();
+        assert_eq!(sized.cache.max_size, 2 << 30);
     }
 
     #[test]

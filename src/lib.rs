@@ -6,7 +6,7 @@
 //! - [`keyspace`]: Zarr keys (`zarr.json`, `.zarray`, chunk keys, …) over the tree.
 //! - [`tree`]: an immutable snapshot of datasets, groups and arrays built from config + catalog.
 //! - [`operators`]: per-chunk recipes that compute a chunk's bytes from the sources.
-//! - [`cache`]: memory LRU of computed chunks.
+//! - [`cache`]: computed chunks in a memory LRU over a bounded, checksummed, persistent disk LRU.
 //! - [`sources`]: the catalog of source files (dimensions, variables, attributes, byte ranges),
 //!   the NetCDF-3 and NetCDF-4 indexers and the byte-range reader every read goes through.
 //!

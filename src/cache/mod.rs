@@ -1,117 +1,255 @@
-//! Computed chunks kept near the reader. Today: a byte-bounded memory LRU with single flight
-//! (concurrent readers of one uncomputed chunk wait for one computation). Knows nothing of
-//! what a chunk is; callers supply the key and the computation.
+//! Computed chunks kept near the reader, in two tiers: a byte-bounded memory LRU of hot chunks
+//! over a bounded, checksummed, persistent disk LRU. Concurrent readers of one uncomputed chunk
+//! wait for a single computation. Knows nothing of what a chunk is: callers supply the key (a
+//! hash of everything the bytes depend on) and the computation.
+//!
+//! | file | owns |
+//! |---|---|
+//! | `key.rs` | [`ChunkKey`] |
+//! | `memory.rs` | the memory tier |
+//! | `flight.rs` | single flight |
+//! | `entry.rs` | the on-disk entry format (trailer with key and checksums) |
+//! | `layout.rs` | paths under the cache directory, listing and clearing entries |
+//! | `disk.rs` | the disk tier: index, LRU bound, atomic writes, damaged-entry handling |
+//! | `writeback.rs` | deferred disk writes on an idle-priority thread, flushed at unmount |
+//! | `health.rs` | pausing and warning when the disk cannot be written |
+//! | `lock.rs` | who may use a cache directory (flock) |
+//! | `stats.rs` | the counters file a running mount keeps for `atlasfs cache stats` |
 
-use std::collections::HashMap;
-use std::hash::Hash;
+mod disk;
+pub mod entry;
+mod flight;
+mod health;
+pub mod key;
+pub mod layout;
+pub mod lock;
+mod memory;
+pub mod stats;
+mod writeback;
+
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use lru::LruCache;
-use parking_lot::Mutex;
+pub use disk::{read_entry, DiskCache, DiskError, DiskStats, ReadError};
+pub use key::ChunkKey;
+pub use lock::{CacheLock, LockError, LockMode};
+pub use memory::{MemoryCache, MemoryStats};
 
-/// Hit and miss counters.
-#[derive(Debug, Default, Clone, Copy)]
+use flight::{Flights, Joined};
+use writeback::WriteBack;
+
+/// Where a chunk's bytes came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Served {
+    /// The memory tier.
+    Memory,
+    /// The disk tier.
+    Disk,
+    /// Computed by this caller.
+    Computed,
+    /// Computed by a concurrent caller this one waited for.
+    Shared,
+}
+
+/// Counters of both tiers and of computations.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct CacheStats {
-    /// Reads served from memory.
-    pub hits: u64,
-    /// Reads that computed the chunk.
-    pub misses: u64,
-    /// Entries held.
-    pub entries: usize,
-    /// Bytes held.
-    pub bytes: u64,
+    /// The memory tier.
+    pub memory: MemoryStats,
+    /// The disk tier, when there is one.
+    pub disk: Option<DiskStats>,
+    /// Chunks computed (misses of both tiers).
+    pub computed: u64,
+    /// Reads that waited for a computation already in progress instead of starting another.
+    pub shared: u64,
+    /// Computations that failed.
+    pub failed: u64,
+    /// Computed chunks waiting to be written to the disk tier.
+    #[serde(default)]
+    pub pending_writes: u64,
 }
 
-struct Inner<K: Hash + Eq> {
-    lru: LruCache<K, Arc<Vec<u8>>>,
-    bytes: u64,
-    hits: u64,
-    misses: u64,
+/// The two-tier chunk cache.
+pub struct ChunkCache {
+    memory: MemoryCache<ChunkKey>,
+    disk: Option<Arc<DiskCache>>,
+    /// Deferred writes to `disk` (none without a memory tier: chunks are then written at once).
+    writeback: Option<Arc<WriteBack>>,
+    flights: Flights<ChunkKey>,
+    computed: AtomicU64,
+    shared: AtomicU64,
+    failed: AtomicU64,
 }
 
-/// A memory LRU of chunk bytes, bounded in bytes.
-pub struct MemoryCache<K: Hash + Eq + Clone> {
-    inner: Mutex<Inner<K>>,
-    in_flight: Mutex<HashMap<K, Arc<Mutex<()>>>>,
-    capacity: u64,
-}
-
-impl<K: Hash + Eq + Clone> MemoryCache<K> {
-    /// A cache holding at most `capacity` bytes (0 disables it).
-    pub fn new(capacity: u64) -> Self {
-        MemoryCache {
-            inner: Mutex::new(Inner {
-                lru: LruCache::unbounded(),
-                bytes: 0,
-                hits: 0,
-                misses: 0,
-            }),
-            in_flight: Mutex::new(HashMap::new()),
-            capacity,
+impl ChunkCache {
+    /// A cache of `memory` bytes in memory over `disk` (none: memory only).
+    pub fn new(memory: u64, disk: Option<DiskCache>) -> Self {
+        let disk = disk.map(Arc::new);
+        let writeback = match &disk {
+            Some(disk) if memory > 0 => Some(WriteBack::start(disk.clone())),
+            _ => None,
+        };
+        ChunkCache {
+            memory: MemoryCache::new(memory),
+            disk,
+            writeback,
+            flights: Flights::default(),
+            computed: AtomicU64::new(0),
+            shared: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
         }
     }
 
-    fn lookup(&self, key: &K) -> Option<Arc<Vec<u8>>> {
-        let mut inner = self.inner.lock();
-        let hit = inner.lru.get(key).cloned();
-        if hit.is_some() {
-            inner.hits += 1;
+    /// The cache of a cache directory: `memory` bytes in memory over a disk tier of `max_size`
+    /// bytes in `dir`, used in `mode`. A disk tier that cannot be opened (read-only or
+    /// unwritable directory) is left out with a warning: chunks are then served uncached.
+    /// `max_size` 0 turns the disk tier off.
+    ///
+    /// # Errors
+    /// [`LockError::Busy`] when another process uses `dir` in a conflicting mode.
+    pub fn open_dir(
+        dir: &std::path::Path,
+        memory: u64,
+        max_size: u64,
+        mode: LockMode,
+    ) -> Result<ChunkCache, LockError> {
+        if max_size == 0 {
+            return Ok(ChunkCache::new(memory, None));
         }
-        hit
+        let disk = match CacheLock::acquire(dir, mode) {
+            Ok(lock) => match DiskCache::open(dir, max_size, lock) {
+                Ok(disk) => Some(disk),
+                Err(e) => {
+                    tracing::warn!("{e}; serving chunks without a disk cache");
+                    None
+                }
+            },
+            Err(busy @ LockError::Busy { .. }) => return Err(busy),
+            Err(e) => {
+                tracing::warn!("{e}; serving chunks without a disk cache");
+                None
+            }
+        };
+        Ok(ChunkCache::new(memory, disk))
     }
 
-    /// The cached bytes of `key`, or computes them with `compute` — once, however many callers
-    /// ask at the same time. Errors are not cached.
+    /// The bytes of `key`: from memory, else from disk (promoted to memory), else computed with
+    /// `compute` — once, however many callers ask at the same time — and stored in both tiers.
+    /// Errors are not cached.
     ///
     /// # Errors
     /// Whatever `compute` returns.
     pub fn get_or_compute<E>(
         &self,
-        key: &K,
+        key: ChunkKey,
         compute: impl FnOnce() -> Result<Vec<u8>, E>,
-    ) -> Result<Arc<Vec<u8>>, E> {
-        if let Some(hit) = self.lookup(key) {
-            return Ok(hit);
+    ) -> Result<(Arc<Vec<u8>>, Served), E> {
+        if let Some(hit) = self.memory.get(&key) {
+            return Ok((hit, Served::Memory));
         }
-        let gate = self
-            .in_flight
-            .lock()
-            .entry(key.clone())
-            .or_insert_with(|| Arc::new(Mutex::new(())))
-            .clone();
-        let _turn = gate.lock();
-        if let Some(hit) = self.lookup(key) {
-            return Ok(hit);
-        }
-        let result = compute();
-        self.in_flight.lock().remove(key);
-        let bytes = Arc::new(result?);
-        let mut inner = self.inner.lock();
-        inner.misses += 1;
-        let size = bytes.len() as u64;
-        if size <= self.capacity {
-            inner.bytes += size;
-            if let Some(old) = inner.lru.put(key.clone(), bytes.clone()) {
-                inner.bytes -= old.len() as u64;
-            }
-            while inner.bytes > self.capacity {
-                match inner.lru.pop_lru() {
-                    Some((_, evicted)) => inner.bytes -= evicted.len() as u64,
-                    None => break,
+        let mut compute = Some(compute);
+        loop {
+            let leader = match self.flights.join(&key) {
+                Joined::Leader(leader) => leader,
+                Joined::Follower(flight) => match flight.wait() {
+                    Some(bytes) => {
+                        self.shared.fetch_add(1, Ordering::Relaxed);
+                        return Ok((bytes, Served::Shared));
+                    }
+                    None => continue, // the leader failed: try ourselves
+                },
+            };
+            // A computation may have finished between the memory lookup and joining.
+            if self.memory.contains(&key) {
+                if let Some(hit) = self.memory.get(&key) {
+                    leader.finish(Some(hit.clone()));
+                    return Ok((hit, Served::Memory));
                 }
             }
+            if let Some(bytes) = self.disk.as_ref().and_then(|d| d.get(key)) {
+                let bytes = Arc::new(bytes);
+                self.keep(key, bytes.clone(), false);
+                leader.finish(Some(bytes.clone()));
+                return Ok((bytes, Served::Disk));
+            }
+            let compute = compute.take().expect("a caller computes at most once");
+            return match compute() {
+                Ok(bytes) => {
+                    self.computed.fetch_add(1, Ordering::Relaxed);
+                    let bytes = Arc::new(bytes);
+                    self.keep(key, bytes.clone(), true);
+                    leader.finish(Some(bytes.clone()));
+                    Ok((bytes, Served::Computed))
+                }
+                Err(e) => {
+                    self.failed.fetch_add(1, Ordering::Relaxed);
+                    leader.finish(None);
+                    Err(e)
+                }
+            };
         }
-        Ok(bytes)
+    }
+
+    /// Keeps `bytes` in memory and, when `computed`, on disk: deferred while the memory tier
+    /// holds it, at once otherwise. Queued chunks the memory tier evicts are written now.
+    fn keep(&self, key: ChunkKey, bytes: Arc<Vec<u8>>, computed: bool) {
+        let (kept, evicted) = self.memory.put(key, bytes.clone());
+        if let Some(writeback) = &self.writeback {
+            for old in evicted {
+                writeback.write_now(old);
+            }
+        }
+        if !computed {
+            return;
+        }
+        match (&self.writeback, &self.disk) {
+            (Some(writeback), _) if kept => writeback.defer(key, bytes),
+            (_, Some(disk)) => {
+                disk.put(key, &bytes);
+            }
+            _ => {}
+        }
+    }
+
+    /// Writes every computed chunk still waiting for the disk tier (call before exiting).
+    pub fn flush(&self) {
+        if let Some(writeback) = &self.writeback {
+            writeback.flush();
+        }
+    }
+
+    /// Whether `key` is held in memory or listed on disk (nothing is read or checked).
+    pub fn contains(&self, key: ChunkKey) -> bool {
+        self.memory.contains(&key) || self.disk.as_ref().is_some_and(|d| d.contains(key))
+    }
+
+    /// Whether `key` is held in memory.
+    pub fn in_memory(&self, key: ChunkKey) -> bool {
+        self.memory.contains(&key)
+    }
+
+    /// The disk tier, if any.
+    pub fn disk(&self) -> Option<&DiskCache> {
+        self.disk.as_deref()
     }
 
     /// Current counters.
     pub fn stats(&self) -> CacheStats {
-        let inner = self.inner.lock();
         CacheStats {
-            hits: inner.hits,
-            misses: inner.misses,
-            entries: inner.lru.len(),
-            bytes: inner.bytes,
+            memory: self.memory.stats(),
+            disk: self.disk.as_deref().map(DiskCache::stats),
+            computed: self.computed.load(Ordering::Relaxed),
+            shared: self.shared.load(Ordering::Relaxed),
+            failed: self.failed.load(Ordering::Relaxed),
+            pending_writes: self.writeback.as_ref().map_or(0, |w| w.pending().0),
+        }
+    }
+}
+
+impl Drop for ChunkCache {
+    fn drop(&mut self) {
+        if let Some(writeback) = &self.writeback {
+            writeback.stop();
         }
     }
 }
@@ -119,50 +257,29 @@ impl<K: Hash + Eq + Clone> MemoryCache<K> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::AtomicUsize;
 
-    #[test]
-    fn evicts_least_recently_used_beyond_capacity() {
-        let cache = MemoryCache::new(10);
-        let ok = |n: usize| move || Ok::<_, ()>(vec![0u8; n]);
-        cache.get_or_compute(&1, ok(4)).unwrap();
-        cache.get_or_compute(&2, ok(4)).unwrap();
-        cache.get_or_compute(&1, ok(4)).unwrap(); // 1 is now most recent
-        cache.get_or_compute(&3, ok(4)).unwrap(); // evicts 2
-        let stats = cache.stats();
-        assert_eq!(
-            (stats.entries, stats.bytes, stats.hits, stats.misses),
-            (2, 8, 1, 3)
-        );
-        let computed = AtomicUsize::new(0);
-        cache
-            .get_or_compute(&2, || {
-                computed.fetch_add(1, Ordering::SeqCst);
-                Ok::<_, ()>(vec![0u8; 4])
-            })
-            .unwrap();
-        assert_eq!(
-            computed.load(Ordering::SeqCst),
-            1,
-            "2 was evicted and recomputed"
-        );
+    fn disk(dir: &std::path::Path) -> DiskCache {
+        let lock = CacheLock::acquire(dir, LockMode::Exclusive).unwrap();
+        DiskCache::open(dir, 1 << 20, lock).unwrap()
     }
 
     #[test]
     fn concurrent_readers_share_one_computation() {
-        let cache = Arc::new(MemoryCache::new(1 << 20));
+        let cache = Arc::new(ChunkCache::new(1 << 20, None));
         let computed = Arc::new(AtomicUsize::new(0));
         let threads: Vec<_> = (0..8)
             .map(|_| {
                 let (cache, computed) = (cache.clone(), computed.clone());
                 std::thread::spawn(move || {
                     cache
-                        .get_or_compute(&7, || {
+                        .get_or_compute(ChunkKey(7), || {
                             computed.fetch_add(1, Ordering::SeqCst);
                             std::thread::sleep(std::time::Duration::from_millis(50));
                             Ok::<_, ()>(vec![1u8; 16])
                         })
                         .unwrap()
+                        .0
                 })
             })
             .collect();
@@ -170,17 +287,64 @@ mod tests {
             assert_eq!(*t.join().unwrap(), vec![1u8; 16]);
         }
         assert_eq!(computed.load(Ordering::SeqCst), 1);
+        let stats = cache.stats();
+        assert_eq!(stats.computed, 1);
     }
 
     #[test]
-    fn errors_are_not_cached() {
-        let cache: MemoryCache<u8> = MemoryCache::new(100);
+    fn single_flight_holds_without_a_memory_tier() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Arc::new(ChunkCache::new(0, Some(disk(dir.path()))));
+        let computed = Arc::new(AtomicUsize::new(0));
+        let threads: Vec<_> = (0..6)
+            .map(|_| {
+                let (cache, computed) = (cache.clone(), computed.clone());
+                std::thread::spawn(move || {
+                    cache
+                        .get_or_compute(ChunkKey(3), || {
+                            computed.fetch_add(1, Ordering::SeqCst);
+                            std::thread::sleep(std::time::Duration::from_millis(30));
+                            Ok::<_, ()>(vec![3u8; 64])
+                        })
+                        .unwrap()
+                        .0
+                })
+            })
+            .collect();
+        for t in threads {
+            assert_eq!(*t.join().unwrap(), vec![3u8; 64]);
+        }
+        // Later readers find it on disk.
+        let (bytes, served) = cache
+            .get_or_compute(ChunkKey(3), || Err::<Vec<u8>, _>("must not compute"))
+            .unwrap();
+        assert_eq!((bytes.len(), served), (64, Served::Disk));
+        assert_eq!(computed.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn tiers_are_consulted_in_order_and_errors_are_not_cached() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = ChunkCache::new(1 << 20, Some(disk(dir.path())));
         assert!(cache
-            .get_or_compute(&1, || Err::<Vec<u8>, _>("boom"))
+            .get_or_compute(ChunkKey(1), || Err::<Vec<u8>, _>("boom"))
             .is_err());
-        assert_eq!(
-            *cache.get_or_compute(&1, || Ok::<_, &str>(vec![5])).unwrap(),
-            vec![5]
-        );
+        let (_, served) = cache
+            .get_or_compute(ChunkKey(1), || Ok::<_, ()>(vec![5]))
+            .unwrap();
+        assert_eq!(served, Served::Computed);
+        let (_, served) = cache
+            .get_or_compute(ChunkKey(1), || Ok::<_, ()>(vec![6]))
+            .unwrap();
+        assert_eq!(served, Served::Memory);
+        drop(cache);
+        let cache = ChunkCache::new(1 << 20, Some(disk(dir.path())));
+        let (bytes, served) = cache
+            .get_or_compute(ChunkKey(1), || Ok::<_, ()>(vec![6]))
+            .unwrap();
+        assert_eq!((bytes.as_slice(), served), (&[5u8][..], Served::Disk));
+        let stats = cache.stats();
+        assert_eq!(stats.disk.unwrap().hits, 1);
+        assert_eq!(stats.computed, 0);
     }
 }

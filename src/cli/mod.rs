@@ -1,10 +1,13 @@
 //! Command-line interface: one module per verb, each a thin driver over the library.
 
+mod cache;
 mod check;
 mod index;
 mod logging;
 mod mount;
+mod stats_writer;
 mod tree;
+mod warm;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,6 +48,11 @@ enum Command {
         /// Mount configuration (TOML).
         config: PathBuf,
     },
+    /// Compute and cache every chunk under the paths (optionally one shard of them).
+    Warm(warm::WarmArgs),
+    /// Inspect the chunk cache: stats, clear, verify.
+    #[command(subcommand)]
+    Cache(cache::CacheCommand),
 }
 
 /// Parses the command line and runs the verb; errors are printed with their causes.
@@ -64,6 +72,14 @@ pub fn run() -> ExitCode {
         Command::Check { config } => {
             logging::init_stderr();
             check::run(&config)
+        }
+        Command::Warm(args) => {
+            logging::init_stderr();
+            warm::run(args)
+        }
+        Command::Cache(command) => {
+            logging::init_stderr();
+            cache::run(command)
         }
     };
     match result {

@@ -11,12 +11,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use atlasfs::cache::{ChunkCache, LockMode};
 use atlasfs::config::MountConfig;
 use atlasfs::frontend::fuse::{self, FuseOptions};
-use atlasfs::keyspace::KeySpace;
+use atlasfs::keyspace::{KeySpace, ReadAheadConfig};
 use atlasfs::sources::bytes::LocalFiles;
 use atlasfs::tree::Tree;
 use clap::Args;
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    atlasfs::config::parse_size(text)
+}
+
+use super::stats_writer::StatsWriter;
 
 /// Arguments of `atlasfs mount`.
 #[derive(Args)]
@@ -37,6 +44,13 @@ pub struct MountArgs {
     /// FUSE worker threads [default: 2 × cores].
     #[arg(long)]
     threads: Option<usize>,
+    /// The kernel's read-ahead window for this mount, e.g. `4MiB`; 0 keeps the kernel's
+    /// 128 KiB (setting it needs root) [default: 4MiB].
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    kernel_read_ahead: Option<u64>,
+    /// Chunks computed ahead of a sequential reader; 0 turns read-ahead off [default: 4].
+    #[arg(long, value_name = "N")]
+    read_ahead_chunks: Option<usize>,
     /// Internal: file descriptor on which a daemon reports readiness.
     #[arg(long, hide = true)]
     ready_fd: Option<RawFd>,
@@ -61,16 +75,39 @@ pub fn run(args: MountArgs) -> anyhow::Result<ExitCode> {
     daemonize(&args, &config)
 }
 
-fn daemonize(args: &MountArgs, config: &MountConfig) -> anyhow::Result<ExitCode> {
-    let log = std::path::absolute(args.log_file.clone().unwrap_or_else(|| config.log_file()))?;
+/// Opens the daemon's log for appending, creating its directory.
+fn open_log(log: &Path) -> std::io::Result<std::fs::File> {
     if let Some(dir) = log.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        std::fs::create_dir_all(dir)?;
     }
-    let stderr = std::fs::OpenOptions::new()
+    std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(&log)
-        .with_context(|| format!("opening log {}", log.display()))?;
+        .open(log)
+}
+
+fn daemonize(args: &MountArgs, config: &MountConfig) -> anyhow::Result<ExitCode> {
+    let mut log = std::path::absolute(args.log_file.clone().unwrap_or_else(|| config.log_file()))?;
+    let stderr = match open_log(&log) {
+        Ok(file) => file,
+        // A read-only cache dir still mounts (uncached); its log goes elsewhere.
+        Err(e) if args.log_file.is_none() => {
+            let fallback = std::env::temp_dir().join(format!(
+                "atlasfs-{:016x}.log",
+                xxhash_rust::xxh3::xxh3_64(log.as_os_str().as_encoded_bytes())
+            ));
+            eprintln!(
+                "atlasfs: warning: cannot open log {} ({e}); logging to {}",
+                log.display(),
+                fallback.display()
+            );
+            log = fallback;
+            open_log(&log).with_context(|| format!("opening log {}", log.display()))?
+        }
+        Err(e) => {
+            return Err(e).with_context(|| format!("opening log {}", log.display()));
+        }
+    };
     let mut fds = [0 as RawFd; 2];
     // SAFETY: pipe2 writes two fds into the array we own; CLOEXEC keeps them out of the daemon
     // except as the fd 3 it gets by dup2.
@@ -99,6 +136,12 @@ fn daemonize(args: &MountArgs, config: &MountConfig) -> anyhow::Result<ExitCode>
     }
     if let Some(threads) = args.threads {
         command.arg("--threads").arg(threads.to_string());
+    }
+    if let Some(bytes) = args.kernel_read_ahead {
+        command.arg("--kernel-read-ahead").arg(bytes.to_string());
+    }
+    if let Some(chunks) = args.read_ahead_chunks {
+        command.arg("--read-ahead-chunks").arg(chunks.to_string());
     }
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
@@ -139,7 +182,7 @@ fn serve(args: &MountArgs, config: &MountConfig) -> anyhow::Result<ExitCode> {
         std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) })
     });
     let result = start(args, config);
-    let session = match result {
+    let (session, keys) = match result {
         Ok(session) => {
             if let Some(mut ready) = ready {
                 let _ = ready.write_all(b"ok\n");
@@ -166,6 +209,7 @@ fn serve(args: &MountArgs, config: &MountConfig) -> anyhow::Result<ExitCode> {
         signal_hook::consts::SIGINT,
         signal_hook::consts::SIGTERM,
     ])?;
+    let mut stats = StatsWriter::new(&config.cache.dir, &args.mountpoint);
     let stopped_by_signal = loop {
         if let Some(signal) = signals.pending().next() {
             tracing::info!("signal {signal}: unmounting");
@@ -174,13 +218,21 @@ fn serve(args: &MountArgs, config: &MountConfig) -> anyhow::Result<ExitCode> {
         if session.guard.is_finished() {
             break false;
         }
+        stats.tick(&keys);
         std::thread::sleep(Duration::from_millis(100));
     };
-    if stopped_by_signal {
-        session.umount_and_join()?;
+    let ended = if stopped_by_signal {
+        session.umount_and_join()
     } else {
-        session.join()?;
+        session.join()
+    };
+    let pending = keys.cache_stats().pending_writes;
+    if pending > 0 {
+        tracing::info!("writing {pending} computed chunk(s) to the disk cache");
     }
+    keys.flush();
+    stats.finish(&keys);
+    ended?;
     if let Some(pid_file) = pid_file {
         let _ = std::fs::remove_file(pid_file);
     }
@@ -188,7 +240,31 @@ fn serve(args: &MountArgs, config: &MountConfig) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn start(args: &MountArgs, config: &MountConfig) -> anyhow::Result<fuser::BackgroundSession> {
+fn start(
+    args: &MountArgs,
+    config: &MountConfig,
+) -> anyhow::Result<(fuser::BackgroundSession, Arc<KeySpace>)> {
+    // Taken first, so a second mount of the same cache dir fails before indexing.
+    let cache = ChunkCache::open_dir(
+        &config.cache.dir,
+        config.cache.memory,
+        config.cache.max_size,
+        LockMode::Exclusive,
+    )?;
+    match cache.stats().disk {
+        Some(disk) => tracing::info!(
+            "cache: {} in memory over {} on disk ({} entries, {} bytes held) in {}",
+            config.cache.memory,
+            disk.max_size,
+            disk.entries,
+            disk.bytes,
+            config.cache.dir.display()
+        ),
+        None => tracing::info!(
+            "cache: {} bytes in memory, no disk tier",
+            config.cache.memory
+        ),
+    }
     let (catalog, report) = super::index::index_with_progress(config)?;
     for (path, reason) in &report.skipped {
         tracing::warn!("skipped {path}: {reason}");
@@ -204,12 +280,20 @@ fn start(args: &MountArgs, config: &MountConfig) -> anyhow::Result<fuser::Backgr
         tracing::info!("{note}");
     }
     let tree = Arc::new(tree);
-    let keys = Arc::new(KeySpace::with_parts(
-        tree,
-        config.mount.zarr_format,
-        Arc::new(LocalFiles::default()),
-        config.cache.memory,
-    ));
+    let keys = Arc::new(
+        KeySpace::with_cache(
+            tree,
+            config.mount.zarr_format,
+            Arc::new(LocalFiles::default()),
+            Arc::new(cache),
+        )
+        .with_readahead(ReadAheadConfig {
+            depth: args
+                .read_ahead_chunks
+                .unwrap_or(ReadAheadConfig::default().depth),
+            ..ReadAheadConfig::default()
+        }),
+    );
     let mut options = FuseOptions {
         allow_other: args.allow_other,
         ..FuseOptions::default()
@@ -217,8 +301,12 @@ fn start(args: &MountArgs, config: &MountConfig) -> anyhow::Result<fuser::Backgr
     if let Some(threads) = args.threads {
         options.threads = threads;
     }
-    fuse::mount(keys, &args.mountpoint, &options)
-        .with_context(|| format!("mounting at {}", args.mountpoint.display()))
+    if let Some(bytes) = args.kernel_read_ahead {
+        options.read_ahead = bytes;
+    }
+    let session = fuse::mount(keys.clone(), &args.mountpoint, &options)
+        .with_context(|| format!("mounting at {}", args.mountpoint.display()))?;
+    Ok((session, keys))
 }
 
 /// Where the daemon serving `mountpoint` records its pid.

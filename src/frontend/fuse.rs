@@ -13,19 +13,22 @@ use fuser::{
     Request,
 };
 
+use super::handles::Handles;
 use super::inodes::{child_path, Inodes};
 use crate::keyspace::{KeyError, KeySpace, Kind};
 
 /// Attribute and entry lifetime in the kernel: the snapshot never changes under a mount.
 const TTL: Duration = Duration::from_secs(24 * 3600);
 
-/// Mount options and threading for [`mount`].
+/// Mount options, threading and kernel tuning for [`mount`].
 #[derive(Debug, Clone)]
 pub struct FuseOptions {
     /// FUSE worker threads.
     pub threads: usize,
     /// Let users other than the mounting one read the mount.
     pub allow_other: bool,
+    /// The kernel's read-ahead window for the mount in bytes (0 keeps the kernel's default).
+    pub read_ahead: u64,
 }
 
 impl Default for FuseOptions {
@@ -36,6 +39,7 @@ impl Default for FuseOptions {
                 .max(2)
                 * 2,
             allow_other: false,
+            read_ahead: 4 << 20,
         }
     }
 }
@@ -44,6 +48,7 @@ impl Default for FuseOptions {
 pub struct AtlasFs {
     keys: Arc<KeySpace>,
     inodes: Inodes,
+    handles: Handles,
     uid: u32,
     gid: u32,
     mounted_at: SystemTime,
@@ -57,6 +62,7 @@ impl AtlasFs {
         AtlasFs {
             keys,
             inodes: Inodes::new(),
+            handles: Handles::default(),
             uid,
             gid,
             mounted_at: SystemTime::now(),
@@ -90,7 +96,11 @@ impl AtlasFs {
 
 impl Filesystem for AtlasFs {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
-        let _ = config.set_max_readahead(4 << 20);
+        // The kernel offers its current window (128 KiB) as the most it accepts here; the mount
+        // widens it afterwards through sysfs (see `kernel.rs`).
+        if let Err(max) = config.set_max_readahead(4 << 20) {
+            let _ = config.set_max_readahead(max);
+        }
         Ok(())
     }
 
@@ -122,40 +132,60 @@ impl Filesystem for AtlasFs {
         let Some(path) = self.inodes.path(ino.0) else {
             return reply.error(Errno::ENOENT);
         };
-        match self.keys.stat(&path) {
-            // Keep the kernel's page cache only while the sources are unchanged; otherwise the
-            // kernel drops it and reads come to us (and fail with EIO) instead of serving stale bytes.
-            Some(Kind::File(_)) if self.keys.is_current(&path) => {
-                reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE)
-            }
-            Some(Kind::File(_)) => reply.opened(FileHandle(0), FopenFlags::empty()),
-            Some(Kind::Dir) => reply.error(Errno::EISDIR),
-            None => reply.error(Errno::ENOENT),
-        }
+        let Some(open) = self.keys.open(&path) else {
+            return match self.keys.stat(&path) {
+                Some(Kind::Dir) => reply.error(Errno::EISDIR),
+                _ => reply.error(Errno::ENOENT),
+            };
+        };
+        // Keep the kernel's page cache only while the sources are unchanged; otherwise the
+        // kernel drops it and reads come to us (and fail with EIO) instead of serving stale bytes.
+        let flags = if open.is_current() {
+            FopenFlags::FOPEN_KEEP_CACHE
+        } else {
+            FopenFlags::empty()
+        };
+        reply.opened(FileHandle(self.handles.insert(open)), flags);
     }
 
     fn read(
         &self,
         _req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         offset: u64,
         size: u32,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        let Some(path) = self.inodes.path(ino.0) else {
-            return reply.error(Errno::ENOENT);
+        tracing::trace!("read {ino:?} at {offset}: {size} bytes");
+        let Some(open) = self.handles.get(fh.0) else {
+            return reply.error(Errno::EBADF);
         };
-        match self.keys.read(&path, offset, size as usize) {
+        match self.keys.read_open(&open, offset, size as usize) {
             Ok(bytes) => reply.data(&bytes),
             Err(KeyError::NotFound(_)) => reply.error(Errno::ENOENT),
             Err(e) => {
+                let path = self.inodes.path(ino.0).unwrap_or_default();
                 tracing::error!("read {path}: {e}");
                 reply.error(Errno::EIO)
             }
         }
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: fuser::ReplyEmpty,
+    ) {
+        self.handles.remove(fh.0);
+        reply.ok();
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -229,5 +259,10 @@ pub fn mount(
     }
     config.n_threads = Some(options.threads.max(1));
     config.clone_fd = true;
-    fuser::spawn_mount(AtlasFs::new(keys), mountpoint, &config)
+    let session = fuser::spawn_mount(AtlasFs::new(keys), mountpoint, &config)?;
+    // A first request completes only after INIT, which would reset the window; tune after it.
+    if options.read_ahead > 0 && std::fs::metadata(mountpoint).is_ok() {
+        super::kernel::set_read_ahead(mountpoint, options.read_ahead);
+    }
+    Ok(session)
 }

@@ -1,4 +1,6 @@
 //! Front ends: thin adapters that translate requests into key-space calls. Today: FUSE.
 
 pub mod fuse;
+mod handles;
 mod inodes;
+mod kernel;

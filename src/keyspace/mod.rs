@@ -1,19 +1,33 @@
 //! The Zarr key space over a tree snapshot: which keys exist (groups, arrays, metadata
 //! documents, chunk keys), their exact sizes, listings, and reads. Every front end (FUSE, and
-//! later HTTP and a zarrs store) sits on this; it knows nothing of kernels or sockets.
+//! later HTTP and a zarrs store) sits on this; it knows nothing of kernels or sockets. Chunk
+//! reads go through the two-tier [`ChunkCache`], keyed by each array's [`RecipeFingerprint`],
+//! with read-ahead for sequential readers ([`readahead`]) and whole subtrees for `warm`
+//! ([`warm`]).
 
 mod documents;
 pub mod json;
 mod listing;
 mod metadata;
+mod open;
+pub mod readahead;
+mod slice;
+pub mod warm;
 
-use std::sync::Arc;
+#[cfg(test)]
+mod tests;
+
+use std::sync::{Arc, OnceLock};
 
 pub use listing::Listing;
+pub use open::OpenKey;
+pub use readahead::{ReadAhead, ReadAheadConfig};
+pub use slice::Slice;
 
-use crate::cache::{CacheStats, MemoryCache};
+use crate::cache::stats::ReadAheadStats;
+use crate::cache::{CacheStats, ChunkCache, ChunkKey, Served};
 use crate::config::ZarrFormat;
-use crate::operators::ChunkError;
+use crate::operators::{ChunkError, RecipeFingerprint};
 use crate::sources::bytes::{ByteSource, LocalFiles};
 use crate::tree::{ArrayNode, NodeRef, Tree};
 use documents::Documents;
@@ -56,12 +70,15 @@ pub struct KeySpace {
     tree: Arc<Tree>,
     format: ZarrFormat,
     documents: Documents,
-    cache: MemoryCache<(usize, Vec<u64>)>,
+    cache: Arc<ChunkCache>,
     source: Arc<dyn ByteSource>,
+    /// Per array id, computed on first use.
+    fingerprints: Vec<OnceLock<RecipeFingerprint>>,
+    readahead: Option<ReadAhead>,
 }
 
 impl KeySpace {
-    /// A key space reading local files, with a 512 MiB memory cache.
+    /// A key space reading local files, with a 512 MiB memory cache and no disk cache.
     pub fn new(tree: Arc<Tree>, format: ZarrFormat) -> Self {
         Self::with_parts(tree, format, Arc::new(LocalFiles::default()), 512 << 20)
     }
@@ -73,14 +90,38 @@ impl KeySpace {
         source: Arc<dyn ByteSource>,
         memory: u64,
     ) -> Self {
+        Self::with_cache(
+            tree,
+            format,
+            source,
+            Arc::new(ChunkCache::new(memory, None)),
+        )
+    }
+
+    /// A key space reading through `source` and keeping chunks in `cache`.
+    pub fn with_cache(
+        tree: Arc<Tree>,
+        format: ZarrFormat,
+        source: Arc<dyn ByteSource>,
+        cache: Arc<ChunkCache>,
+    ) -> Self {
         let documents = documents::build(&tree, format);
+        let arrays = tree.arrays().iter().map(|a| a.id + 1).max().unwrap_or(0);
         KeySpace {
             tree,
             format,
             documents,
-            cache: MemoryCache::new(memory),
+            cache,
             source,
+            fingerprints: (0..arrays).map(|_| OnceLock::new()).collect(),
+            readahead: None,
         }
+    }
+
+    /// Turns on read-ahead for sequential readers.
+    pub fn with_readahead(mut self, config: ReadAheadConfig) -> Self {
+        self.readahead = (config.depth > 0).then(|| ReadAhead::new(config));
+        self
     }
 
     /// The Zarr format served.
@@ -88,9 +129,43 @@ impl KeySpace {
         self.format
     }
 
-    /// Memory cache counters.
+    /// The tree served.
+    pub fn tree(&self) -> &Arc<Tree> {
+        &self.tree
+    }
+
+    /// Cache counters.
     pub fn cache_stats(&self) -> CacheStats {
         self.cache.stats()
+    }
+
+    /// Writes every computed chunk still waiting for the disk cache (call before exiting).
+    pub fn flush(&self) {
+        self.cache.flush();
+    }
+
+    /// Read-ahead counters (zero when read-ahead is off).
+    pub fn readahead_stats(&self) -> ReadAheadStats {
+        self.readahead
+            .as_ref()
+            .map(ReadAhead::stats)
+            .unwrap_or_default()
+    }
+
+    /// The cache key of chunk `index` of `array`.
+    pub fn chunk_key(&self, array: &ArrayNode, index: &[u64]) -> ChunkKey {
+        let fresh;
+        let fingerprint = match self.fingerprints.get(array.id) {
+            Some(cell) => {
+                cell.get_or_init(|| RecipeFingerprint::new(&array.recipe, &array.geometry))
+            }
+            // An array of another snapshot: correct, just not memoised.
+            None => {
+                fresh = RecipeFingerprint::new(&array.recipe, &array.geometry);
+                &fresh
+            }
+        };
+        ChunkKey(fingerprint.chunk_key(&array.recipe, &array.geometry, index))
     }
 
     fn resolve(&self, key: &str) -> Option<Resolved<'_>> {
@@ -201,26 +276,33 @@ impl KeySpace {
     /// # Errors
     /// [`KeyError::NotFound`] for unknown keys; [`KeyError::Chunk`] when a chunk cannot be
     /// computed (naming the array, chunk key and source file).
-    pub fn read(&self, key: &str, offset: u64, size: usize) -> Result<Vec<u8>, KeyError> {
+    pub fn read(&self, key: &str, offset: u64, size: usize) -> Result<Slice, KeyError> {
         let bytes = match self.resolve(key) {
             Some(Resolved::Document(doc)) => doc.clone(),
-            Some(Resolved::Chunk(array, index)) => self.chunk(array, &index)?,
+            Some(Resolved::Chunk(array, index)) => {
+                let bytes = self.chunk(array, &index)?.0;
+                if offset == 0 {
+                    self.read_ahead(array, &index);
+                }
+                bytes
+            }
             _ => return Err(KeyError::NotFound(key.to_owned())),
         };
-        let start = (offset as usize).min(bytes.len());
-        let end = start.saturating_add(size).min(bytes.len());
-        Ok(bytes[start..end].to_vec())
+        Ok(Slice::new(bytes, offset, size))
     }
 
-    fn chunk(&self, array: &ArrayNode, index: &[u64]) -> Result<Arc<Vec<u8>>, KeyError> {
+    /// The bytes of chunk `index` of `array`, from the cache or computed, and where they came
+    /// from; served only while the chunk's sources are unchanged.
+    fn chunk(&self, array: &ArrayNode, index: &[u64]) -> Result<(Arc<Vec<u8>>, Served), KeyError> {
         let error = |source| KeyError::Chunk {
             array: array.path.clone(),
             key: chunk_key(self.format, index),
             source,
         };
-        let bytes = self
+        let key = self.chunk_key(array, index);
+        let result = self
             .cache
-            .get_or_compute(&(array.id, index.to_vec()), || {
+            .get_or_compute(key, || {
                 array.recipe.compute(&array.geometry, index, &*self.source)
             })
             .map_err(error)?;
@@ -229,18 +311,35 @@ impl KeySpace {
             .recipe
             .check_sources(&array.geometry, index, &*self.source)
             .map_err(error)?;
-        Ok(bytes)
+        Ok(result)
     }
 
-    /// Whether `key`'s content still matches its sources: always true for metadata; for a chunk,
-    /// whether every source it reads is unchanged. Front ends keep kernel caches only while true.
-    pub fn is_current(&self, key: &str) -> bool {
-        match self.resolve(key) {
-            Some(Resolved::Chunk(array, index)) => array
-                .recipe
-                .check_sources(&array.geometry, &index, &*self.source)
-                .is_ok(),
-            _ => true,
+    /// Queues the chunks after `index` when the reader walks `array` in order.
+    fn read_ahead(&self, array: &Arc<ArrayNode>, index: &[u64]) {
+        let Some(readahead) = &self.readahead else {
+            return;
+        };
+        for next in readahead.observe(array.id, &array.geometry.grid(), index) {
+            let key = self.chunk_key(array, &next);
+            if self.cache.in_memory(key) {
+                continue;
+            }
+            let (cache, source, array) = (self.cache.clone(), self.source.clone(), array.clone());
+            readahead.submit(
+                key.0,
+                Box::new(move || {
+                    let computed = cache.get_or_compute(key, || {
+                        array.recipe.compute(&array.geometry, &next, &*source)
+                    });
+                    match computed {
+                        Ok((_, served)) => served == Served::Computed,
+                        Err(e) => {
+                            tracing::debug!("read-ahead of {} {next:?}: {e}", array.path);
+                            false
+                        }
+                    }
+                }),
+            );
         }
     }
 }

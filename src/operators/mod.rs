@@ -5,20 +5,24 @@
 
 mod boxes;
 mod decode;
+mod fingerprint;
 mod native;
 mod strings;
 mod transform;
 
 use std::sync::Arc;
 
+use serde::Serialize;
+
 pub use boxes::Region;
+pub use fingerprint::RecipeFingerprint;
 pub use transform::{push_value as push_element, to_f64 as element_f64, Transform};
 
 use crate::sources::bytes::ByteSource;
 use crate::sources::model::{DType, FileVersion, VarMeta};
 
 /// Shape, chunking, type and fill value of an array as served.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Geometry {
     /// Array shape.
     pub shape: Vec<u64>,
@@ -61,8 +65,9 @@ impl Geometry {
 /// One source variable contributing to an array, placed at `origin`.
 ///
 /// The array may have more dimensions than the variable (new dimensions joined in front):
-/// the part then covers one index of each leading dimension.
-#[derive(Debug, Clone)]
+/// the part then covers one index of each leading dimension. Every field is part of the cache
+/// key of the chunks it contributes to (see [`RecipeFingerprint`]).
+#[derive(Debug, Clone, Serialize)]
 pub struct Part {
     /// Source file path.
     pub path: Arc<str>,
@@ -84,7 +89,8 @@ impl Part {
 }
 
 /// How to compute any chunk of an array: the parts it is made of.
-#[derive(Debug, Clone)]
+/// Every field is part of the cache key of its chunks (see [`RecipeFingerprint`]).
+#[derive(Debug, Clone, Serialize)]
 pub struct Recipe {
     /// Contributing source variables.
     pub parts: Vec<Part>,
@@ -154,6 +160,16 @@ impl Recipe {
         }
     }
 
+    /// The box a part covers in array coordinates.
+    fn part_box(&self, part: &Part) -> Region {
+        let mut count = vec![1u64; part.lead()];
+        count.extend_from_slice(&part.var.shape);
+        Region {
+            start: part.origin.clone(),
+            count,
+        }
+    }
+
     /// The parts overlapping a chunk region, each with its overlap in the variable's own
     /// coordinates and the overlap's position in the chunk (one index per array dimension).
     fn overlaps<'a>(
@@ -162,12 +178,7 @@ impl Recipe {
     ) -> impl Iterator<Item = (&'a Part, Region, Vec<u64>)> + 'a {
         self.parts.iter().filter_map(move |part| {
             let lead = part.lead();
-            let mut count = vec![1u64; lead];
-            count.extend_from_slice(&part.var.shape);
-            let part_box = Region {
-                start: part.origin.clone(),
-                count,
-            };
+            let part_box = self.part_box(part);
             let overlap = if region.start.is_empty() {
                 part_box.clone()
             } else {

@@ -109,7 +109,9 @@ impl Catalog {
         progress: &(dyn Fn(IndexEvent) + Sync),
     ) -> Result<(Catalog, IndexReport), CatalogError> {
         let catalog_path = config.catalog_file();
-        let mut entries = persist::load(&catalog_path).unwrap_or_default();
+        let loaded = persist::load(&catalog_path);
+        let persisted = loaded.is_some();
+        let mut entries = loaded.unwrap_or_default();
         let mut report = IndexReport::default();
         let mut datasets = BTreeMap::new();
         let mut wanted: Vec<(String, std::fs::Metadata)> = Vec::new();
@@ -178,14 +180,17 @@ impl Catalog {
                 None => {}
             }
         }
-        std::fs::create_dir_all(&config.cache.dir).map_err(|source| CatalogError::Write {
-            path: catalog_path.clone(),
-            source,
-        })?;
-        persist::save(&catalog_path, &entries).map_err(|source| CatalogError::Write {
-            path: catalog_path.clone(),
-            source,
-        })?;
+        // An unchanged catalog is not rewritten (so a read-only or full cache dir still mounts).
+        if !persisted || report.scanned > 0 || report.removed > 0 {
+            std::fs::create_dir_all(&config.cache.dir).map_err(|source| CatalogError::Write {
+                path: catalog_path.clone(),
+                source,
+            })?;
+            persist::save(&catalog_path, &entries).map_err(|source| CatalogError::Write {
+                path: catalog_path.clone(),
+                source,
+            })?;
+        }
         Ok((Catalog { entries, datasets }, report))
     }
 

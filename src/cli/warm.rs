@@ -1,0 +1,181 @@
+//! `atlasfs warm CONFIG PATH… [--shard K/N] [--jobs N]`: computes every chunk under the paths
+//! into the disk cache, with a progress bar. Shards split the chunks so independent processes
+//! (Slurm array tasks, Dask workers) can each take a part; several warm processes may share one
+//! cache dir, but not with a running mount.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use atlasfs::cache::{ChunkCache, LockMode};
+use atlasfs::config::MountConfig;
+use atlasfs::keyspace::warm::{Shard, Warmed};
+use atlasfs::keyspace::KeySpace;
+use atlasfs::sources::bytes::LocalFiles;
+use atlasfs::tree::Tree;
+use clap::Args;
+use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
+use parking_lot::Mutex;
+use rayon::prelude::*;
+
+/// Failures listed at the end; the rest are counted.
+const SHOW_FAILURES: usize = 10;
+
+/// Arguments of `atlasfs warm`.
+#[derive(Args)]
+pub struct WarmArgs {
+    /// Mount configuration (TOML).
+    config: PathBuf,
+    /// Tree paths to warm: a dataset, group or array (`sst`, `sst/analysed_sst`); `/` is all.
+    #[arg(required = true)]
+    paths: Vec<String>,
+    /// Take only shard K of N (0-based, e.g. `--shard $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT`).
+    #[arg(long, value_name = "K/N")]
+    shard: Option<Shard>,
+    /// Chunks computed at once [default: cores].
+    #[arg(long, value_name = "N")]
+    jobs: Option<usize>,
+}
+
+#[derive(Default)]
+struct Tally {
+    computed: AtomicU64,
+    computed_bytes: AtomicU64,
+    cached: AtomicU64,
+    failed: AtomicU64,
+    failures: Mutex<Vec<String>>,
+}
+
+/// Warms the paths and prints a summary; fails if a chunk failed or the cache could not be
+/// written.
+pub fn run(args: WarmArgs) -> anyhow::Result<ExitCode> {
+    let config = MountConfig::load(&args.config)?;
+    if config.cache.max_size == 0 {
+        bail!("[cache] max_size is 0: there is no disk cache to warm");
+    }
+    let cache = ChunkCache::open_dir(
+        &config.cache.dir,
+        0,
+        config.cache.max_size,
+        LockMode::Shared,
+    )?;
+    if cache.disk().is_none() {
+        bail!(
+            "the disk cache in {} cannot be used (see the warning above)",
+            config.cache.dir.display()
+        );
+    }
+    let (catalog, report) = super::index::index_with_progress(&config)?;
+    super::index::print_report(&report);
+    let tree = Arc::new(Tree::build(&config, &catalog)?);
+    let keys = KeySpace::with_cache(
+        tree,
+        config.mount.zarr_format,
+        Arc::new(LocalFiles::default()),
+        Arc::new(cache),
+    );
+    let plan = keys.warm_plan(&args.paths)?;
+    let shard = args.shard.unwrap_or(Shard::ALL);
+    let todo = plan.shard_len(shard);
+    let jobs = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .max(1);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs)
+        .build()
+        .context("starting the warm threads")?;
+
+    let bar = ProgressBar::with_draw_target(Some(todo), indicatif::ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("warming {bar:40} {pos}/{len} chunks {msg} eta {eta}")
+            .expect("valid template"),
+    );
+    let started = std::time::Instant::now();
+    let tally = Tally::default();
+    let stop = AtomicBool::new(false);
+    pool.install(|| {
+        (0..todo).into_par_iter().for_each(|i| {
+            if stop.load(Ordering::Relaxed) {
+                return;
+            }
+            let Some((array, index)) = plan.chunk(shard, i) else {
+                return;
+            };
+            match keys.warm_chunk(&array, &index) {
+                Ok(Warmed::AlreadyCached) => {
+                    tally.cached.fetch_add(1, Ordering::Relaxed);
+                }
+                Ok(Warmed::Computed(bytes)) => {
+                    tally.computed.fetch_add(1, Ordering::Relaxed);
+                    let total = tally.computed_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
+                    bar.set_message(format!("{} computed", HumanBytes(total)));
+                    if disk_failing(&keys).is_some() {
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                }
+                Err(e) => {
+                    tally.failed.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!("{e}");
+                    let mut failures = tally.failures.lock();
+                    if failures.len() < SHOW_FAILURES {
+                        failures.push(e.to_string());
+                    }
+                }
+            }
+            bar.inc(1);
+        });
+    });
+    bar.finish_and_clear();
+
+    let (computed, cached, failed) = (
+        tally.computed.load(Ordering::Relaxed),
+        tally.cached.load(Ordering::Relaxed),
+        tally.failed.load(Ordering::Relaxed),
+    );
+    let shard_note = if shard == Shard::ALL {
+        String::new()
+    } else {
+        format!(
+            " (shard {}/{} of {} chunks)",
+            shard.index,
+            shard.count,
+            plan.total()
+        )
+    };
+    println!(
+        "warmed {} array(s) under {}: {todo} chunks{shard_note}: {computed} computed ({}), \
+         {cached} already cached, {failed} failed, in {:.2} s",
+        plan.arrays(),
+        args.paths.join(" "),
+        HumanBytes(tally.computed_bytes.load(Ordering::Relaxed)),
+        started.elapsed().as_secs_f64()
+    );
+    if let Some(disk) = keys.cache_stats().disk {
+        println!(
+            "disk cache {}: {} entries, {} of {} max ({} evicted)",
+            config.cache.dir.display(),
+            disk.entries,
+            HumanBytes(disk.bytes),
+            HumanBytes(disk.max_size),
+            disk.evictions
+        );
+    }
+    for failure in tally.failures.lock().iter() {
+        println!("failed: {failure}");
+    }
+    if let Some(why) = disk_failing(&keys) {
+        bail!("cannot write to the disk cache: {why}");
+    }
+    Ok(if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn disk_failing(keys: &KeySpace) -> Option<String> {
+    keys.cache_stats().disk.and_then(|d| d.write_failing)
+}

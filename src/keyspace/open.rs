@@ -1,0 +1,87 @@
+//! Open keys: a file resolved once when a front end opens it, so the reads that follow (a
+//! kernel reads a 4 MiB chunk in dozens of requests) neither re-resolve the path, re-hash the
+//! recipe nor re-check the sources: the chunk is fetched (cache or computation, sources
+//! checked) on the first read and each later read is a slice of the same bytes.
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::{KeyError, KeySpace, Resolved, Slice};
+use crate::tree::ArrayNode;
+
+/// A key opened for reading.
+pub struct OpenKey {
+    target: Target,
+    /// Whether every source was unchanged at open (front ends keep kernel caches only then).
+    current: bool,
+}
+
+enum Target {
+    Document(Arc<Vec<u8>>),
+    Chunk {
+        array: Arc<ArrayNode>,
+        index: Vec<u64>,
+        bytes: Mutex<Option<Arc<Vec<u8>>>>,
+    },
+}
+
+impl OpenKey {
+    /// Whether the content matched its sources when opened: always for metadata; for a chunk,
+    /// whether every source it reads was unchanged.
+    pub fn is_current(&self) -> bool {
+        self.current
+    }
+}
+
+impl KeySpace {
+    /// Opens file `key` for reading; `None` when it is not a file of the key space.
+    pub fn open(&self, key: &str) -> Option<OpenKey> {
+        Some(match self.resolve(key)? {
+            Resolved::Dir => return None,
+            Resolved::Document(doc) => OpenKey {
+                target: Target::Document(doc.clone()),
+                current: true,
+            },
+            Resolved::Chunk(array, index) => OpenKey {
+                current: array
+                    .recipe
+                    .check_sources(&array.geometry, &index, &*self.source)
+                    .is_ok(),
+                target: Target::Chunk {
+                    array: array.clone(),
+                    index,
+                    bytes: Mutex::new(None),
+                },
+            },
+        })
+    }
+
+    /// Up to `size` bytes of an open key from `offset`.
+    ///
+    /// # Errors
+    /// [`KeyError::Chunk`] when the chunk cannot be computed or its sources changed (naming the
+    /// array, chunk key and source file).
+    pub fn read_open(&self, open: &OpenKey, offset: u64, size: usize) -> Result<Slice, KeyError> {
+        let bytes = match &open.target {
+            Target::Document(doc) => doc.clone(),
+            Target::Chunk {
+                array,
+                index,
+                bytes,
+            } => {
+                let held = bytes.lock().clone();
+                match held {
+                    Some(held) => held,
+                    None => {
+                        let fetched = self.chunk(array, index)?.0;
+                        *bytes.lock() = Some(fetched.clone());
+                        self.read_ahead(array, index);
+                        fetched
+                    }
+                }
+            }
+        };
+        Ok(Slice::new(bytes, offset, size))
+    }
+}
