@@ -621,22 +621,29 @@ class Bench:
                          ("latency_kernel", "atlasfs, kernel page cache")):
             say(f"  {label}: p50 {c[k]['p50_s'] * 1e3:.2f} ms, p99 {c[k]['p99_s'] * 1e3:.2f} ms ({c[k]['n']} chunks)")
 
-        say("chunk cache: aggregate throughput of dask threads (fresh mount each)")
+        say(f"chunk cache: aggregate throughput of dask threads (fresh mount each; median of {self.args.repeat})")
         c["threads_warm"], c["threads_cold"] = {}, {}
         for n in (1, 2, 4, 8):
-            self.remount_warm_cache(config, cache, mp, "warm")
-            ld = self.child(CHILD_LOAD_THREADS, str(mp / VAR), VAR, str(n))
-            c["threads_warm"][n] = ld["nbytes"] / ld["load_s"] / 1e6
-            say(f"  {n} thread(s), cache warm: {c['threads_warm'][n]:.0f} MB/s")
+            runs = []
+            for _ in range(self.args.repeat):
+                self.remount_warm_cache(config, cache, mp, "warm")
+                ld = self.child(CHILD_LOAD_THREADS, str(mp / VAR), VAR, str(n))
+                runs.append(ld["nbytes"] / ld["load_s"] / 1e6)
+            c["threads_warm"][n] = statistics.median(runs)
+            say(f"  {n} thread(s), cache warm: {c['threads_warm'][n]:.0f} MB/s ({', '.join(f'{x:.0f}' for x in runs)})")
         for n in (1, 2, 8):
-            if self.is_mounted(mp):
-                self.unmount(mp)
-            self.atlas("cache", "clear", str(config))
-            self.prepare_cache(files)
-            self.mount(config, mp)
-            ld = self.child(CHILD_LOAD_THREADS, str(mp / VAR), VAR, str(n))
-            c["threads_cold"][n] = ld["nbytes"] / ld["load_s"] / 1e6
-            say(f"  {n} thread(s), cache cold ({self.mode} sources): {c['threads_cold'][n]:.0f} MB/s")
+            runs = []
+            for _ in range(self.args.repeat):
+                if self.is_mounted(mp):
+                    self.unmount(mp)
+                self.atlas("cache", "clear", str(config))
+                self.prepare_cache(files)
+                self.mount(config, mp)
+                ld = self.child(CHILD_LOAD_THREADS, str(mp / VAR), VAR, str(n))
+                runs.append(ld["nbytes"] / ld["load_s"] / 1e6)
+            c["threads_cold"][n] = statistics.median(runs)
+            say(f"  {n} thread(s), cache cold ({self.mode} sources): {c['threads_cold'][n]:.0f} MB/s "
+                f"({', '.join(f'{x:.0f}' for x in runs)})")
         self.unmount(mp)
 
         say("chunk cache: daemon RSS while a reader warms the whole archive, memory tier 128MiB")

@@ -77,10 +77,15 @@ impl<K: Hash + Eq + Clone> Flights<K> {
         })
     }
 
+    /// Number of computations in progress.
+    pub fn len(&self) -> usize {
+        self.map.lock().len()
+    }
+
     /// Whether no computation is in progress.
     #[cfg(test)]
     fn is_empty(&self) -> bool {
-        self.map.lock().is_empty()
+        self.len() == 0
     }
 }
 

@@ -223,6 +223,11 @@ impl ChunkCache {
         self.memory.contains(&key) || self.disk.as_ref().is_some_and(|d| d.contains(key))
     }
 
+    /// Chunks being computed (or read from disk) right now.
+    pub fn in_flight(&self) -> usize {
+        self.flights.len()
+    }
+
     /// Whether `key` is held in memory.
     pub fn in_memory(&self, key: ChunkKey) -> bool {
         self.memory.contains(&key)

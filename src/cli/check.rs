@@ -1,9 +1,11 @@
 //! `atlasfs check CONFIG`: validates the config and the environment — FUSE present, cache
-//! directory writable, every dataset's glob matching readable NetCDF files.
+//! directory writable and not in use by a mount, every dataset's glob matching readable NetCDF
+//! files.
 
 use std::path::Path;
 use std::process::ExitCode;
 
+use atlasfs::cache::{CacheLock, LockError, LockMode};
 use atlasfs::config::MountConfig;
 use atlasfs::sources::membership;
 use atlasfs::tree::fixes::FixSet;
@@ -38,6 +40,19 @@ pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
             Err(e) => format!("cache dir {} not writable: {e}", config.cache.dir.display()),
         },
     );
+    if writable.is_ok() && config.cache.max_size > 0 {
+        let lock = CacheLock::acquire(&config.cache.dir, LockMode::Shared);
+        report(
+            !matches!(lock, Err(LockError::Busy { .. })),
+            match lock {
+                Err(e @ LockError::Busy { .. }) => e.to_string(),
+                _ => format!(
+                    "cache dir {} not in use by a mount",
+                    config.cache.dir.display()
+                ),
+            },
+        );
+    }
     for dataset in &config.datasets {
         match membership::resolve(dataset) {
             Ok(found) => {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use atlasfs::cache::{ChunkCache, LockMode};
+use atlasfs::cache::{CacheLock, ChunkCache, LockError, LockMode};
 use atlasfs::config::MountConfig;
 use atlasfs::frontend::fuse::{self, FuseOptions};
 use atlasfs::keyspace::{KeySpace, ReadAheadConfig};
@@ -64,6 +64,15 @@ pub fn run(args: MountArgs) -> anyhow::Result<ExitCode> {
             "mountpoint {} is not a directory",
             args.mountpoint.display()
         );
+    }
+    // Refuse a busy cache dir before starting a daemon (which would log into the other
+    // mount's log); the daemon takes the lock for real.
+    if args.ready_fd.is_none() && config.cache.max_size > 0 {
+        if let Err(busy @ LockError::Busy { .. }) =
+            CacheLock::acquire(&config.cache.dir, LockMode::Exclusive)
+        {
+            return Err(busy.into());
+        }
     }
     if args.foreground {
         match &args.log_file {

@@ -320,6 +320,9 @@ impl KeySpace {
             return;
         };
         for next in readahead.observe(array.id, &array.geometry.grid(), index) {
+            if !readahead.has_room(self.cache.in_flight()) {
+                break;
+            }
             let key = self.chunk_key(array, &next);
             if self.cache.in_memory(key) {
                 continue;

@@ -2,7 +2,12 @@
 //! after chunk `i - 1`, every other index equal), the next chunks along that axis are computed
 //! into the cache on a small background pool, so the reader finds them ready. The budget is
 //! bounded: at most `depth` chunks ahead per sequential read, and a queue of `2 × depth` jobs
-//! across all arrays; beyond that, requests are dropped (and counted).
+//! across all arrays; beyond that, requests are dropped (and counted). Read-ahead only uses
+//! cores readers leave idle: while chunks are being computed on all cores but one (e.g. a dask
+//! load with a thread per core), nothing is read ahead. Measured on 2 cores (365-file archive,
+//! cold cache): a sequential single reader took 1.60 s without read-ahead, 0.95–1.09 s with it;
+//! a 2-thread dask load 2.15 s without, 2.24 s reading ahead regardless of busy cores, 1.69 s
+//! with this rule.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,13 +31,17 @@ pub struct ReadAheadConfig {
     pub depth: usize,
     /// Background threads computing them.
     pub workers: usize,
+    /// Read ahead only while fewer chunks than this are being computed (default: cores − 1).
+    pub busy: usize,
 }
 
 impl Default for ReadAheadConfig {
     fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         ReadAheadConfig {
             depth: 4,
-            workers: std::thread::available_parallelism().map_or(1, |n| (n.get() / 2).max(1)),
+            workers: (cores / 2).max(1),
+            busy: cores.saturating_sub(1).max(1),
         }
     }
 }
@@ -47,6 +56,7 @@ struct Counters {
 /// The read-ahead of one key space.
 pub struct ReadAhead {
     depth: usize,
+    busy: usize,
     sender: SyncSender<(u128, Job)>,
     recent: Mutex<HashMap<usize, VecDeque<Vec<u64>>>>,
     queued: Arc<Mutex<HashSet<u128>>>,
@@ -71,6 +81,7 @@ impl ReadAhead {
         }
         ReadAhead {
             depth: config.depth,
+            busy: config.busy.max(1),
             sender,
             recent: Mutex::new(HashMap::new()),
             queued,
@@ -124,6 +135,11 @@ impl ReadAhead {
         }
     }
 
+    /// Whether `computing` chunks in progress leave a core for reading ahead.
+    pub fn has_room(&self, computing: usize) -> bool {
+        computing < self.busy
+    }
+
     /// Current counters.
     pub fn stats(&self) -> ReadAheadStats {
         ReadAheadStats {
@@ -174,7 +190,11 @@ mod tests {
     use super::*;
 
     fn readahead(depth: usize) -> ReadAhead {
-        ReadAhead::new(ReadAheadConfig { depth, workers: 1 })
+        ReadAhead::new(ReadAheadConfig {
+            depth,
+            workers: 1,
+            busy: 2,
+        })
     }
 
     #[test]

@@ -113,6 +113,7 @@ fn a_sequential_reader_finds_the_next_chunks_computed_ahead() {
     let keys = keys(&tree, ChunkCache::new(1 << 20, None)).with_readahead(ReadAheadConfig {
         depth: 3,
         workers: 1,
+        busy: 2,
     });
     for d in 0..2 {
         let open = keys.open(&format!("ds/v/c/{d}/0")).unwrap();
