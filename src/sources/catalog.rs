@@ -1,5 +1,5 @@
 //! The catalog: every source file a config names, indexed once and persisted under the cache
-//! directory (compact binary, see [`super::persist`]). Re-indexing is incremental: a file whose
+//! directory (compact binary, see the `persist` module). Re-indexing is incremental: a file whose
 //! size and mtime are unchanged is not read again. Files that cannot be used are reported, never fatal.
 
 use std::collections::{BTreeMap, HashMap};
