@@ -136,21 +136,8 @@ print(json.dumps(out))
 """
 
 
-class BenchError(Exception):
-    pass
-
-
-T0 = time.monotonic()
-
-
-def say(msg: str) -> None:
-    el = int(time.monotonic() - T0)
-    print(f"==> [{el // 60:02d}:{el % 60:02d}] {msg}", flush=True)
-
-
-def tail(text: str, n: int = 15) -> str:
-    lines = (text or "").strip().splitlines()
-    return "\n".join("    " + l for l in lines[-n:])
+# Shared with the issue-2/cache benchmark in the same directory.
+from bench import Bench, BenchError, say, tail  # noqa: E402
 
 
 # --- archive generation (worker processes) -----------------------------------------------------
@@ -360,35 +347,9 @@ class TreeBench:
         return time.perf_counter() - t, self.daemon_pid()
 
     def daemon_pid(self) -> int:
-        import psutil
+        return Bench.daemon_pid(self.mp)
 
-        target = str(self.mp)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            found = []
-            for p in psutil.process_iter(["pid", "cmdline"]):
-                cmd = p.info["cmdline"] or []
-                if (len(cmd) >= 3 and os.path.basename(cmd[0]) == "atlasfs" and cmd[1] == "mount"
-                        and target in cmd[2:] and "--foreground" in cmd):
-                    found.append(p.info["pid"])
-            if len(found) == 1:
-                return found[0]
-            if len(found) > 1:
-                raise BenchError(f"several atlasfs daemons serve {self.mp}: {found}")
-            time.sleep(0.1)
-        raise BenchError(f"no atlasfs daemon process found for {self.mp}")
-
-    @staticmethod
-    def memory(pid: int) -> dict:
-        import psutil
-
-        rss = psutil.Process(pid).memory_info().rss
-        peak = None
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    peak = int(line.split()[1]) * 1024
-        return {"rss_mib": rss / 2**20, "peak_rss_mib": None if peak is None else peak / 2**20}
+    memory = staticmethod(Bench.memory)
 
     def child(self, code: str, *argv: str, timeout: float = 900, what: str = "reading through the mount") -> dict | list:
         env = dict(os.environ, PYTHONWARNINGS="ignore")
