@@ -128,6 +128,68 @@ pub struct DatasetConfig {
     /// Served chunk length per dimension, overriding the default chunking.
     #[serde(default)]
     pub chunks: BTreeMap<String, u64>,
+    /// An existing Zarr store (v2 or v3, a directory or an object-store URL) re-exposed as this
+    /// dataset, instead of `files` or `catalog`.
+    #[serde(default)]
+    pub zarr: Option<String>,
+    /// How to reach object storage for `files` or `zarr` URLs.
+    #[serde(default)]
+    pub storage: StorageSection,
+}
+
+/// The `[dataset.storage]` table: how to reach an object store. Everything is optional; by
+/// default credentials and region come from the standard environment variables, profile files
+/// and instance metadata.
+#[derive(Clone, Default, Deserialize, PartialEq, Eq, Hash)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSection {
+    /// Region (S3), e.g. `"us-west-2"`.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Endpoint of an S3-compatible store; `http://` allows plain HTTP. Implies path-style
+    /// addressing.
+    #[serde(default)]
+    pub endpoint: Option<String>,
+    /// Send unsigned requests (public buckets).
+    #[serde(default)]
+    pub anonymous: bool,
+    /// A named profile of the AWS shared credentials and config files.
+    #[serde(default)]
+    pub profile: Option<String>,
+    /// Further `object_store` configuration keys and values (e.g. credentials), per dataset.
+    #[serde(default)]
+    pub options: BTreeMap<String, String>,
+    /// Retries of a failing request (5xx, throttling, timeouts, truncated bodies); default 4.
+    #[serde(default)]
+    pub retries: Option<usize>,
+    /// Requests in flight per store; default 32.
+    #[serde(default)]
+    pub concurrency: Option<usize>,
+}
+
+/// Redacts option values: they may hold credentials, which never reach a log.
+impl std::fmt::Debug for StorageSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageSection")
+            .field("region", &self.region)
+            .field("endpoint", &self.endpoint)
+            .field("anonymous", &self.anonymous)
+            .field("profile", &self.profile)
+            .field("options", &self.options.keys().collect::<Vec<_>>())
+            .field("retries", &self.retries)
+            .field("concurrency", &self.concurrency)
+            .finish()
+    }
+}
+
+/// Whether `location` names an object-store URL rather than a local path.
+pub fn is_url(location: &str) -> bool {
+    location.split_once("://").is_some_and(|(scheme, _)| {
+        !scheme.is_empty()
+            && scheme
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '+')
+    })
 }
 
 /// A whole mount configuration.
@@ -204,20 +266,27 @@ impl MountConfig {
                     dataset.name
                 )));
             }
-            match (dataset.files.is_empty(), &dataset.catalog) {
-                (true, None) => {
-                    return Err(invalid(format!(
-                        "dataset {:?} needs `files` (a glob) or `catalog`",
-                        dataset.name
-                    )))
-                }
-                (false, Some(_)) => {
-                    return Err(invalid(format!(
-                        "dataset {:?} has both `files` and `catalog`; use one",
-                        dataset.name
-                    )))
-                }
-                _ => {}
+            let sources = usize::from(!dataset.files.is_empty())
+                + usize::from(dataset.catalog.is_some())
+                + usize::from(dataset.zarr.is_some());
+            if sources != 1 {
+                return Err(invalid(format!(
+                    "dataset {:?} needs exactly one of `files` (a glob or URL), `catalog` or `zarr`",
+                    dataset.name
+                )));
+            }
+            if dataset.zarr.is_some()
+                && (dataset.pattern.is_some()
+                    || dataset.concat_dim.is_some()
+                    || dataset.fixes.is_some()
+                    || !dataset.groups.is_empty()
+                    || !dataset.new_dims.is_empty()
+                    || dataset.merge.is_some())
+            {
+                return Err(invalid(format!(
+                    "dataset {:?}: a `zarr` store is served as it is; `pattern`, `groups`, `merge`, `new_dims`, `concat_dim` and `fixes` do not apply",
+                    dataset.name
+                )));
             }
             if dataset.catalog.is_some() && dataset.pattern.is_some() {
                 return Err(invalid(format!(
@@ -225,8 +294,13 @@ impl MountConfig {
                     dataset.name
                 )));
             }
-            if !dataset.files.is_empty() && Path::new(&dataset.files).is_relative() {
-                dataset.files = base.join(&dataset.files).to_string_lossy().into_owned();
+            for location in [Some(&mut dataset.files), dataset.zarr.as_mut()]
+                .into_iter()
+                .flatten()
+            {
+                if !location.is_empty() && !is_url(location) && Path::new(location).is_relative() {
+                    *location = base.join(&*location).to_string_lossy().into_owned();
+                }
             }
             for path in [&mut dataset.catalog, &mut dataset.fixes]
                 .into_iter()

@@ -16,7 +16,8 @@
 //! use atlasfs::{config::MountConfig, sources::catalog::Catalog, tree::Tree, keyspace::KeySpace};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = MountConfig::load("mount-configs/sst.toml".as_ref())?;
-//! let (catalog, _report) = Catalog::index(&config, &mut |_| {})?;
+//! let sources = atlasfs::sources::router::Sources::for_config(&config)?;
+//! let (catalog, _report) = Catalog::index(&config, &sources, &mut |_| {})?;
 //! let tree = Tree::build(&config, &catalog)?;
 //! let keys = KeySpace::new(std::sync::Arc::new(tree), config.mount.zarr_format);
 //! let bytes = keys.read("sst/zarr.json", 0, 1 << 20)?;

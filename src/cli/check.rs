@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use atlasfs::cache::{CacheLock, LockError, LockMode};
 use atlasfs::config::MountConfig;
 use atlasfs::sources::membership;
+use atlasfs::sources::router::Sources;
 use atlasfs::tree::fixes::FixSet;
 
 /// Runs every check, printing one line each; fails if any failed.
@@ -53,13 +54,21 @@ pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
             },
         );
     }
-    for dataset in &config.datasets {
-        match membership::resolve(dataset) {
+    let sources = match Sources::for_config(&config) {
+        Ok(sources) => sources,
+        Err(e) => {
+            report(false, e.to_string());
+            Sources::default()
+        }
+    };
+    for dataset in config.datasets.iter().filter(|d| d.zarr.is_none()) {
+        match membership::resolve(dataset, &sources) {
             Ok(found) => {
+                // A listed object is reachable with the credentials found.
                 let readable = found
                     .members
                     .iter()
-                    .filter(|m| std::fs::File::open(&m.path).is_ok())
+                    .filter(|m| m.version.is_some() || std::fs::File::open(&m.path).is_ok())
                     .count();
                 let source = match &dataset.catalog {
                     Some(catalog) => format!("catalog {}", catalog.display()),

@@ -7,13 +7,15 @@ use std::process::ExitCode;
 use anyhow::Context;
 use atlasfs::config::MountConfig;
 use atlasfs::sources::catalog::{Catalog, IndexEvent, IndexReport};
+use atlasfs::sources::router::Sources;
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Runs the index and prints its report.
 pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     let config = MountConfig::load(config_path)?;
     let started = std::time::Instant::now();
-    let (catalog, report) = index_with_progress(&config)?;
+    let sources = Sources::for_config(&config)?;
+    let (catalog, report) = index_with_progress(&config, &sources)?;
     print_report(&report);
     // Building the tree checks fixes and joins, and finds missing cells to report.
     let tree = atlasfs::tree::Tree::build(&config, &catalog)?;
@@ -33,7 +35,10 @@ pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
 }
 
 /// Indexes `config`, drawing a progress bar on a terminal.
-pub fn index_with_progress(config: &MountConfig) -> anyhow::Result<(Catalog, IndexReport)> {
+pub fn index_with_progress(
+    config: &MountConfig,
+    sources: &Sources,
+) -> anyhow::Result<(Catalog, IndexReport)> {
     let bar = ProgressBar::hidden();
     bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
     bar.set_style(
@@ -44,7 +49,7 @@ pub fn index_with_progress(config: &MountConfig) -> anyhow::Result<(Catalog, Ind
         IndexEvent::Started { total } => bar.set_length(total as u64),
         IndexEvent::FileDone => bar.inc(1),
     };
-    let result = Catalog::index(config, &progress).context("indexing failed");
+    let result = Catalog::index(config, sources, &progress).context("indexing failed");
     bar.finish_and_clear();
     result
 }
@@ -59,5 +64,16 @@ pub fn print_report(report: &IndexReport) {
     }
     for (path, warning) in &report.warnings {
         println!("warning {path}: {warning}");
+    }
+    let remote = report.remote;
+    if remote.granules > 0 {
+        println!(
+            "remote: {} granules indexed, {} requests, {} bytes ({:.2} requests and {} bytes per granule)",
+            remote.granules,
+            remote.requests,
+            remote.bytes,
+            remote.requests as f64 / remote.granules as f64,
+            remote.bytes / remote.granules
+        );
     }
 }

@@ -15,7 +15,7 @@ use atlasfs::cache::{CacheLock, ChunkCache, LockError, LockMode};
 use atlasfs::config::MountConfig;
 use atlasfs::frontend::fuse::{self, FuseOptions};
 use atlasfs::keyspace::{KeySpace, ReadAheadConfig};
-use atlasfs::sources::bytes::LocalFiles;
+use atlasfs::sources::router::Sources;
 use atlasfs::tree::Tree;
 use clap::Args;
 
@@ -274,7 +274,8 @@ fn start(
             config.cache.memory
         ),
     }
-    let (catalog, report) = super::index::index_with_progress(config)?;
+    let sources = Arc::new(Sources::for_config(config)?);
+    let (catalog, report) = super::index::index_with_progress(config, &sources)?;
     for (path, reason) in &report.skipped {
         tracing::warn!("skipped {path}: {reason}");
     }
@@ -290,18 +291,13 @@ fn start(
     }
     let tree = Arc::new(tree);
     let keys = Arc::new(
-        KeySpace::with_cache(
-            tree,
-            config.mount.zarr_format,
-            Arc::new(LocalFiles::default()),
-            Arc::new(cache),
-        )
-        .with_readahead(ReadAheadConfig {
-            depth: args
-                .read_ahead_chunks
-                .unwrap_or(ReadAheadConfig::default().depth),
-            ..ReadAheadConfig::default()
-        }),
+        KeySpace::with_cache(tree, config.mount.zarr_format, sources, Arc::new(cache))
+            .with_readahead(ReadAheadConfig {
+                depth: args
+                    .read_ahead_chunks
+                    .unwrap_or(ReadAheadConfig::default().depth),
+                ..ReadAheadConfig::default()
+            }),
     );
     let mut options = FuseOptions {
         allow_other: args.allow_other,

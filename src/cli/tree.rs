@@ -5,12 +5,14 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use atlasfs::config::MountConfig;
+use atlasfs::sources::router::Sources;
 use atlasfs::tree::{GroupNode, Node, NodeRef, Tree};
 
 /// Builds the tree and prints it.
 pub fn run(config_path: &Path, path: Option<&str>) -> anyhow::Result<ExitCode> {
     let config = MountConfig::load(config_path)?;
-    let (catalog, report) = super::index::index_with_progress(&config)?;
+    let sources = Sources::for_config(&config)?;
+    let (catalog, report) = super::index::index_with_progress(&config, &sources)?;
     super::index::print_report(&report);
     let tree = Tree::build(&config, &catalog)?;
     for note in &tree.notes {

@@ -13,7 +13,7 @@ use atlasfs::cache::{ChunkCache, LockMode};
 use atlasfs::config::MountConfig;
 use atlasfs::keyspace::warm::{Shard, Warmed};
 use atlasfs::keyspace::KeySpace;
-use atlasfs::sources::bytes::LocalFiles;
+use atlasfs::sources::router::Sources;
 use atlasfs::tree::Tree;
 use clap::Args;
 use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
@@ -67,15 +67,11 @@ pub fn run(args: WarmArgs) -> anyhow::Result<ExitCode> {
             config.cache.dir.display()
         );
     }
-    let (catalog, report) = super::index::index_with_progress(&config)?;
+    let sources = Arc::new(Sources::for_config(&config)?);
+    let (catalog, report) = super::index::index_with_progress(&config, &sources)?;
     super::index::print_report(&report);
     let tree = Arc::new(Tree::build(&config, &catalog)?);
-    let keys = KeySpace::with_cache(
-        tree,
-        config.mount.zarr_format,
-        Arc::new(LocalFiles::default()),
-        Arc::new(cache),
-    );
+    let keys = KeySpace::with_cache(tree, config.mount.zarr_format, sources, Arc::new(cache));
     let plan = keys.warm_plan(&args.paths)?;
     let shard = args.shard.unwrap_or(Shard::ALL);
     let todo = plan.shard_len(shard);

@@ -24,6 +24,7 @@ fn tree() -> Arc<Tree> {
             version: FileVersion {
                 size: 1,
                 mtime_ns: 1,
+                etag: 0,
             },
             var: Arc::new(VarMeta {
                 name: "v".into(),

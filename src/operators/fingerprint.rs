@@ -87,6 +87,7 @@ mod tests {
             version: FileVersion {
                 size: 100,
                 mtime_ns: 1,
+                etag: 0,
             },
             var: Arc::new(VarMeta {
                 name: "v".into(),

@@ -33,6 +33,22 @@ pub enum SourceError {
         /// Size now.
         found_size: u64,
     },
+    /// The object store refused access.
+    #[error("access to {path} denied: {reason}")]
+    Denied {
+        /// The source.
+        path: String,
+        /// What the store said.
+        reason: String,
+    },
+    /// An object store kept failing.
+    #[error("reading {path}: {reason}")]
+    Remote {
+        /// The source.
+        path: String,
+        /// The last failure.
+        reason: String,
+    },
     /// Any other I/O failure.
     #[error("reading {path}: {source}")]
     Io {
@@ -71,6 +87,7 @@ pub fn local_version(meta: &std::fs::Metadata) -> FileVersion {
     FileVersion {
         size: meta.len(),
         mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+        etag: 0,
     }
 }
 

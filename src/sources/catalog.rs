@@ -14,8 +14,16 @@ use super::bytes::local_version;
 use super::membership::{self, Member, Membership, MembershipError};
 use super::model::{FileMeta, FileVersion};
 use super::persist;
-use super::scan::scan_file;
-use crate::config::MountConfig;
+use super::remote::index_storage::RangedObject;
+use super::router::Sources;
+use super::scan::{scan, scan_file, ScanSource};
+use crate::config::{is_url, MountConfig};
+
+/// A source path with its version.
+type Versioned = (String, FileVersion);
+
+/// Remote granules are indexed this many at a time (their reads wait on the network).
+const REMOTE_SCANS_IN_FLIGHT: usize = 16;
 
 /// Errors that stop indexing as a whole (single bad files never do).
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +97,19 @@ pub struct IndexReport {
     pub removed: usize,
     /// Files a glob matched but the dataset's pattern did not: path and reason.
     pub unmatched: Vec<(String, String)>,
+    /// What reading remote granules cost.
+    pub remote: RemoteTraffic,
+}
+
+/// Requests and bytes spent indexing remote granules.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RemoteTraffic {
+    /// Granules read.
+    pub granules: u64,
+    /// Ranged GET requests.
+    pub requests: u64,
+    /// Bytes received.
+    pub bytes: u64,
 }
 
 /// Indexed source files and, per dataset, its members.
@@ -99,13 +120,15 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// Indexes every dataset of `config` incrementally and persists the result.
+    /// Indexes every dataset of `config` incrementally and persists the result, reading
+    /// object stores through `sources`.
     ///
     /// # Errors
-    /// [`CatalogError`] for an invalid glob or an unwritable catalog; unusable files are only
-    /// reported.
+    /// [`CatalogError`] for an invalid glob, a failed listing or an unwritable catalog;
+    /// unusable files are only reported.
     pub fn index(
         config: &MountConfig,
+        sources: &Sources,
         progress: &(dyn Fn(IndexEvent) + Sync),
     ) -> Result<(Catalog, IndexReport), CatalogError> {
         let catalog_path = config.catalog_file();
@@ -114,59 +137,77 @@ impl Catalog {
         let mut entries = loaded.unwrap_or_default();
         let mut report = IndexReport::default();
         let mut datasets = BTreeMap::new();
-        let mut wanted: Vec<(String, std::fs::Metadata)> = Vec::new();
-        for dataset in &config.datasets {
-            let mut found = membership::resolve(dataset)?;
-            found
-                .members
-                .retain(|member| match std::fs::metadata(&member.path) {
-                    Ok(meta) if meta.is_file() => {
-                        wanted.push((member.path.clone(), meta));
+        let mut wanted: Vec<(String, FileVersion)> = Vec::new();
+        for dataset in config.datasets.iter().filter(|d| d.zarr.is_none()) {
+            let mut found = membership::resolve(dataset, sources)?;
+            let looked_up = sources.versions(
+                found
+                    .members
+                    .iter()
+                    .filter(|m| m.version.is_none() && is_url(&m.path))
+                    .map(|m| m.path.as_str()),
+                &dataset.storage,
+            );
+            found.members.retain_mut(|member| {
+                let version = match member.version {
+                    Some(version) => Ok(version),
+                    None if is_url(&member.path) => looked_up[&member.path].clone(),
+                    None => match std::fs::metadata(&member.path) {
+                        Ok(meta) if meta.is_file() => Ok(local_version(&meta)),
+                        _ => Err("listed but not a readable file".to_owned()),
+                    },
+                };
+                match version {
+                    Ok(version) => {
+                        member.version = Some(version);
+                        wanted.push((member.path.clone(), version));
                         true
                     }
-                    _ => {
-                        report.skipped.push((
-                            member.path.clone(),
-                            "listed but not a readable file".to_owned(),
-                        ));
+                    Err(reason) => {
+                        report.skipped.push((member.path.clone(), reason));
                         false
                     }
-                });
+                }
+            });
             report.unmatched.extend(found.unmatched.iter().cloned());
             datasets.insert(dataset.name.clone(), found);
         }
         wanted.sort_by(|a, b| a.0.cmp(&b.0));
         wanted.dedup_by(|a, b| a.0 == b.0);
 
-        let todo: Vec<(String, FileVersion)> = wanted
+        let (remote, local): (Vec<Versioned>, Vec<Versioned>) = wanted
             .iter()
-            .map(|(name, meta)| (name.clone(), local_version(meta)))
             .filter(|(name, version)| entries.get(name).map(Entry::version) != Some(*version))
-            .collect();
-        report.unchanged = wanted.len() - todo.len();
-        progress(IndexEvent::Started { total: todo.len() });
-        let scanned: Vec<(String, Entry)> = todo
+            .cloned()
+            .partition(|(name, _)| is_url(name));
+        report.unchanged = wanted.len() - local.len() - remote.len();
+        progress(IndexEvent::Started {
+            total: local.len() + remote.len(),
+        });
+        let mut scanned: Vec<(String, Entry)> = local
             .into_par_iter()
             .map(|(name, version)| {
                 let mut warnings = Vec::new();
-                let entry = match scan_file(Path::new(&name), version, &mut warnings) {
-                    Ok(meta) => Entry::Indexed {
-                        meta: Arc::new(meta),
-                        warnings,
-                    },
-                    Err(e) => Entry::Skipped {
-                        version,
-                        reason: e.reason,
-                    },
-                };
+                let result = scan_file(Path::new(&name), version, &mut warnings);
                 progress(IndexEvent::FileDone);
-                (name, entry)
+                (name, entry(result, version, warnings))
             })
             .collect();
+        let (remote_scanned, traffic) = scan_remote(remote, sources, progress);
+        scanned.extend(remote_scanned);
+        report.remote = traffic;
         report.scanned = scanned.len();
         entries.extend(scanned);
         let before = entries.len();
-        entries.retain(|name, _| Path::new(name).exists());
+        let listed: std::collections::HashSet<&str> =
+            wanted.iter().map(|(name, _)| name.as_str()).collect();
+        entries.retain(|name, _| {
+            if is_url(name) {
+                listed.contains(name.as_str())
+            } else {
+                Path::new(name).exists()
+            }
+        });
         report.removed = before - entries.len();
 
         for (name, _) in &wanted {
@@ -210,4 +251,78 @@ impl Catalog {
             .collect();
         (files, Some(membership))
     }
+}
+
+/// The catalog entry of one scan.
+fn entry(
+    result: Result<FileMeta, super::scan::ScanError>,
+    version: FileVersion,
+    warnings: Vec<String>,
+) -> Entry {
+    match result {
+        Ok(meta) => Entry::Indexed {
+            meta: Arc::new(meta),
+            warnings,
+        },
+        Err(e) => Entry::Skipped {
+            version,
+            reason: e.reason,
+        },
+    }
+}
+
+/// Indexes remote granules through ranged reads, [`REMOTE_SCANS_IN_FLIGHT`] at a time, and
+/// adds up what it cost.
+fn scan_remote(
+    todo: Vec<(String, FileVersion)>,
+    sources: &Sources,
+    progress: &(dyn Fn(IndexEvent) + Sync),
+) -> (Vec<(String, Entry)>, RemoteTraffic) {
+    if todo.is_empty() {
+        return (Vec::new(), RemoteTraffic::default());
+    }
+    let scan_one = |(name, version): (String, FileVersion)| {
+        let mut warnings = Vec::new();
+        let (result, traffic) = match sources.object(&name) {
+            Ok((store, key)) => {
+                let object = Arc::new(RangedObject::new(store, &key, version));
+                let result = scan(
+                    ScanSource::Storage {
+                        name: &name,
+                        storage: object.clone(),
+                    },
+                    version,
+                    &mut warnings,
+                );
+                (result, object.traffic())
+            }
+            Err(e) => (
+                Err(super::scan::ScanError {
+                    reason: e.to_string(),
+                }),
+                (0, 0),
+            ),
+        };
+        progress(IndexEvent::FileDone);
+        ((name.clone(), entry(result, version, warnings)), traffic)
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(REMOTE_SCANS_IN_FLIGHT)
+        .thread_name(|i| format!("atlasfs-index-{i}"))
+        .build();
+    let results: Vec<((String, Entry), (u64, u64))> = match pool {
+        Ok(pool) => pool.install(|| todo.into_par_iter().map(scan_one).collect()),
+        Err(_) => todo.into_iter().map(scan_one).collect(),
+    };
+    let mut traffic = RemoteTraffic::default();
+    let entries = results
+        .into_iter()
+        .map(|(entry, (requests, bytes))| {
+            traffic.granules += 1;
+            traffic.requests += requests;
+            traffic.bytes += bytes;
+            entry
+        })
+        .collect();
+    (entries, traffic)
 }

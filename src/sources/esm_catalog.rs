@@ -99,12 +99,18 @@ pub fn read(path: &Path) -> Result<(Vec<Member>, Layout), EsmCatalogError> {
         } else {
             base.join(&asset)
         };
-        members.push(Member {
-            path: std::path::absolute(&asset_path)
+        let path = if crate::config::is_url(&asset) {
+            asset
+        } else {
+            std::path::absolute(&asset_path)
                 .unwrap_or(asset_path)
                 .to_string_lossy()
-                .into_owned(),
+                .into_owned()
+        };
+        members.push(Member {
+            path,
             keys: row,
+            version: None,
         });
     }
     let mut layout = Layout::default();

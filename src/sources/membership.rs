@@ -6,8 +6,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::esm_catalog;
+use super::model::FileVersion;
 use super::pattern::{glob_base, FieldKind, Pattern};
-use crate::config::DatasetConfig;
+use super::remote::location::{glob_prefix, has_wildcards, join, ObjectUrl};
+use super::remote::RemoteError;
+use super::router::Sources;
+use crate::config::{is_url, DatasetConfig};
 
 /// A file of a dataset and its keys.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,6 +20,8 @@ pub struct Member {
     pub path: String,
     /// Key values from the path pattern or the catalog's columns.
     pub keys: BTreeMap<String, String>,
+    /// The version a listing reported (objects); local files are looked at when indexing.
+    pub version: Option<FileVersion>,
 }
 
 /// How keys structure a dataset.
@@ -59,6 +65,14 @@ pub enum MembershipError {
         /// What is wrong.
         reason: String,
     },
+    /// The object store cannot be listed.
+    #[error("dataset {dataset}: {error}")]
+    Remote {
+        /// The dataset.
+        dataset: String,
+        /// Why.
+        error: RemoteError,
+    },
     /// The intake-esm catalog cannot be read.
     #[error("dataset {dataset}: {source}")]
     Catalog {
@@ -69,11 +83,12 @@ pub enum MembershipError {
     },
 }
 
-/// Finds the members of `dataset`.
+/// Finds the members of `dataset`, listing object stores through `sources`.
 ///
 /// # Errors
-/// [`MembershipError`] for an invalid glob or pattern, or an unreadable catalog.
-pub fn resolve(dataset: &DatasetConfig) -> Result<Membership, MembershipError> {
+/// [`MembershipError`] for an invalid glob or pattern, an unreadable catalog, or a failed
+/// listing.
+pub fn resolve(dataset: &DatasetConfig, sources: &Sources) -> Result<Membership, MembershipError> {
     let invalid = |reason: String| MembershipError::Invalid {
         dataset: dataset.name.clone(),
         reason,
@@ -97,7 +112,12 @@ pub fn resolve(dataset: &DatasetConfig) -> Result<Membership, MembershipError> {
         .map(Pattern::new)
         .transpose()
         .map_err(|e| invalid(e.to_string()))?;
-    let base = glob_base(&dataset.files);
+    let remote = is_url(&dataset.files);
+    let base = if remote {
+        PathBuf::from(remote_base(&dataset.files))
+    } else {
+        glob_base(&dataset.files)
+    };
     let layout = Layout {
         groups: dataset.groups.clone(),
         merge: dataset.merge.clone(),
@@ -122,23 +142,47 @@ pub fn resolve(dataset: &DatasetConfig) -> Result<Membership, MembershipError> {
             )));
         }
     }
-    let paths = glob::glob(&dataset.files)
-        .map_err(|e| invalid(format!("invalid glob {:?}: {e}", dataset.files)))?;
-    let mut paths: Vec<PathBuf> = paths
-        .filter_map(Result::ok)
-        .filter(|p| p.is_file())
-        .collect();
-    paths.sort();
+    let listed: Vec<(String, Option<FileVersion>)> = if remote {
+        sources
+            .list(&dataset.files, &dataset.storage)
+            .map_err(|error| MembershipError::Remote {
+                dataset: dataset.name.clone(),
+                error,
+            })?
+            .into_iter()
+            .map(|(url, version)| (url, Some(version)))
+            .collect()
+    } else {
+        let paths = glob::glob(&dataset.files)
+            .map_err(|e| invalid(format!("invalid glob {:?}: {e}", dataset.files)))?;
+        let mut paths: Vec<PathBuf> = paths
+            .filter_map(Result::ok)
+            .filter(|p| p.is_file())
+            .collect();
+        paths.sort();
+        paths
+            .into_iter()
+            .map(|p| (p.to_string_lossy().into_owned(), None))
+            .collect()
+    };
     let mut membership = Membership {
         layout,
         ..Membership::default()
     };
-    for path in paths {
-        let text = path.to_string_lossy().into_owned();
+    let base_text = base.to_string_lossy().into_owned();
+    for (text, version) in listed {
         let keys = match &pattern {
             None => BTreeMap::new(),
             Some(pattern) => {
-                let relative = path.strip_prefix(&base).unwrap_or(&path).to_string_lossy();
+                let relative = if remote {
+                    relative_key(&text, &base_text)
+                } else {
+                    Path::new(&text)
+                        .strip_prefix(&base)
+                        .unwrap_or(Path::new(&text))
+                        .to_string_lossy()
+                        .into_owned()
+                };
                 match pattern.match_path(&relative) {
                     Some(keys) => keys,
                     None => {
@@ -150,7 +194,37 @@ pub fn resolve(dataset: &DatasetConfig) -> Result<Membership, MembershipError> {
                 }
             }
         };
-        membership.members.push(Member { path: text, keys });
+        membership.members.push(Member {
+            path: text,
+            keys,
+            version,
+        });
     }
     Ok(membership)
+}
+
+/// The URL paths under a remote glob are relative to: its literal directory prefix (empty for a
+/// granule list, whose patterns match each object's key).
+fn remote_base(files: &str) -> String {
+    if super::remote::listing::is_granule_list(files) {
+        return String::new();
+    }
+    match ObjectUrl::parse(files) {
+        Ok(url) if has_wildcards(&url.key) => join(&url.store, glob_prefix(&url.key)),
+        Ok(url) => join(
+            &url.store,
+            url.key.rsplit_once('/').map_or("", |(dir, _)| dir),
+        ),
+        Err(_) => String::new(),
+    }
+}
+
+/// A listed URL relative to `base`, or its key when it is not under it.
+fn relative_key(url: &str, base: &str) -> String {
+    match url.strip_prefix(base) {
+        Some(rest) if !base.is_empty() => rest.trim_start_matches('/').to_owned(),
+        _ => ObjectUrl::parse(url)
+            .map(|u| u.key)
+            .unwrap_or_else(|_| url.to_owned()),
+    }
 }

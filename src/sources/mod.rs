@@ -10,4 +10,6 @@ pub mod membership;
 pub mod model;
 pub mod pattern;
 mod persist;
+pub mod remote;
+pub mod router;
 pub mod scan;

@@ -5,13 +5,16 @@ use serde::{Deserialize, Serialize};
 
 use super::chunk_table::ChunkTable;
 
-/// Size and modification time of a source when it was indexed; a chunk recipe depends on it.
+/// Size and modification time (and for objects, the ETag) of a source when it was indexed; a
+/// chunk recipe depends on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct FileVersion {
     /// Length in bytes.
     pub size: u64,
     /// Modification time, nanoseconds since the Unix epoch.
     pub mtime_ns: i64,
+    /// Hash of an object's ETag (xxh3); 0 for local files and objects without one.
+    pub etag: u64,
 }
 
 /// On-disk format of a source file.

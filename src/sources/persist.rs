@@ -9,7 +9,7 @@ use super::catalog::Entry;
 
 const MAGIC: &[u8; 8] = b"ATLASCAT";
 /// Bump whenever the model changes shape.
-const FORMAT_VERSION: u32 = 1;
+const FORMAT_VERSION: u32 = 2;
 
 /// Loads a persisted catalog; `None` when absent, of another format version, or unreadable
 /// (the caller then re-indexes from scratch).

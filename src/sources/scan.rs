@@ -34,6 +34,46 @@ impl ScanError {
     }
 }
 
+/// Where a file being indexed is read from.
+#[derive(Clone)]
+pub enum ScanSource<'a> {
+    /// A local file.
+    Local(&'a Path),
+    /// Ranged storage (a remote granule), known by `name` in the catalog.
+    Storage {
+        /// The granule's URL.
+        name: &'a str,
+        /// Its bytes.
+        storage: hdf5_reader::storage::DynStorage,
+    },
+}
+
+impl ScanSource<'_> {
+    fn name(&self) -> String {
+        match self {
+            ScanSource::Local(path) => path.to_string_lossy().into_owned(),
+            ScanSource::Storage { name, .. } => (*name).to_owned(),
+        }
+    }
+
+    /// Reads `buf.len()` bytes at `offset`.
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        match self {
+            ScanSource::Local(path) => {
+                use std::os::unix::fs::FileExt;
+                std::fs::File::open(path)?.read_exact_at(buf, offset)
+            }
+            ScanSource::Storage { storage, .. } => {
+                let bytes = storage
+                    .read_range(offset, buf.len())
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+                buf.copy_from_slice(&bytes);
+                Ok(())
+            }
+        }
+    }
+}
+
 /// Indexes the file at `path`, whose size and mtime are `version`.
 ///
 /// Variables of types atlasfs cannot serve (compound, opaque, vlen of numbers) are left out
@@ -46,7 +86,23 @@ pub fn scan_file(
     version: FileVersion,
     warnings: &mut Vec<String>,
 ) -> Result<FileMeta, ScanError> {
-    let nc = NcFile::open(path).map_err(ScanError::new)?;
+    scan(ScanSource::Local(path), version, warnings)
+}
+
+/// Indexes a file read from `source`, whose version is `version`. See [`scan_file`].
+///
+/// # Errors
+/// As [`scan_file`].
+pub fn scan(
+    source: ScanSource<'_>,
+    version: FileVersion,
+    warnings: &mut Vec<String>,
+) -> Result<FileMeta, ScanError> {
+    let nc = match &source {
+        ScanSource::Local(path) => NcFile::open(path),
+        ScanSource::Storage { storage, .. } => NcFile::from_storage(storage.clone()),
+    }
+    .map_err(ScanError::new)?;
     let format = match nc.format() {
         NcFormat::Classic => FileFormat::Classic,
         NcFormat::Offset64 => FileFormat::Offset64,
@@ -56,7 +112,11 @@ pub fn scan_file(
     let group = nc.root_group().map_err(ScanError::new)?;
     let root = match format {
         FileFormat::Netcdf4 => {
-            let h5 = Hdf5File::open(path).map_err(ScanError::new)?;
+            let h5 = match &source {
+                ScanSource::Local(path) => Hdf5File::open(path),
+                ScanSource::Storage { storage, .. } => Hdf5File::from_storage(storage.clone()),
+            }
+            .map_err(ScanError::new)?;
             let mut ctx = Nc4Context {
                 nc: &nc,
                 h5: &h5,
@@ -64,11 +124,11 @@ pub fn scan_file(
             };
             ctx.group(group, "")?
         }
-        _ => classic_group(&nc, group, path, version.size, warnings)?,
+        _ => classic_group(&nc, group, &source, version.size, warnings)?,
     };
     check_extents(&root, version.size)?;
     Ok(FileMeta {
-        path: path.to_string_lossy().into_owned(),
+        path: source.name(),
         version,
         format,
         root,
@@ -198,7 +258,7 @@ impl Nc4Context<'_> {
 fn classic_group(
     nc: &NcFile,
     group: &NcGroup,
-    path: &Path,
+    source: &ScanSource<'_>,
     file_size: u64,
     warnings: &mut Vec<String>,
 ) -> Result<GroupMeta, ScanError> {
@@ -242,7 +302,7 @@ fn classic_group(
         meta.storage = if nbytes <= INLINE_ANY_BYTES
             || (axes.contains(&var.name.as_str()) && nbytes <= INLINE_COORDINATE_BYTES)
         {
-            let bytes = read_classic(path, &meta, &storage)
+            let bytes = read_classic(source, &meta, &storage)
                 .map_err(|e| ScanError::new(format!("variable {}: {e}", var.name)))?;
             Storage::Inline(InlineData::Bytes(bytes))
         } else {
@@ -266,8 +326,11 @@ fn classic_group(
 }
 
 /// Reads a whole contiguous NetCDF-3 variable as little-endian bytes.
-fn read_classic(path: &Path, var: &VarMeta, storage: &Storage) -> std::io::Result<Vec<u8>> {
-    use std::os::unix::fs::FileExt;
+fn read_classic(
+    source: &ScanSource<'_>,
+    var: &VarMeta,
+    storage: &Storage,
+) -> std::io::Result<Vec<u8>> {
     let Storage::Contiguous {
         offset,
         record_stride,
@@ -276,17 +339,16 @@ fn read_classic(path: &Path, var: &VarMeta, storage: &Storage) -> std::io::Resul
     else {
         return Ok(Vec::new());
     };
-    let file = std::fs::File::open(path)?;
     let size = var.dtype.size().unwrap_or(1);
     let total = var.nbytes() as usize;
     let mut out = vec![0u8; total];
     match record_stride {
-        None => file.read_exact_at(&mut out, *offset)?,
+        None => source.read_exact_at(&mut out, *offset)?,
         Some(stride) => {
             let records = var.shape.first().copied().unwrap_or(0) as usize;
             let slab = total.checked_div(records).unwrap_or(0);
             for r in 0..records {
-                file.read_exact_at(
+                source.read_exact_at(
                     &mut out[r * slab..(r + 1) * slab],
                     offset + r as u64 * stride,
                 )?;

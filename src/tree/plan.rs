@@ -67,6 +67,7 @@ impl VarPlan {
             version: crate::sources::model::FileVersion {
                 size: 0,
                 mtime_ns: 0,
+                etag: 0,
             },
             format: crate::sources::model::FileFormat::Netcdf4,
             root: Default::default(),
