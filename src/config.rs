@@ -281,10 +281,11 @@ impl MountConfig {
                     || dataset.fixes.is_some()
                     || !dataset.groups.is_empty()
                     || !dataset.new_dims.is_empty()
-                    || dataset.merge.is_some())
+                    || dataset.merge.is_some()
+                    || !dataset.chunks.is_empty())
             {
                 return Err(invalid(format!(
-                    "dataset {:?}: a `zarr` store is served as it is; `pattern`, `groups`, `merge`, `new_dims`, `concat_dim` and `fixes` do not apply",
+                    "dataset {:?}: a `zarr` store is served as it is; `pattern`, `groups`, `merge`, `new_dims`, `concat_dim`, `fixes` and `chunks` do not apply",
                     dataset.name
                 )));
             }

@@ -65,6 +65,9 @@ pub fn print_report(report: &IndexReport) {
     for (path, warning) in &report.warnings {
         println!("warning {path}: {warning}");
     }
+    for (location, summary) in &report.zarr_stores {
+        println!("{location}: {summary}");
+    }
     let remote = report.remote;
     if remote.granules > 0 {
         println!(

@@ -3,12 +3,13 @@
 
 use serde_json::{json, Value};
 
-use crate::sources::model::{AttrValue, DType};
+use crate::sources::model::{AttrValue, DType, JSON_INFINITY, JSON_NAN, JSON_NEG_INFINITY};
 
-/// Strings in a value tree that stand for non-finite floats until [`to_bytes`] writes them.
-const NAN: &str = "\u{0}NaN\u{0}";
-const INF: &str = "\u{0}Infinity\u{0}";
-const NEG_INF: &str = "\u{0}-Infinity\u{0}";
+/// Strings in a value tree that stand for non-finite floats until [`to_bytes`] writes them
+/// (the same placeholders [`AttrValue::Json`] text carries).
+const NAN: &str = JSON_NAN;
+const INF: &str = JSON_INFINITY;
+const NEG_INF: &str = JSON_NEG_INFINITY;
 
 /// A float as JSON; non-finite values become placeholders written as bare tokens.
 pub fn float(v: f64) -> Value {
@@ -60,6 +61,7 @@ pub fn attr(value: &AttrValue) -> Value {
             [one] => json!(one),
             many => json!(many),
         },
+        AttrValue::Json(text) => serde_json::from_str(text).unwrap_or_else(|_| json!(text)),
     }
 }
 

@@ -125,10 +125,11 @@ pub fn zarray(array: &ArrayNode) -> Value {
         DType::Char => "|S1",
         DType::String => "|O",
     };
-    // xarray reads v2's fill_value as the CF _FillValue, so it is null unless the source has one.
+    // xarray reads v2's fill_value as the CF _FillValue, so it is null unless the source has
+    // one, and then it is that attribute's value (a Zarr v3 source may store another fill value).
     let fill_value = match (g.dtype, fill_attr(array)) {
         (DType::Char | DType::String, _) | (_, None) => Value::Null,
-        (d, Some(_)) => json::element(&g.fill, d),
+        (d, Some(value)) => cf_fill(d, value).unwrap_or_else(|| json::element(&g.fill, d)),
     };
     let filters = match g.dtype {
         DType::String => json!([{"id": "vlen-utf8"}]),
@@ -145,6 +146,22 @@ pub fn zarray(array: &ArrayNode) -> Value {
         "compressor": null,
         "dimension_separator": ".",
     })
+}
+
+/// A numeric CF `_FillValue` as a `fill_value` of type `dtype`; `None` when it is not numeric.
+fn cf_fill(dtype: DType, value: &AttrValue) -> Option<Value> {
+    match value {
+        AttrValue::I64(v) if !dtype.is_float() => v.first().map(|x| json!(x)),
+        AttrValue::U64(v) if !dtype.is_float() => v.first().map(|x| json!(x)),
+        other => {
+            let v = *other.as_f64s()?.first()?;
+            Some(if dtype.is_float() {
+                json::fill_float(v)
+            } else {
+                json!(v as i64)
+            })
+        }
+    }
 }
 
 /// `.zattrs` of an array: its attributes and `_ARRAY_DIMENSIONS`.

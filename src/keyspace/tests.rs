@@ -52,7 +52,7 @@ fn tree() -> Arc<Tree> {
             fill: vec![0],
         },
         attrs: Vec::new(),
-        recipe: Recipe { parts },
+        recipe: Recipe::native(parts),
     };
     let mut ds = GroupNode::default();
     ds.children.insert("v".into(), Node::Array(Arc::new(array)));

@@ -5,7 +5,9 @@
 //! index, and every part the chunk overlaps — each [`Part`] serialised whole, so its path,
 //! version, storage layout, offset and any field added later are covered without listing them.
 //! Parts a chunk does not read are left out, so appending a file to an archive keeps the keys of
-//! chunks that do not touch it.
+//! chunks that do not touch it. A Zarr read ([`super::ZarrRead`]) hashes its codec metadata with
+//! the recipe and, per chunk, the version of the one object the chunk is read from, so a
+//! rewritten chunk object changes that chunk's key only.
 
 use serde::Serialize;
 use xxhash_rust::xxh3::{xxh3_128, Xxh3};
@@ -70,6 +72,9 @@ impl RecipeFingerprint {
                 hasher.update(&self.parts[i].to_le_bytes());
             }
         }
+        if let Some(zarr) = &recipe.zarr {
+            hasher.update(&zarr.chunk_identity(index));
+        }
         hasher.digest128()
     }
 }
@@ -106,7 +111,7 @@ mod tests {
     fn array(parts: Vec<Part>) -> (Recipe, Geometry) {
         let len = parts.iter().map(|p| p.var.shape[0]).sum();
         (
-            Recipe { parts },
+            Recipe::native(parts),
             Geometry {
                 shape: vec![len],
                 chunks: vec![2],

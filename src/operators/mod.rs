@@ -1,7 +1,8 @@
 //! Operators: the per-chunk recipes of the tree and the code that runs them. A recipe is pure —
 //! a chunk's bytes depend only on the recipe, the versions of the sources it reads and the chunk
-//! index. Today's operator is the native read (with concatenation along one axis); regrid, pack
-//! and pyramid views are further recipes over the same interface.
+//! index. Today's operators are the native read (with concatenation along one axis) and the
+//! chunk-for-chunk read of an existing Zarr array ([`ZarrRead`]); regrid, pack and pyramid views
+//! are further recipes over the same interface.
 
 mod boxes;
 mod decode;
@@ -9,6 +10,7 @@ mod fingerprint;
 mod native;
 mod strings;
 mod transform;
+mod zarr_chunk;
 
 use std::sync::Arc;
 
@@ -17,6 +19,7 @@ use serde::Serialize;
 pub use boxes::Region;
 pub use fingerprint::RecipeFingerprint;
 pub use transform::{push_value as push_element, to_f64 as element_f64, Transform};
+pub use zarr_chunk::ZarrRead;
 
 use crate::sources::bytes::ByteSource;
 use crate::sources::model::{DType, FileVersion, VarMeta};
@@ -88,12 +91,22 @@ impl Part {
     }
 }
 
-/// How to compute any chunk of an array: the parts it is made of.
-/// Every field is part of the cache key of its chunks (see [`RecipeFingerprint`]).
+/// How to compute any chunk of an array: the parts it is made of, or the Zarr array whose
+/// chunks it serves one for one. Every field is part of the cache key of its chunks (see
+/// [`RecipeFingerprint`]).
 #[derive(Debug, Clone, Serialize)]
 pub struct Recipe {
     /// Contributing source variables.
     pub parts: Vec<Part>,
+    /// When set, chunks are those of this Zarr array and `parts` is empty.
+    pub zarr: Option<Arc<ZarrRead>>,
+}
+
+impl Recipe {
+    /// A recipe assembling chunks from `parts`.
+    pub fn native(parts: Vec<Part>) -> Self {
+        Recipe { parts, zarr: None }
+    }
 }
 
 /// A chunk that could not be computed.
@@ -118,6 +131,9 @@ impl Recipe {
         index: &[u64],
         source: &dyn ByteSource,
     ) -> Result<Vec<u8>, ChunkError> {
+        if let Some(zarr) = &self.zarr {
+            return zarr.compute(geometry, index, source);
+        }
         if geometry.dtype == DType::String {
             return strings::compute(self, geometry, index);
         }
@@ -135,6 +151,9 @@ impl Recipe {
         index: &[u64],
         source: &dyn ByteSource,
     ) -> Result<(), ChunkError> {
+        if let Some(zarr) = &self.zarr {
+            return zarr.check(index, source);
+        }
         let region = geometry.chunk_region(index);
         for (part, _, _) in self.overlaps(&region) {
             if matches!(part.var.storage, crate::sources::model::Storage::Inline(_)) {

@@ -72,6 +72,16 @@ pub trait ByteSource: Send + Sync {
         ranges: &[Range<u64>],
     ) -> Result<Vec<Vec<u8>>, SourceError>;
 
+    /// Reads all of `path` (`version.size` bytes), failing if it is not at `version` any more.
+    ///
+    /// # Errors
+    /// As [`ByteSource::read_ranges`].
+    fn read_all(&self, path: &str, version: FileVersion) -> Result<Vec<u8>, SourceError> {
+        let whole = 0..version.size;
+        let mut read = self.read_ranges(path, version, std::slice::from_ref(&whole))?;
+        Ok(read.pop().unwrap_or_default())
+    }
+
     /// Checks that `path` is still at `version`, without reading it.
     ///
     /// # Errors

@@ -1,6 +1,7 @@
 //! The catalog: every source file a config names, indexed once and persisted under the cache
-//! directory (compact binary, see the `persist` module). Re-indexing is incremental: a file whose
-//! size and mtime are unchanged is not read again. Files that cannot be used are reported, never fatal.
+//! directory (compact binary, see the `persist` module), and every Zarr store a dataset
+//! re-exposes (see [`super::zarr_store`]). Re-indexing is incremental: a file whose size and
+//! mtime are unchanged is not read again. Files that cannot be used are reported, never fatal.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -17,6 +18,7 @@ use super::persist;
 use super::remote::index_storage::RangedObject;
 use super::router::Sources;
 use super::scan::{scan, scan_file, ScanSource};
+use super::zarr_store::{self, ZarrStoreMeta};
 use crate::config::{is_url, MountConfig};
 
 /// A source path with its version.
@@ -99,6 +101,8 @@ pub struct IndexReport {
     pub unmatched: Vec<(String, String)>,
     /// What reading remote granules cost.
     pub remote: RemoteTraffic,
+    /// Zarr stores indexed: location and what was found.
+    pub zarr_stores: Vec<(String, String)>,
 }
 
 /// Requests and bytes spent indexing remote granules.
@@ -117,6 +121,7 @@ pub struct RemoteTraffic {
 pub struct Catalog {
     entries: HashMap<String, Entry>,
     datasets: BTreeMap<String, Membership>,
+    zarr: BTreeMap<String, Result<Arc<ZarrStoreMeta>, String>>,
 }
 
 impl Catalog {
@@ -134,7 +139,7 @@ impl Catalog {
         let catalog_path = config.catalog_file();
         let loaded = persist::load(&catalog_path);
         let persisted = loaded.is_some();
-        let mut entries = loaded.unwrap_or_default();
+        let (mut entries, stores) = loaded.unwrap_or_default();
         let mut report = IndexReport::default();
         let mut datasets = BTreeMap::new();
         let mut wanted: Vec<(String, FileVersion)> = Vec::new();
@@ -210,6 +215,22 @@ impl Catalog {
         });
         report.removed = before - entries.len();
 
+        let zarr = zarr_store::index_all(config, sources, &stores);
+        for (dataset, result) in &zarr.datasets {
+            match (result, config.datasets.iter().find(|d| &d.name == dataset)) {
+                (Ok(store), _) => report.warnings.extend(
+                    store
+                        .warnings()
+                        .map(|w| (store.location.clone(), w.clone())),
+                ),
+                (Err(reason), Some(d)) => report
+                    .skipped
+                    .push((d.zarr.clone().unwrap_or_default(), reason.clone())),
+                (Err(_), None) => {}
+            }
+        }
+        report.zarr_stores = zarr.summaries;
+
         for (name, _) in &wanted {
             match entries.get(name) {
                 Some(Entry::Skipped { reason, .. }) => {
@@ -222,17 +243,33 @@ impl Catalog {
             }
         }
         // An unchanged catalog is not rewritten (so a read-only or full cache dir still mounts).
-        if !persisted || report.scanned > 0 || report.removed > 0 {
+        if !persisted || report.scanned > 0 || report.removed > 0 || zarr.changed {
             std::fs::create_dir_all(&config.cache.dir).map_err(|source| CatalogError::Write {
                 path: catalog_path.clone(),
                 source,
             })?;
-            persist::save(&catalog_path, &entries).map_err(|source| CatalogError::Write {
-                path: catalog_path.clone(),
-                source,
+            persist::save(&catalog_path, &entries, &zarr.persisted).map_err(|source| {
+                CatalogError::Write {
+                    path: catalog_path.clone(),
+                    source,
+                }
             })?;
         }
-        Ok((Catalog { entries, datasets }, report))
+        let catalog = Catalog {
+            entries,
+            datasets,
+            zarr: zarr.datasets,
+        };
+        Ok((catalog, report))
+    }
+
+    /// The indexed Zarr store of a dataset with `zarr` set, or why it could not be indexed.
+    pub fn zarr_store(&self, dataset: &str) -> Result<&Arc<ZarrStoreMeta>, String> {
+        match self.zarr.get(dataset) {
+            Some(Ok(store)) => Ok(store),
+            Some(Err(reason)) => Err(reason.clone()),
+            None => Err("its Zarr store was not indexed".to_owned()),
+        }
     }
 
     /// The indexed files of a dataset with their keys, in path order; skipped files are left

@@ -86,7 +86,8 @@ impl ChunkTable {
     }
 }
 
-fn linear_index(grid: &[u64], index: &[u64]) -> Option<u64> {
+/// The C-order position of `index` in a grid of `grid` chunks per dimension; `None` outside it.
+pub(crate) fn linear_index(grid: &[u64], index: &[u64]) -> Option<u64> {
     if grid.len() != index.len() {
         return None;
     }

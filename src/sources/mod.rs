@@ -1,5 +1,6 @@
-//! Sources: the catalog of NetCDF files (what they hold and where each variable's bytes live),
-//! the indexers that build it, and the byte-range reader every chunk read goes through.
+//! Sources: the catalog of NetCDF files (what they hold and where each variable's bytes live)
+//! and of existing Zarr stores, the indexers that build it, and the byte-range reader every
+//! chunk read goes through.
 
 pub mod bytes;
 pub mod catalog;
@@ -13,3 +14,4 @@ mod persist;
 pub mod remote;
 pub mod router;
 pub mod scan;
+pub mod zarr_store;

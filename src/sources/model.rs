@@ -131,7 +131,18 @@ pub enum AttrValue {
     Text(String),
     /// NC_STRING values.
     Strings(Vec<String>),
+    /// Any other JSON value of a Zarr source (booleans, null, objects, mixed or one-element
+    /// lists), as JSON text in which non-finite floats are the strings [`JSON_NAN`],
+    /// [`JSON_INFINITY`] and [`JSON_NEG_INFINITY`].
+    Json(String),
 }
+
+/// Stands for NaN inside [`AttrValue::Json`] text (JSON has no token for it; Python writes `NaN`).
+pub const JSON_NAN: &str = "\u{0}NaN\u{0}";
+/// Stands for +infinity inside [`AttrValue::Json`] text.
+pub const JSON_INFINITY: &str = "\u{0}Infinity\u{0}";
+/// Stands for -infinity inside [`AttrValue::Json`] text.
+pub const JSON_NEG_INFINITY: &str = "\u{0}-Infinity\u{0}";
 
 impl AttrValue {
     /// The values as f64 when numeric.
@@ -147,7 +158,7 @@ impl AttrValue {
             AttrValue::U64(v) => v.iter().map(|&x| x as f64).collect(),
             AttrValue::F32(v) => v.iter().map(|&x| x as f64).collect(),
             AttrValue::F64(v) => v.clone(),
-            AttrValue::Text(_) | AttrValue::Strings(_) => return None,
+            AttrValue::Text(_) | AttrValue::Strings(_) | AttrValue::Json(_) => return None,
         })
     }
 

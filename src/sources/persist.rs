@@ -1,19 +1,27 @@
-//! The catalog's on-disk format: a magic, a format version, then the entries encoded with
-//! postcard (varint integers, no field names). Written to a temp file and renamed into place.
+//! The catalog's on-disk format: a magic, a format version, then the file entries and the
+//! indexed Zarr stores encoded with postcard (varint integers, no field names). Written to a
+//! temp file and renamed into place.
 
 use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 
 use super::catalog::Entry;
+use super::zarr_store::ZarrStoreMeta;
 
 const MAGIC: &[u8; 8] = b"ATLASCAT";
 /// Bump whenever the model changes shape.
-const FORMAT_VERSION: u32 = 2;
+const FORMAT_VERSION: u32 = 3;
+
+/// Source files by path.
+pub type Files = HashMap<String, Entry>;
+/// Zarr stores by location.
+pub type Stores = HashMap<String, Arc<ZarrStoreMeta>>;
 
 /// Loads a persisted catalog; `None` when absent, of another format version, or unreadable
 /// (the caller then re-indexes from scratch).
-pub fn load(path: &Path) -> Option<HashMap<String, Entry>> {
+pub fn load(path: &Path) -> Option<(Files, Stores)> {
     let bytes = std::fs::read(path).ok()?;
     let body = bytes.strip_prefix(MAGIC.as_slice())?;
     let (version, body) = body.split_at_checked(4)?;
@@ -36,8 +44,8 @@ pub fn load(path: &Path) -> Option<HashMap<String, Entry>> {
 ///
 /// # Errors
 /// The I/O error of writing or renaming.
-pub fn save(path: &Path, entries: &HashMap<String, Entry>) -> std::io::Result<()> {
-    let body = postcard::to_stdvec(entries).map_err(std::io::Error::other)?;
+pub fn save(path: &Path, entries: &Files, stores: &Stores) -> std::io::Result<()> {
+    let body = postcard::to_stdvec(&(entries, stores)).map_err(std::io::Error::other)?;
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let mut file = std::fs::File::create(&tmp)?;
     file.write_all(MAGIC)?;

@@ -1,5 +1,5 @@
 //! The tree: an immutable snapshot of datasets, groups and arrays built from the config and the
-//! catalog. Each array carries its metadata and a per-chunk [`Recipe`]. A re-index builds a new
+//! catalog (NetCDF files assembled by [`build`], or Zarr stores mirrored by [`zarr`]). Each array carries its metadata and a per-chunk [`Recipe`]. A re-index builds a new
 //! snapshot; readers in flight keep the old one.
 
 mod build;
@@ -10,6 +10,7 @@ pub mod fixes;
 mod new_dims;
 mod plan;
 mod time;
+mod zarr;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -87,6 +88,13 @@ impl Tree {
                 dataset: dataset.name.clone(),
                 message,
             };
+            if dataset.zarr.is_some() {
+                let store = catalog.zarr_store(&dataset.name).map_err(fail)?;
+                let group = zarr::dataset(store, &dataset.name, &mut next_id);
+                root.children
+                    .insert(dataset.name.clone(), Node::Group(group));
+                continue;
+            }
             let fixes = dataset
                 .fixes
                 .as_deref()

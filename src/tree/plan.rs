@@ -114,7 +114,7 @@ pub fn finish(
                 fill: var.fill,
             },
             attrs: var.attrs,
-            recipe: Recipe { parts: var.parts },
+            recipe: Recipe::native(var.parts),
         };
         node.children.insert(name, Node::Array(Arc::new(array)));
     }
