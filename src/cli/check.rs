@@ -1,6 +1,6 @@
 //! `atlasfs check CONFIG`: validates the config and the environment — FUSE present, cache
 //! directory writable and not in use by a mount, every dataset's glob matching readable NetCDF
-//! files.
+//! files, every Zarr store listable with metadata at its root.
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -9,6 +9,7 @@ use atlasfs::cache::{CacheLock, LockError, LockMode};
 use atlasfs::config::MountConfig;
 use atlasfs::sources::membership;
 use atlasfs::sources::router::Sources;
+use atlasfs::sources::zarr_store::listing;
 use atlasfs::tree::fixes::FixSet;
 
 /// Runs every check, printing one line each; fails if any failed.
@@ -100,6 +101,33 @@ pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
                     Err(e) => e.to_string(),
                 },
             );
+        }
+    }
+    for dataset in &config.datasets {
+        let Some(location) = dataset.zarr.as_deref() else {
+            continue;
+        };
+        match listing::list(location, &dataset.storage, &sources) {
+            Ok(found) => {
+                let root = ["zarr.json", ".zmetadata", ".zgroup"]
+                    .iter()
+                    .any(|doc| found.objects.contains_key(*doc));
+                report(
+                    root,
+                    format!(
+                        "dataset {}: Zarr store {location}: {} object(s), {} metadata document(s){}",
+                        dataset.name,
+                        found.objects.len(),
+                        found.documents().len(),
+                        if root {
+                            ""
+                        } else {
+                            ", no zarr.json, .zmetadata or .zgroup at its root"
+                        }
+                    ),
+                );
+            }
+            Err(e) => report(false, e.to_string()),
         }
     }
     if failures > 0 {

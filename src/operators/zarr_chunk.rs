@@ -182,3 +182,200 @@ impl Serialize for ZarrRead {
             .serialize(serializer)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use serde_json::{json, Value};
+    use zarrs::array::{ArrayBytes, ArrayToBytesCodecTraits};
+
+    use super::*;
+    use crate::config::StorageSection;
+    use crate::sources::model::DType;
+    use crate::sources::router::Sources;
+    use crate::sources::zarr_store::{self, ZarrStoreMeta, ZarrVersion};
+
+    /// Writes the root group and array `a` (metadata `doc`) of a store at `root`, and each
+    /// chunk `(index, values)` encoded with the array's own codecs.
+    fn write_store(root: &Path, format: ZarrVersion, doc: &Value, chunks: &[(Vec<u64>, Vec<f32>)]) {
+        std::fs::create_dir_all(root.join("a")).unwrap();
+        match format {
+            ZarrVersion::V3 => {
+                let group = json!({"zarr_format": 3, "node_type": "group", "attributes": {}});
+                std::fs::write(root.join("zarr.json"), group.to_string()).unwrap();
+                std::fs::write(root.join("a/zarr.json"), doc.to_string()).unwrap();
+            }
+            ZarrVersion::V2 => {
+                std::fs::write(root.join(".zgroup"), r#"{"zarr_format": 2}"#).unwrap();
+                std::fs::write(root.join("a/.zarray"), doc.to_string()).unwrap();
+                let attrs = json!({"_ARRAY_DIMENSIONS": ["y", "x"]});
+                std::fs::write(root.join("a/.zattrs"), attrs.to_string()).unwrap();
+            }
+        }
+        let decoder = open_array(format, "a", &doc.to_string()).unwrap();
+        for (index, values) in chunks {
+            let shape = decoder.chunk_shape(index).unwrap();
+            let raw: Vec<u8> = values.iter().flat_map(|v| v.to_ne_bytes()).collect();
+            let encoded = decoder
+                .codecs()
+                .encode(
+                    ArrayBytes::new_flen(raw),
+                    &shape,
+                    decoder.data_type(),
+                    decoder.fill_value(),
+                    &CodecOptions::default(),
+                )
+                .unwrap();
+            let path = root.join(decoder.chunk_key(index).as_str());
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, encoded).unwrap();
+        }
+    }
+
+    fn index(root: &Path) -> ZarrStoreMeta {
+        let location = root.to_str().unwrap();
+        zarr_store::index(
+            location,
+            &StorageSection::default(),
+            &Sources::default(),
+            None,
+        )
+        .unwrap()
+        .0
+    }
+
+    fn read_of(store: &ZarrStoreMeta) -> (ZarrRead, Geometry) {
+        let array = store.root.arrays["a"].clone();
+        let geometry = Geometry {
+            shape: array.shape.clone(),
+            chunks: array.chunks.clone(),
+            dtype: array.dtype,
+            fill: array.fill.clone(),
+        };
+        (ZarrRead::new(&store.location, array), geometry)
+    }
+
+    fn floats(bytes: &[u8]) -> Vec<f32> {
+        bytes
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
+            .collect()
+    }
+
+    fn v3_doc(codecs: Value, chunk_shape: [u64; 2]) -> Value {
+        json!({
+            "zarr_format": 3, "node_type": "array", "shape": [4, 5], "data_type": "float32",
+            "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": chunk_shape}},
+            "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+            "fill_value": -1.0, "codecs": codecs, "dimension_names": ["y", "x"],
+        })
+    }
+
+    fn ramp(start: usize, n: usize) -> Vec<f32> {
+        (start..start + n).map(|v| v as f32).collect()
+    }
+
+    #[test]
+    fn chunks_decode_and_absent_chunks_are_the_fill_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let codecs = json!([{"name": "bytes", "configuration": {"endian": "big"}}, {"name": "gzip", "configuration": {"level": 5}}]);
+        let doc = v3_doc(codecs, [2, 3]);
+        let written = [(vec![0, 0], ramp(0, 6)), (vec![1, 1], ramp(100, 6))];
+        write_store(dir.path(), ZarrVersion::V3, &doc, &written);
+        let store = index(dir.path());
+        let (read, geometry) = read_of(&store);
+        assert_eq!(geometry.dtype, DType::F32);
+        assert_eq!(read.array.stored.len(), 2);
+        let source = Sources::default();
+        for (index, values) in &written {
+            let bytes = read.compute(&geometry, index, &source).unwrap();
+            assert_eq!(&floats(&bytes), values, "chunk {index:?}");
+            read.check(index, &source).unwrap();
+        }
+        let absent = read.compute(&geometry, &[0, 1], &source).unwrap();
+        assert_eq!(floats(&absent), vec![-1.0; 6]);
+    }
+
+    #[test]
+    fn sharded_and_v2_blosc_arrays_decode() {
+        let dir = tempfile::tempdir().unwrap();
+        let sharding = json!([{"name": "sharding_indexed", "configuration": {
+            "chunk_shape": [2, 2],
+            "codecs": [{"name": "bytes", "configuration": {"endian": "little"}}, {"name": "zstd", "configuration": {"level": 1, "checksum": true}}],
+            "index_codecs": [{"name": "bytes", "configuration": {"endian": "little"}}, {"name": "crc32c"}],
+        }}]);
+        let doc = v3_doc(sharding, [4, 4]);
+        let values = ramp(7, 16);
+        write_store(
+            dir.path(),
+            ZarrVersion::V3,
+            &doc,
+            &[(vec![0, 1], values.clone())],
+        );
+        let store = index(dir.path());
+        let (read, geometry) = read_of(&store);
+        assert_eq!(geometry.chunks, vec![4, 4], "a shard is one served chunk");
+        let bytes = read
+            .compute(&geometry, &[0, 1], &Sources::default())
+            .unwrap();
+        assert_eq!(floats(&bytes), values);
+
+        let dir = tempfile::tempdir().unwrap();
+        let zarray = json!({"zarr_format": 2, "shape": [4, 5], "chunks": [2, 3], "dtype": ">f4",
+            "fill_value": "NaN", "order": "C", "filters": null, "dimension_separator": "/",
+            "compressor": {"id": "blosc", "cname": "lz4", "clevel": 5, "shuffle": 1, "blocksize": 0}});
+        write_store(
+            dir.path(),
+            ZarrVersion::V2,
+            &zarray,
+            &[(vec![1, 0], ramp(3, 6))],
+        );
+        assert!(dir.path().join("a/1/0").exists());
+        let store = index(dir.path());
+        assert_eq!(store.format, ZarrVersion::V2);
+        let (read, geometry) = read_of(&store);
+        assert_eq!(read.array.dims, vec!["y", "x"]);
+        let source = Sources::default();
+        let bytes = read.compute(&geometry, &[1, 0], &source).unwrap();
+        assert_eq!(floats(&bytes), ramp(3, 6));
+        let absent = read.compute(&geometry, &[0, 0], &source).unwrap();
+        assert!(floats(&absent).iter().all(|v| v.is_nan()));
+    }
+
+    #[test]
+    fn corrupt_and_rewritten_chunks_fail_naming_the_object_and_change_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let codecs = json!([{"name": "bytes", "configuration": {"endian": "little"}}, {"name": "zstd", "configuration": {"level": 1, "checksum": false}}]);
+        let doc = v3_doc(codecs, [2, 3]);
+        let written = [(vec![0, 0], ramp(0, 6)), (vec![0, 1], ramp(10, 6))];
+        write_store(dir.path(), ZarrVersion::V3, &doc, &written);
+        let corrupt = dir.path().join("a/c/0/1");
+        std::fs::write(&corrupt, b"definitely not zstd").unwrap();
+        let store = index(dir.path());
+        let (read, geometry) = read_of(&store);
+        let source = Sources::default();
+        let err = read.compute(&geometry, &[0, 1], &source).unwrap_err();
+        assert_eq!(err.source_path.as_deref(), corrupt.to_str());
+        assert!(err.reason.contains("decode"), "{err}");
+        assert!(read.compute(&geometry, &[0, 0], &source).is_ok());
+
+        // Rewritten after indexing: refused, never served from the old version.
+        let before = read.chunk_identity(&[0, 0]);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        write_store(
+            dir.path(),
+            ZarrVersion::V3,
+            &doc,
+            &[(vec![0, 0], ramp(50, 6))],
+        );
+        let err = read.compute(&geometry, &[0, 0], &source).unwrap_err();
+        assert!(err.to_string().contains("a/c/0/0"), "{err}");
+        assert!(read.check(&[0, 0], &source).is_err());
+        let (again, _) = read_of(&index(dir.path()));
+        assert_ne!(again.chunk_identity(&[0, 0]), before);
+        assert_eq!(again.chunk_identity(&[1, 1]), read.chunk_identity(&[1, 1]));
+        let bytes = again.compute(&geometry, &[0, 0], &source).unwrap();
+        assert_eq!(floats(&bytes), ramp(50, 6));
+    }
+}
