@@ -183,6 +183,7 @@ class Mount:
         self.path = Path(mountpoint)
         self.cache_dir = Path(cache_dir)
         self.log_path = self.cache_dir / "atlasfs.log"
+        self.output = ""  # stdout + stderr of `atlasfs mount`
 
     def __truediv__(self, other) -> Path:
         return self.path / other
@@ -251,6 +252,7 @@ class MountManager:
         self.mounts.append(m)  # cleaned up even if `mount` below hangs or fails
         res = run_atlasfs(self.bin, "mount", config, mountpoint, *args, timeout=MOUNT_TIMEOUT,
                           env=env)
+        m.output = res.stdout + res.stderr
         if res.returncode != 0 or not is_mounted(mountpoint):
             m.print_log_tail()
             raise AssertionError(
