@@ -7,6 +7,7 @@ from __future__ import annotations
 import errno
 import http.client
 import os
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -221,3 +222,30 @@ def test_atlasfs_env_and_storage_table(tmp_path, monkeypatch):
     assert all(anon[k] is None for k in CREDENTIALS)
     assert storage_table("http://127.0.0.1:9", anonymous=True) == {
         "region": "us-east-1", "endpoint": "http://127.0.0.1:9", "anonymous": True}
+
+
+def test_concurrent_clients_with_a_fault_on_one_object(s3_proxy, bucket):
+    fault = s3_proxy.inject("reset", times=None, key="dir/other.bin")
+    results = {}
+
+    def worker(i):
+        try:
+            if i % 4 == 0:
+                raw_get(s3_proxy, f"/{bucket}/dir/other.bin")
+                results[i] = "no error"
+            else:
+                lo = i * 1000
+                status, _, body = raw_get(s3_proxy, f"/{bucket}/dir/data.bin",
+                                          {"Range": f"bytes={lo}-{lo + 9999}"})
+                results[i] = status == 206 and body == DATA[lo:lo + 10000]
+        except (ConnectionError, http.client.HTTPException) as e:
+            results[i] = type(e).__name__
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert all(results[i] == "ConnectionResetError" for i in range(0, 16, 4)), results
+    assert all(results[i] is True for i in range(16) if i % 4), results
+    assert fault.applied == 4
