@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use super::bytes::{ByteSource, LocalFiles, SourceError};
+use super::bytes::{ByteSource, LocalFiles, RangeRead, SourceError};
 use super::model::FileVersion;
 use super::remote::listing::{self, is_granule_list, parse_granule_list};
 use super::remote::location::ObjectUrl;
@@ -199,6 +199,27 @@ impl ByteSource for Sources {
         let (store, key) = self.known(path)?;
         let fetched = runtime().block_on(store.read_ranges(&key, version, ranges))?;
         Ok(fetched.into_iter().map(|b| b.to_vec()).collect())
+    }
+
+    fn is_remote(&self, path: &str) -> bool {
+        is_url(path)
+    }
+
+    fn read_batch(&self, reads: &[RangeRead<'_>]) -> Vec<Result<Vec<u8>, SourceError>> {
+        let fetches = reads.iter().map(|read| async move {
+            if !is_url(read.path) {
+                return self
+                    .local
+                    .read_ranges(read.path, read.version, std::slice::from_ref(&read.range))
+                    .map(|mut bytes| bytes.pop().unwrap_or_default());
+            }
+            let (store, key) = self.known(read.path)?;
+            store
+                .read_range(&key, read.version, read.range.clone())
+                .await
+                .map(|bytes| bytes.to_vec())
+        });
+        runtime().block_on(futures::future::join_all(fetches))
     }
 
     fn check_version(&self, path: &str, version: FileVersion) -> Result<(), SourceError> {
