@@ -1,4 +1,6 @@
-//! Open file handles: the [`OpenKey`] behind each FUSE file handle, from open to release.
+//! Open file handles: the [`OpenKey`] behind each FUSE file handle, from open to release, with
+//! the key space it was opened on, so a file opened before a snapshot swap keeps reading the
+//! snapshot it was opened on.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -6,25 +8,33 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::keyspace::OpenKey;
+use crate::keyspace::{KeySpace, OpenKey};
 
-/// File handle number -> open key.
+/// An open file: its key and the key space it belongs to.
+pub struct OpenFile {
+    /// The key space the file was opened on.
+    pub keys: Arc<KeySpace>,
+    /// The opened key.
+    pub key: OpenKey,
+}
+
+/// File handle number -> open file.
 #[derive(Default)]
 pub struct Handles {
     next: AtomicU64,
-    open: Mutex<HashMap<u64, Arc<OpenKey>>>,
+    open: Mutex<HashMap<u64, Arc<OpenFile>>>,
 }
 
 impl Handles {
     /// Registers `open` and returns its handle number.
-    pub fn insert(&self, open: OpenKey) -> u64 {
+    pub fn insert(&self, open: OpenFile) -> u64 {
         let fh = self.next.fetch_add(1, Ordering::Relaxed) + 1;
         self.open.lock().insert(fh, Arc::new(open));
         fh
     }
 
-    /// The open key of a handle.
-    pub fn get(&self, fh: u64) -> Option<Arc<OpenKey>> {
+    /// The open file of a handle.
+    pub fn get(&self, fh: u64) -> Option<Arc<OpenFile>> {
         self.open.lock().get(&fh).cloned()
     }
 
