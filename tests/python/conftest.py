@@ -109,11 +109,13 @@ def _toml_value(v) -> str:
     raise TypeError(f"cannot write {v!r} as TOML")
 
 
-def write_config(path, datasets, *, zarr_format: int = 3, cache_dir=None) -> Path:
+def write_config(path, datasets, *, zarr_format: int = 3, cache_dir=None,
+                 mount: dict | None = None) -> Path:
     """Write a mount config.  ``datasets``: dicts with name, files and optional
-    concat_dim / chunks, written in that order."""
+    concat_dim / chunks, written in that order; ``mount``: more ``[mount]`` keys."""
     path = Path(path)
-    lines = ["[mount]", f"zarr_format = {zarr_format}", ""]
+    lines = ["[mount]", f"zarr_format = {zarr_format}"]
+    lines += [f"{key} = {_toml_value(value)}" for key, value in (mount or {}).items()] + [""]
     if cache_dir is not None:
         lines += ["[cache]", f"dir = {_toml_value(cache_dir)}", ""]
     for ds in datasets:
@@ -230,13 +232,14 @@ class MountManager:
         d.mkdir(parents=True)
         return d
 
-    def mount(self, datasets, *, zarr_format: int = 3, env: dict | None = None) -> Mount:
+    def mount(self, datasets, *, zarr_format: int = 3, env: dict | None = None,
+              mount: dict | None = None) -> Mount:
         work = self.new_dir("m")
         mountpoint = work / "mnt"
         mountpoint.mkdir()
         cache = work / "cache"
         config = write_config(work / "atlasfs.toml", datasets, zarr_format=zarr_format,
-                              cache_dir=cache)
+                              cache_dir=cache, mount=mount)
         m = Mount(self.bin, config, mountpoint, cache)
         self.mounts.append(m)  # cleaned up even if `mount` below hangs or fails
         res = run_atlasfs(self.bin, "mount", config, mountpoint, timeout=MOUNT_TIMEOUT, env=env)
