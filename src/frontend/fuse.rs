@@ -196,13 +196,16 @@ impl Filesystem for AtlasFs {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        let kind = match self.snapshots.resolve(ino.0) {
-            Some(Resolved::Current { path, keys }) => keys.stat(&path),
+        let (path, keys) = match self.snapshots.resolve(ino.0) {
+            Some(Resolved::Current { path, keys }) => (path, keys),
             Some(Resolved::Retired(_)) => return reply.error(Errno::ESTALE),
-            None => None,
+            None => return reply.error(Errno::ENOENT),
         };
-        match kind {
-            Some(Kind::Dir) => reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE),
+        match keys.stat(&path) {
+            Some(Kind::Dir) => {
+                let fh = self.handles.insert_dir(keys);
+                reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE);
+            }
             Some(Kind::File(_)) => reply.error(Errno::ENOTDIR),
             None => reply.error(Errno::ENOENT),
         }
@@ -212,13 +215,13 @@ impl Filesystem for AtlasFs {
         &self,
         _req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        // A directory gone from the snapshot lists as gone.
-        let Some(Resolved::Current { path, keys }) = self.snapshots.resolve(ino.0) else {
-            return reply.error(Errno::ENOENT);
+        // The snapshot the directory was opened on, so a listing spanning a swap stays whole.
+        let (Some(path), Some(keys)) = (self.snapshots.path(ino.0), self.handles.dir(fh.0)) else {
+            return reply.error(Errno::EBADF);
         };
         let Some(listing) = keys.list(&path) else {
             return reply.error(match keys.stat(&path) {
@@ -248,6 +251,18 @@ impl Filesystem for AtlasFs {
             }
             position += 1;
         }
+        reply.ok();
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: fuser::ReplyEmpty,
+    ) {
+        self.handles.remove_dir(fh.0);
         reply.ok();
     }
 }

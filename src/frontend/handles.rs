@@ -1,6 +1,7 @@
 //! Open file handles: the [`OpenKey`] behind each FUSE file handle, from open to release, with
 //! the key space it was opened on, so a file opened before a snapshot swap keeps reading the
-//! snapshot it was opened on.
+//! snapshot it was opened on; likewise the key space of each open directory, so a listing read
+//! in several requests lists one snapshot.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,11 +19,12 @@ pub struct OpenFile {
     pub key: OpenKey,
 }
 
-/// File handle number -> open file.
+/// File handle number -> open file or directory.
 #[derive(Default)]
 pub struct Handles {
     next: AtomicU64,
     open: Mutex<HashMap<u64, Arc<OpenFile>>>,
+    dirs: Mutex<HashMap<u64, Arc<KeySpace>>>,
 }
 
 impl Handles {
@@ -31,6 +33,23 @@ impl Handles {
         let fh = self.next.fetch_add(1, Ordering::Relaxed) + 1;
         self.open.lock().insert(fh, Arc::new(open));
         fh
+    }
+
+    /// Registers a directory opened on `keys` and returns its handle number.
+    pub fn insert_dir(&self, keys: Arc<KeySpace>) -> u64 {
+        let fh = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        self.dirs.lock().insert(fh, keys);
+        fh
+    }
+
+    /// The key space an open directory lists.
+    pub fn dir(&self, fh: u64) -> Option<Arc<KeySpace>> {
+        self.dirs.lock().get(&fh).cloned()
+    }
+
+    /// Forgets a directory handle.
+    pub fn remove_dir(&self, fh: u64) {
+        self.dirs.lock().remove(&fh);
     }
 
     /// The open file of a handle.
