@@ -223,7 +223,12 @@ fn serve(args: &MountArgs, config: &MountConfig) -> anyhow::Result<ExitCode> {
     if let Some(every) = config.mount.refresh {
         tracing::info!("refreshing every {every:?}");
     }
-    let reloader = Reloader::start(served, swapper.clone(), config.mount.refresh)?;
+    let reloader = {
+        let (mut served, swapper) = (served, swapper.clone());
+        Reloader::start(config.mount.refresh, move |refresh| {
+            served.reload_logged(&swapper, refresh)
+        })?
+    };
     let mut stats = StatsWriter::new(&config.cache.dir, &args.mountpoint);
     let stopped_by_signal = 'serving: loop {
         for signal in signals.pending() {

@@ -121,6 +121,29 @@ impl Served {
         tracing::debug!("reload: the kernel forgot {forgotten} entries");
         Ok(config)
     }
+
+    /// Reloads, logging the outcome; returns the refresh interval that applies from now on
+    /// (`refresh` unless the config read changed it).
+    pub fn reload_logged(
+        &mut self,
+        swapper: &Swapper,
+        refresh: Option<Duration>,
+    ) -> Option<Duration> {
+        match self.reload(swapper) {
+            Ok(config) if config.mount.refresh != refresh => {
+                match config.mount.refresh {
+                    Some(every) => tracing::info!("refreshing every {every:?}"),
+                    None => tracing::info!("periodic refresh off"),
+                }
+                config.mount.refresh
+            }
+            Ok(_) => refresh,
+            Err(e) => {
+                tracing::error!("reload failed, still serving the previous tree: {e:#}");
+                refresh
+            }
+        }
+    }
 }
 
 /// The thread that reloads a mount on request and every `refresh`.
@@ -131,14 +154,14 @@ pub struct Reloader {
 }
 
 impl Reloader {
-    /// Starts reloading `served` through `swapper`, every `refresh` when set.
+    /// Starts a thread that calls `reload` on request and every `refresh` when set; `reload`
+    /// gets the interval in force and returns the one to use from then on.
     ///
     /// # Errors
     /// The I/O error when the thread cannot be started.
     pub fn start(
-        mut served: Served,
-        swapper: Swapper,
         refresh: Option<Duration>,
+        mut reload: impl FnMut(Option<Duration>) -> Option<Duration> + Send + 'static,
     ) -> std::io::Result<Self> {
         // One slot: a request during a reload queues exactly one more run.
         let (requests, received) = mpsc::sync_channel::<()>(1);
@@ -160,19 +183,7 @@ impl Reloader {
                     {
                         return;
                     }
-                    match served.reload(&swapper) {
-                        Ok(config) if config.mount.refresh != refresh => {
-                            refresh = config.mount.refresh;
-                            match refresh {
-                                Some(every) => tracing::info!("refreshing every {every:?}"),
-                                None => tracing::info!("periodic refresh off"),
-                            }
-                        }
-                        Ok(_) => {}
-                        Err(e) => {
-                            tracing::error!("reload failed, still serving the previous tree: {e:#}")
-                        }
-                    }
+                    refresh = reload(refresh);
                     due = refresh.map(|every| Instant::now() + every);
                 }
             })?;
@@ -199,5 +210,56 @@ impl Reloader {
         self.stopped.store(true, Ordering::Relaxed);
         drop(self.requests);
         let _ = self.thread.join();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+    use std::sync::mpsc::channel;
+
+    use super::*;
+
+    const LONG: Duration = Duration::from_secs(10);
+
+    #[test]
+    fn requests_during_a_reload_queue_exactly_one_more() {
+        let (started, starts) = channel();
+        let (finish, finishes) = channel::<()>();
+        let runs = Arc::new(AtomicUsize::new(0));
+        let counted = runs.clone();
+        let reloader = Reloader::start(None, move |refresh| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            started.send(()).unwrap();
+            finishes.recv_timeout(LONG).unwrap();
+            refresh
+        })
+        .unwrap();
+        reloader.request();
+        starts.recv_timeout(LONG).unwrap();
+        for _ in 0..5 {
+            reloader.request();
+        }
+        finish.send(()).unwrap();
+        starts.recv_timeout(LONG).unwrap();
+        finish.send(()).unwrap();
+        assert!(starts.recv_timeout(Duration::from_millis(300)).is_err());
+        assert_eq!(runs.load(Ordering::SeqCst), 2);
+        reloader.stop();
+    }
+
+    #[test]
+    fn refresh_reloads_without_requests_until_turned_off() {
+        let (started, starts) = channel();
+        let reloader = Reloader::start(Some(Duration::from_millis(20)), move |refresh| {
+            started.send(()).unwrap();
+            refresh.filter(|_| false)
+        })
+        .unwrap();
+        starts.recv_timeout(LONG).unwrap();
+        assert!(starts.recv_timeout(Duration::from_millis(300)).is_err());
+        reloader.request();
+        starts.recv_timeout(LONG).unwrap();
+        reloader.stop();
     }
 }
