@@ -32,17 +32,27 @@ impl Sources {
     /// named by two datasets with different storage tables.
     pub fn for_config(config: &MountConfig) -> Result<Sources, RemoteError> {
         let sources = Sources::default();
+        sources.add_config(config)?;
+        Ok(sources)
+    }
+
+    /// Adds a client for every store the datasets of `config` name that is not known yet (a
+    /// reloaded config may name new ones).
+    ///
+    /// # Errors
+    /// As [`Sources::for_config`].
+    pub fn add_config(&self, config: &MountConfig) -> Result<(), RemoteError> {
         for dataset in &config.datasets {
             for location in [Some(&dataset.files), dataset.zarr.as_ref()]
                 .into_iter()
                 .flatten()
             {
                 if is_url(location) {
-                    sources.store(location, &dataset.storage)?;
+                    self.store(location, &dataset.storage)?;
                 }
             }
         }
-        Ok(sources)
+        Ok(())
     }
 
     /// The store of `url` and the key inside it, building its client with `storage` when it is

@@ -113,11 +113,13 @@ def _toml_value(v) -> str:
     raise TypeError(f"cannot write {v!r} as TOML")
 
 
-def write_config(path, datasets, *, zarr_format: int = 3, cache_dir=None) -> Path:
+def write_config(path, datasets, *, zarr_format: int = 3, cache_dir=None,
+                 mount: dict | None = None) -> Path:
     """Write a mount config.  ``datasets``: dicts with name, files and optional
-    concat_dim / chunks, written in that order."""
+    concat_dim / chunks, written in that order; ``mount``: more ``[mount]`` keys."""
     path = Path(path)
-    lines = ["[mount]", f"zarr_format = {zarr_format}", ""]
+    lines = ["[mount]", f"zarr_format = {zarr_format}"]
+    lines += [f"{key} = {_toml_value(value)}" for key, value in (mount or {}).items()] + [""]
     if cache_dir is not None:
         lines += ["[cache]", f"dir = {_toml_value(cache_dir)}", ""]
     for ds in datasets:
@@ -236,13 +238,13 @@ class MountManager:
         return d
 
     def mount(self, datasets, *, zarr_format: int = 3, env: dict | None = None,
-              args=()) -> Mount:
-        """Writes a config for ``datasets`` (with its own cache dir) and mounts it; ``args``
-        are more options of ``atlasfs mount``."""
+              args=(), mount: dict | None = None) -> Mount:
+        """Writes a config for ``datasets`` (with its own cache dir and ``mount`` as more
+        ``[mount]`` keys) and mounts it; ``args`` are more options of ``atlasfs mount``."""
         work = self.new_dir("m")
         cache = work / "cache"
         config = write_config(work / "atlasfs.toml", datasets, zarr_format=zarr_format,
-                              cache_dir=cache)
+                              cache_dir=cache, mount=mount)
         return self.mount_config(config, cache, env=env, args=args)
 
     def mount_config(self, config, cache_dir, *, env: dict | None = None, args=()) -> Mount:
