@@ -575,6 +575,69 @@ def test_new_granules_are_indexed_alone_and_deleted_ones_leave(
     mounted_equals(remaining)
 
 
+def test_sighup_picks_up_new_granules_without_a_remount(mounts, s3_server, s3_proxy,
+                                                       fixture_files, tmp_path, env):
+    """A running mount re-lists the bucket on SIGHUP: granules uploaded since it mounted join
+    the tree, and only they are read."""
+    from test_refresh import reload
+    files = sorted(fixture_files["agg_standard"])
+    bucket = s3_server.create_bucket("reload")
+    keys = [f"sst/{os.path.basename(f)}" for f in files]
+    for f, k in zip(files[:3], keys[:3]):
+        s3_server.upload_file(bucket, k, f)
+    m = mounts.mount([{"name": "sst", "files": s3_url(bucket, "sst/*.nc"), "concat_dim": "time",
+                       "storage": storage_table(s3_proxy.endpoint)}], env=env)
+    assert load_zarr(m / "sst", consolidated=True).sizes["time"] == \
+        sum(time_length(f) for f in files[:3])
+    for f, k in zip(files[3:], keys[3:]):
+        s3_server.upload_file(bucket, k, f)
+    t0 = time.monotonic()
+    line = reload(m)
+    assert "(3 new, 0 removed, 0 skipped)" in line, line
+    got = load_zarr(m / "sst", consolidated=True)
+    assert_same_joined(reference(files), got, "after SIGHUP")
+    index_gets = {r.key for r in s3_proxy.requests(bucket=bucket, method="GET", since=t0)
+                  if r.key in keys[:3] and r.range and r.range.startswith("bytes=0-")}
+    assert not index_gets, f"unchanged granules indexed again: {sorted(index_gets)}"
+
+
+def test_https_granule_list(mounts, s3_server, s3_proxy, fixture_files, tmp_path):
+    """Plain HTTP(S) has no listing: `files` names a text file of granule URLs, read with
+    ranged GETs and no credentials."""
+    bucket = s3_server.create_bucket("http", public=True)
+    files = sorted(fixture_files["agg_standard"])
+    urls = []
+    for f in files:
+        key = f"granules/{os.path.basename(f)}"
+        s3_server.upload_file(bucket, key, f)
+        urls.append(f"{s3_proxy.endpoint}/{bucket}/{key}")
+    listing = tmp_path / "granules.txt"
+    listing.write_text("# one granule a line\n" + "\n".join(reversed(urls)) + "\n")
+    t0 = time.monotonic()
+    m = mounts.mount([{"name": "sst", "files": str(listing), "concat_dim": "time"}],
+                     env=atlasfs_env(credentials=False, config_dir=tmp_path / "aws"))
+    got = load_zarr(m / "sst", consolidated=True)
+    assert_same_joined(reference(files), got, "granule list")
+    reqs = s3_proxy.requests(bucket=bucket, since=t0)
+    assert not [r for r in reqs if r.signed], "plain HTTP requests are never signed"
+    gets = [r for r in reqs if r.method == "GET"]
+    assert gets and all(r.ranged for r in gets), gets
+
+
+def test_a_granule_list_naming_a_missing_object_is_a_clear_error(atlasfs_bin, s3_server,
+                                                                 s3_proxy, tmp_path):
+    bucket = s3_server.create_bucket("http-missing", public=True)
+    listing = tmp_path / "granules.txt"
+    listing.write_text(f"{s3_proxy.endpoint}/{bucket}/nothing-here.nc\n")
+    config = write_config(tmp_path / "c.toml", [{"name": "x", "files": str(listing)}],
+                          cache_dir=tmp_path / "cache")
+    res = run_atlasfs(atlasfs_bin, "index", config,
+                      env=atlasfs_env(credentials=False, config_dir=tmp_path / "aws"))
+    out = res.stdout + res.stderr
+    assert res.returncode != 0, out
+    assert f"{bucket}/nothing-here.nc" in out and "gone" in out, out
+
+
 # --------------------------------------------------------------------------
 # existing Zarr stores
 
