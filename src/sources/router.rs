@@ -187,6 +187,22 @@ impl Sources {
             .collect()
     }
 
+    /// Requests sent (listings, lookups and GETs, retries included) and body bytes received
+    /// from every object store so far.
+    pub fn traffic(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering;
+        self.remotes
+            .read()
+            .values()
+            .fold((0, 0), |(requests, bytes), (_, store)| {
+                let traffic = store.traffic();
+                (
+                    requests + traffic.requests.load(Ordering::Relaxed),
+                    bytes + traffic.bytes.load(Ordering::Relaxed),
+                )
+            })
+    }
+
     /// The store and key of an object URL already listed, for ranged reads while indexing.
     ///
     /// # Errors
