@@ -24,7 +24,7 @@ pub enum SourceError {
         path: String,
     },
     /// The source changed since it was indexed.
-    #[error("source {path} changed since it was indexed (size {found_size}, was {expected_size}); run `atlasfs index` and remount")]
+    #[error("source {path} changed since it was indexed (size {found_size}, was {expected_size}); reload the mount (SIGHUP) or remount to serve the new version")]
     Changed {
         /// The source.
         path: String,
