@@ -601,6 +601,30 @@ def test_sighup_picks_up_new_granules_without_a_remount(mounts, s3_server, s3_pr
     assert not index_gets, f"unchanged granules indexed again: {sorted(index_gets)}"
 
 
+def test_the_example_config_works(atlasfs_bin, s3_server, s3_proxy, fixture_files, tmp_path,
+                                  env):
+    """mount-configs/granules-s3.toml is documentation: with its bucket and endpoint pointed
+    at the test server, it indexes and builds the tree its comments describe."""
+    import tomllib
+    from conftest import REPO
+    text = (REPO / "mount-configs" / "granules-s3.toml").read_text()
+    doc = tomllib.loads(text)
+    url = doc["dataset"][0]["files"]
+    bucket = s3_server.create_bucket("example")
+    files = sorted(fixture_files["agg_standard"])
+    for i, f in enumerate(files):
+        s3_server.upload_file(bucket, f"sst/{2000 + i % 2}/{os.path.basename(f)}", f)
+    text = text.replace(url.split("/")[2], bucket)
+    text = text.replace(doc["dataset"][0]["storage"]["endpoint"], s3_proxy.endpoint)
+    text = text.replace(doc["cache"]["dir"], str(tmp_path / "cache"))
+    config = tmp_path / "granules-s3.toml"
+    config.write_text(text)
+    res = run_atlasfs(atlasfs_bin, "tree", config, env=env, timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+    total = sum(time_length(f) for f in files)
+    assert re.search(rf"\bsst\b.*\b{total}\b", res.stdout), res.stdout
+
+
 def test_https_granule_list(mounts, s3_server, s3_proxy, fixture_files, tmp_path):
     """Plain HTTP(S) has no listing: `files` names a text file of granule URLs, read with
     ranged GETs and no credentials."""
