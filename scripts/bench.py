@@ -127,6 +127,44 @@ class BenchError(Exception):
     pass
 
 
+def ratio(key: str, what: str, atlas_s: float, anchor_s: float, anchor_name: str,
+          goal_text: str | None = None, met: bool | None = None) -> dict:
+    """One entry of the ratio list of results.json, with its printed line."""
+    f = anchor_s / atlas_s if atlas_s > 0 else float("inf")
+    rel = f"{f:.1f}× faster than" if f >= 1 else f"{1 / f:.2f}× slower than"
+    text = f"{what}: atlasfs is {rel} {anchor_name} ({atlas_s:.3f} s vs {anchor_s:.3f} s)"
+    if goal_text:
+        text += f"; goal: {goal_text} — {'met' if met else 'NOT MET'}"
+    return {"key": key, "speedup": f, "atlasfs_s": atlas_s, "anchor_s": anchor_s,
+            "goal": goal_text, "met": met, "text": text}
+
+
+def table(rows: list[tuple[str, str, str]], unit: str = "seconds") -> list[str]:
+    """The printed table: (measurement, figure, note) rows under a header."""
+    w0 = max(len(r[0]) for r in rows) + 2
+    w1 = max(10, max(len(r[1]) for r in rows)) + 2
+    out = [f"{'measurement':<{w0}}{unit:>{w1}}  note", "-" * (w0 + w1 + 30)]
+    for what, secs, note in rows:
+        out.append(f"{what:<{w0}}{secs:>{w1}}  {note}".rstrip())
+    return out
+
+
+def add_results(data: Path, key: str, section: dict) -> Path:
+    """Adds `section` under `key` to results.json in `data` (a missing or unreadable file is started afresh)."""
+    out = data / "results.json"
+    try:
+        doc = json.loads(out.read_text())
+        if not isinstance(doc, dict):
+            doc = {}
+    except (OSError, ValueError):
+        doc = {}
+    doc[key] = section
+    tmp = out.with_name(f"results.json.{key}-tmp")
+    tmp.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    os.replace(tmp, out)
+    return out
+
+
 T0 = time.monotonic()
 
 
@@ -145,6 +183,9 @@ def fmt_s(x) -> str:
 
 
 class Bench:
+    # Directory (under work/) of the private copy of the binary; each benchmark part has its own.
+    bin_dirname = "bin"
+
     def __init__(self, args):
         import psutil  # noqa: F401  (fail early when run outside .venv-bench)
 
@@ -181,7 +222,7 @@ class Bench:
                 say(f"{mp} is still mounted (an interrupted run?); unmounting")
                 self.unmount(mp)
         # Run a private copy of the binary, so a rebuild during the run cannot swap it underneath.
-        self.bin = self.work / "bin" / "atlasfs"
+        self.bin = self.work / self.bin_dirname / "atlasfs"
         self.bin.parent.mkdir(exist_ok=True)
         shutil.copy2(self.built, self.bin.with_name("atlasfs.new"))
         os.replace(self.bin.with_name("atlasfs.new"), self.bin)
@@ -415,11 +456,16 @@ class Bench:
         c = psutil.Process(pid).cpu_times()
         return c.user + c.system
 
-    def child(self, code: str, *argv: str) -> dict:
+    def child(self, code: str, *argv: str, what: str = "reading through the mount", timeout: float = 900) -> dict:
+        """Runs `code` in a fresh interpreter of this environment; returns its last stdout line as JSON."""
         env = dict(os.environ, PYTHONWARNINGS="ignore")
-        proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, env=env, timeout=900)
+        try:
+            proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, env=env,
+                                  timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise BenchError(f"{what}: no answer within {timeout:.0f} s")
         if proc.returncode != 0:
-            raise BenchError(f"reading through the mount failed:\n{tail(proc.stderr)}")
+            raise BenchError(f"{what} failed:\n{tail(proc.stderr)}")
         return json.loads(proc.stdout.strip().splitlines()[-1])
 
     # --- the two parts ---------------------------------------------------------------------
@@ -745,13 +791,8 @@ class Bench:
                 " / ".join(f"{tc[n]:.0f}" for n in sorted(tc)))
             sm = c["small_memory"]
             row("  daemon RSS peak, memory tier 128 MiB (MiB)", f"{sm['peak_rss_mib']:.0f}", f"load {sm['load_s']:.3f} s")
-        w0 = max(len(r[0]) for r in rows) + 2
-        w1 = max(10, max(len(r[1]) for r in rows)) + 2
         out.append("")
-        out.append(f"{'measurement':<{w0}}{'seconds':>{w1}}  note")
-        out.append("-" * (w0 + w1 + 30))
-        for what, secs, note in rows:
-            out.append(f"{what:<{w0}}{secs:>{w1}}  {note}".rstrip())
+        out.extend(table(rows))
 
         out.append("")
         out.append("ratios")
@@ -764,14 +805,8 @@ class Bench:
         R = self.results
         lst = R["ratios"] = []
 
-        def add(key, what, atlas_s, anchor_s, anchor_name, goal_text=None, met=None):
-            f = anchor_s / atlas_s if atlas_s > 0 else float("inf")
-            rel = f"{f:.1f}× faster than" if f >= 1 else f"{1 / f:.2f}× slower than"
-            text = f"{what}: atlasfs is {rel} {anchor_name} ({atlas_s:.3f} s vs {anchor_s:.3f} s)"
-            if goal_text:
-                text += f"; goal: {goal_text} — {'met' if met else 'NOT MET'}"
-            lst.append({"key": key, "speedup": f, "atlasfs_s": atlas_s, "anchor_s": anchor_s,
-                        "goal": goal_text, "met": met, "text": text})
+        def add(*a, **k):
+            lst.append(ratio(*a, **k))
 
         a, b = R["runs"].get("a5000"), R["runs"].get("a365")
         if a:

@@ -137,7 +137,7 @@ print(json.dumps(out))
 
 
 # Shared with the issue-2/cache benchmark in the same directory.
-from bench import Bench, BenchError, say, tail  # noqa: E402
+from bench import Bench, BenchError, add_results, say, tail  # noqa: E402
 
 
 # --- archive generation (worker processes) -----------------------------------------------------
@@ -579,18 +579,7 @@ class TreeBench:
         ]
 
     def save(self) -> Path:
-        out = self.data / "results.json"
-        try:
-            doc = json.loads(out.read_text())
-            if not isinstance(doc, dict):
-                doc = {}
-        except (OSError, ValueError):
-            doc = {}
-        doc["tree"] = self.r
-        tmp = out.with_name("results.json.tree-tmp")
-        tmp.write_text(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
-        os.replace(tmp, out)
-        return out
+        return add_results(self.data, "tree", self.r)
 
     # --- driver -------------------------------------------------------------------------------
     def run(self) -> int:

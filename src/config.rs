@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -64,6 +65,10 @@ pub struct MountSection {
     /// Zarr format of the served tree.
     #[serde(default)]
     pub zarr_format: ZarrFormat,
+    /// How often a running mount re-indexes and swaps in a new snapshot, e.g. `"10m"`; `None`
+    /// (the default) re-indexes only on SIGHUP.
+    #[serde(default, deserialize_with = "de_refresh")]
+    pub refresh: Option<Duration>,
 }
 
 /// The `[cache]` table.
@@ -393,6 +398,54 @@ fn de_size<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
     }
 }
 
+/// Parses a duration such as `"30s"`, `"10m"`, `"1h"`, `"1h30m"` or `"500ms"` (units `ms`, `s`,
+/// `m`/`min`, `h`, `d`).
+///
+/// # Errors
+/// A message when the text is not a sequence of numbers each followed by a unit.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let invalid = || format!("{text:?} is not a duration like \"30s\", \"10m\" or \"1h\"");
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return Err(invalid());
+    }
+    let mut total = Duration::ZERO;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number: f64 = rest[..digits].parse().map_err(|_| invalid())?;
+        rest = rest[digits..].trim_start();
+        let letters = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
+        let seconds = match rest[..letters].to_ascii_lowercase().as_str() {
+            "ms" => 1e-3,
+            "s" | "sec" => 1.0,
+            "m" | "min" => 60.0,
+            "h" => 3600.0,
+            "d" => 86400.0,
+            "" => return Err(format!("{text:?}: a duration needs a unit (s, m, h, …)")),
+            other => return Err(format!("unknown duration unit {other:?} in {text:?}")),
+        };
+        rest = rest[letters..].trim_start();
+        total += Duration::try_from_secs_f64(number * seconds).map_err(|_| invalid())?;
+    }
+    Ok(total)
+}
+
+/// `refresh`: a duration of at least a second.
+fn de_refresh<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let text = String::deserialize(d)?;
+    let every = parse_duration(&text).map_err(serde::de::Error::custom)?;
+    if every < Duration::from_secs(1) {
+        return Err(serde::de::Error::custom(format!(
+            "refresh = {text:?} is too short; use at least \"1s\""
+        )));
+    }
+    Ok(Some(every))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -427,7 +480,38 @@ mod tests {
         let err =
             MountConfig::parse("[mount]\nzarr_format = 4\n", Path::new("x.toml")).unwrap_err();
         assert!(err.to_string().contains("2 or 3"), "{err}");
+        let err = MountConfig::parse("[mount]\nrefresh = \"10 parsecs\"\n", Path::new("x.toml"))
+            .unwrap_err();
+        assert!(err.to_string().contains("parsecs"), "{err}");
         let twice = "[[dataset]]\nname = \"a\"\nfiles = \"*.nc\"\n[[dataset]]\nname = \"a\"\nfiles = \"*.nc\"\n";
         assert!(MountConfig::parse(twice, Path::new("x.toml")).is_err());
+    }
+
+    #[test]
+    fn refresh_takes_humane_durations() {
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert_eq!(
+            parse_duration("1h 30min").unwrap(),
+            Duration::from_secs(5400)
+        );
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        for bad in ["", "10", "m", "10 fortnights", "-5s", "1s2"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+        let config = |text: &str| MountConfig::parse(text, Path::new("x.toml"));
+        assert_eq!(config("").unwrap().mount.refresh, None);
+        assert_eq!(
+            config("[mount]\nrefresh = \"10m\"\n")
+                .unwrap()
+                .mount
+                .refresh,
+            Some(Duration::from_secs(600))
+        );
+        let err = config("[mount]\nrefresh = \"100ms\"\n").unwrap_err();
+        assert!(err.to_string().contains("at least"), "{err}");
+        assert!(config("[mount]\nrefresh = 600\n").is_err());
     }
 }

@@ -21,6 +21,10 @@
 //! earliest file's units with the test's own calendar arithmetic (standard and noleap). Only
 //! those re-encoded values are allowed a tolerance, of 1 µs. Char and string variables are not
 //! numeric and are left to the Python tests.
+//!
+//! A third mount reads the same fixture files as objects of a real S3-protocol server on
+//! loopback (`s3s-fs`, in this process, with signed requests): every dataset's `files` is an
+//! `s3://` URL, and the same comparison with libnetcdf must hold.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -585,6 +589,80 @@ struct Dataset {
     concat_dim: Option<&'static str>,
 }
 
+// ------------------------------------------------------------------------------------------
+// an S3-protocol server on loopback
+
+const S3_BUCKET: &str = "fixtures";
+const S3_ACCESS_KEY: &str = "AKIATESTFIXTURES";
+const S3_SECRET_KEY: &str = "test-secret-for-the-loopback-server";
+
+/// `s3s-fs` serving `root` (each directory under it is a bucket) on a loopback port, until
+/// dropped.
+struct S3Server {
+    endpoint: String,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl S3Server {
+    fn start(root: &Path) -> S3Server {
+        use hyper_util::rt::{TokioExecutor, TokioIo};
+        use hyper_util::server::conn::auto::Builder as ConnBuilder;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        let fs = s3s_fs::FileSystem::new(root).expect("an s3s-fs file system");
+        let mut builder = s3s::service::S3ServiceBuilder::new(fs);
+        builder.set_auth(s3s::auth::SimpleAuth::from_single(
+            S3_ACCESS_KEY,
+            S3_SECRET_KEY,
+        ));
+        let service = builder.build();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("binding a loopback port");
+        let endpoint = format!(
+            "http://{}",
+            listener.local_addr().expect("the listener's address")
+        );
+        runtime.spawn(async move {
+            let http = ConnBuilder::new(TokioExecutor::new());
+            loop {
+                let Ok((socket, _)) = listener.accept().await else {
+                    continue;
+                };
+                let conn = http
+                    .serve_connection(TokioIo::new(socket), service.clone())
+                    .into_owned();
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+        });
+        S3Server {
+            endpoint,
+            runtime: Some(runtime),
+        }
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// The `s3://` URL of a fixture path inside the bucket directory.
+fn s3_url(bucket_dir: &Path, path: &Path) -> String {
+    let key = path
+        .strip_prefix(bucket_dir)
+        .expect("fixtures live in the bucket directory");
+    format!("s3://{S3_BUCKET}/{}", key.to_string_lossy())
+}
+
 /// A running mount in its own temporary directory; dropping it unmounts (even when an
 /// assertion failed), then removes the directory.
 struct Mount {
@@ -596,7 +674,8 @@ struct Mount {
 }
 
 impl Mount {
-    fn new(zarr_format: u8, datasets: &[Dataset]) -> Mount {
+    /// A mount of `datasets`, whose `s3://` files (if any) are reached through `endpoint`.
+    fn with_storage(zarr_format: u8, datasets: &[Dataset], endpoint: Option<&str>) -> Mount {
         let dir = tempfile::Builder::new()
             .prefix("atlasfs-zarrs-")
             .tempdir()
@@ -617,6 +696,12 @@ impl Mount {
             if let Some(dim) = ds.concat_dim {
                 config += &format!("concat_dim = {}\n", toml_string(dim));
             }
+            if let Some(endpoint) = endpoint {
+                config += &format!(
+                    "[dataset.storage]\nendpoint = {}\nregion = \"us-east-1\"\n",
+                    toml_string(endpoint)
+                );
+            }
         }
         let config_path = dir.path().join("atlasfs.toml");
         std::fs::write(&config_path, &config).expect("writing the config");
@@ -629,6 +714,8 @@ impl Mount {
         };
         let (status, stdout, stderr) = run(
             Command::new(&mount.bin)
+                .env("AWS_ACCESS_KEY_ID", S3_ACCESS_KEY)
+                .env("AWS_SECRET_ACCESS_KEY", S3_SECRET_KEY)
                 .arg("mount")
                 .arg(&config_path)
                 .arg(&mount.mountpoint),
@@ -860,10 +947,27 @@ fn zarrs_reads_the_mount_and_agrees_with_libnetcdf() {
         expected.push((kind, read_aggregation(paths)));
     }
 
+    // The same files as objects: the bucket is the fixture directory itself.
+    let s3 = S3Server::start(work.path());
+    let bucket_dir = work.path().join(S3_BUCKET);
+    let s3_datasets: Vec<Dataset> = datasets
+        .iter()
+        .map(|ds| Dataset {
+            name: ds.name.clone(),
+            files: s3_url(&bucket_dir, Path::new(&ds.files)),
+            concat_dim: ds.concat_dim,
+        })
+        .collect();
+
     let mut problems = Vec::new();
     let mut arrays_read = 0;
-    for zarr_format in [3u8, 2] {
-        let mount = Mount::new(zarr_format, &datasets);
+    let passes = [
+        (3u8, &datasets, None),
+        (2, &datasets, None),
+        (3, &s3_datasets, Some(s3.endpoint.as_str())),
+    ];
+    for (zarr_format, datasets, endpoint) in passes {
+        let mount = Mount::with_storage(zarr_format, datasets, endpoint);
         let store = Arc::new(
             FilesystemStore::new(&mount.mountpoint).expect("a zarrs store on the mountpoint"),
         );
@@ -875,7 +979,8 @@ fn zarrs_reads_the_mount_and_agrees_with_libnetcdf() {
         }
         if problems.len() > before {
             problems.push(format!(
-                "zarr v{zarr_format}: daemon log tail:\n{}",
+                "zarr v{zarr_format} ({}): daemon log tail:\n{}",
+                endpoint.map_or("local files", |_| "S3"),
                 mount.log_tail()
             ));
         }
@@ -888,7 +993,7 @@ fn zarrs_reads_the_mount_and_agrees_with_libnetcdf() {
         .flat_map(|(ds, e)| e.skipped.iter().map(move |v| format!("{ds}/{v}")))
         .collect();
     eprintln!(
-        "zarrs read {arrays_read} arrays over {} datasets in 2 formats in {:.1} s \
+        "zarrs read {arrays_read} arrays over {} datasets in 2 formats and from S3 in {:.1} s \
          (not numeric, not compared: {})",
         expected.len(),
         started.elapsed().as_secs_f64(),

@@ -5,6 +5,7 @@ mod check;
 mod index;
 mod logging;
 mod mount;
+mod reload;
 mod stats_writer;
 mod tree;
 mod warm;

@@ -1,6 +1,7 @@
 //! `atlasfs mount` and `atlasfs unmount`: the daemon's life. Without `--foreground`, the command
 //! re-executes itself as a detached daemon and returns once that daemon reports the mount ready
-//! (or its error) over a pipe. SIGINT/SIGTERM unmount cleanly.
+//! (or its error) over a pipe. SIGINT/SIGTERM unmount cleanly; SIGHUP (and `[mount] refresh`)
+//! reloads the config and the index into a new snapshot (see `reload.rs`).
 
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use atlasfs::cache::{CacheLock, ChunkCache, LockError, LockMode};
 use atlasfs::config::MountConfig;
-use atlasfs::frontend::fuse::{self, FuseOptions};
+use atlasfs::frontend::fuse::{self, FuseOptions, Swapper};
 use atlasfs::keyspace::{KeySpace, ReadAheadConfig};
 use atlasfs::sources::router::Sources;
 use atlasfs::tree::Tree;
@@ -23,6 +24,7 @@ fn parse_size(text: &str) -> Result<u64, String> {
     atlasfs::config::parse_size(text)
 }
 
+use super::reload::{Reloader, Served};
 use super::stats_writer::StatsWriter;
 
 /// Arguments of `atlasfs mount`.
@@ -190,8 +192,10 @@ fn serve(args: &MountArgs, config: &MountConfig) -> anyhow::Result<ExitCode> {
         // SAFETY: the parent passed this fd to us for exactly this purpose.
         std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) })
     });
+    // Taken over first, so a SIGHUP while indexing queues a reload instead of ending the daemon.
+    let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])?;
     let result = start(args, config);
-    let (session, keys) = match result {
+    let (session, swapper, served) = match result {
         Ok(session) => {
             if let Some(mut ready) = ready {
                 let _ = ready.write_all(b"ok\n");
@@ -214,22 +218,35 @@ fn serve(args: &MountArgs, config: &MountConfig) -> anyhow::Result<ExitCode> {
     if let Some(pid_file) = &pid_file {
         let _ = std::fs::write(pid_file, std::process::id().to_string());
     }
-    let mut signals = signal_hook::iterator::Signals::new([
-        signal_hook::consts::SIGINT,
-        signal_hook::consts::SIGTERM,
-    ])?;
+    signals.add_signal(signal_hook::consts::SIGINT)?;
+    signals.add_signal(signal_hook::consts::SIGTERM)?;
+    if let Some(every) = config.mount.refresh {
+        tracing::info!("refreshing every {every:?}");
+    }
+    let reloader = {
+        let (mut served, swapper) = (served, swapper.clone());
+        Reloader::start(config.mount.refresh, move |refresh| {
+            served.reload_logged(&swapper, refresh)
+        })?
+    };
     let mut stats = StatsWriter::new(&config.cache.dir, &args.mountpoint);
-    let stopped_by_signal = loop {
-        if let Some(signal) = signals.pending().next() {
-            tracing::info!("signal {signal}: unmounting");
-            break true;
+    let stopped_by_signal = 'serving: loop {
+        for signal in signals.pending() {
+            if signal == signal_hook::consts::SIGHUP {
+                reloader.request();
+            } else {
+                tracing::info!("signal {signal}: unmounting");
+                break 'serving true;
+            }
         }
         if session.guard.is_finished() {
             break false;
         }
-        stats.tick(&keys);
+        stats.tick(&swapper.current());
         std::thread::sleep(Duration::from_millis(100));
     };
+    reloader.stop();
+    let keys = swapper.current();
     let ended = if stopped_by_signal {
         session.umount_and_join()
     } else {
@@ -252,7 +269,7 @@ fn serve(args: &MountArgs, config: &MountConfig) -> anyhow::Result<ExitCode> {
 fn start(
     args: &MountArgs,
     config: &MountConfig,
-) -> anyhow::Result<(fuser::BackgroundSession, Arc<KeySpace>)> {
+) -> anyhow::Result<(fuser::BackgroundSession, Swapper, Served)> {
     // Taken first, so a second mount of the same cache dir fails before indexing.
     let cache = ChunkCache::open_dir(
         &config.cache.dir,
@@ -276,19 +293,10 @@ fn start(
     }
     let sources = Arc::new(Sources::for_config(config)?);
     let (catalog, report) = super::index::index_with_progress(config, &sources)?;
-    for (path, reason) in &report.skipped {
-        tracing::warn!("skipped {path}: {reason}");
-    }
-    for (path, warning) in &report.warnings {
-        tracing::warn!("{path}: {warning}");
-    }
-    for (path, reason) in &report.unmatched {
-        tracing::warn!("unmatched {path}: {reason}");
-    }
     let tree = Tree::build(config, &catalog)?;
-    for note in &tree.notes {
-        tracing::info!("{note}");
-    }
+    let mut served = Served::new(config, sources.clone());
+    served.log_build(&report, &tree);
+    served.serve_files(config, &catalog);
     let tree = Arc::new(tree);
     let keys = Arc::new(
         KeySpace::with_cache(tree, config.mount.zarr_format, sources, Arc::new(cache))
@@ -309,9 +317,9 @@ fn start(
     if let Some(bytes) = args.kernel_read_ahead {
         options.read_ahead = bytes;
     }
-    let session = fuse::mount(keys.clone(), &args.mountpoint, &options)
+    let (session, swapper) = fuse::mount(keys, &args.mountpoint, &options)
         .with_context(|| format!("mounting at {}", args.mountpoint.display()))?;
-    Ok((session, keys))
+    Ok((session, swapper, served))
 }
 
 /// Where the daemon serving `mountpoint` records its pid.

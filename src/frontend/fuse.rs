@@ -1,6 +1,7 @@
 //! The FUSE adapter: each handler resolves an inode to a key-space path, makes one key-space
-//! call and turns the result into a reply or an errno. Read-only; long TTLs because the tree is
-//! an immutable snapshot; failed chunks get `EIO` and one log line naming the source and chunk.
+//! call and turns the result into a reply or an errno. Read-only; long TTLs because each
+//! snapshot is immutable and a swap ([`Swapper`]) tells the kernel what to forget; failed chunks
+//! get `EIO` and one log line naming the source and chunk.
 
 use std::ffi::OsStr;
 use std::path::Path;
@@ -9,15 +10,17 @@ use std::time::{Duration, SystemTime};
 
 use fuser::{
     Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, INodeNo, KernelConfig,
-    LockOwner, MountOption, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEntry, ReplyOpen,
-    Request,
+    LockOwner, MountOption, Notifier, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEntry,
+    ReplyOpen, Request,
 };
 
-use super::handles::Handles;
-use super::inodes::{child_path, Inodes};
+use super::handles::{Handles, OpenFile};
+use super::inodes::child_path;
+use super::snapshot::{Resolved, Snapshots};
 use crate::keyspace::{KeyError, KeySpace, Kind};
 
-/// Attribute and entry lifetime in the kernel: the snapshot never changes under a mount.
+/// Attribute and entry lifetime in the kernel: a snapshot never changes, and a swap retires the
+/// inodes whose paths change and invalidates their entries.
 const TTL: Duration = Duration::from_secs(24 * 3600);
 
 /// Mount options, threading and kernel tuning for [`mount`].
@@ -46,8 +49,7 @@ impl Default for FuseOptions {
 
 /// The filesystem served to the kernel.
 pub struct AtlasFs {
-    keys: Arc<KeySpace>,
-    inodes: Inodes,
+    snapshots: Arc<Snapshots>,
     handles: Handles,
     uid: u32,
     gid: u32,
@@ -55,13 +57,12 @@ pub struct AtlasFs {
 }
 
 impl AtlasFs {
-    /// A filesystem over `keys`.
-    pub fn new(keys: Arc<KeySpace>) -> Self {
+    /// A filesystem serving the current snapshot of `snapshots`.
+    pub fn new(snapshots: Arc<Snapshots>) -> Self {
         // SAFETY: getuid/getgid cannot fail and touch no memory.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
         AtlasFs {
-            keys,
-            inodes: Inodes::new(),
+            snapshots,
             handles: Handles::default(),
             uid,
             gid,
@@ -105,21 +106,23 @@ impl Filesystem for AtlasFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let (Some(parent), Some(name)) = (self.inodes.path(parent.0), name.to_str()) else {
+        let (Some(parent), Some(name)) = (self.snapshots.path(parent.0), name.to_str()) else {
             return reply.error(Errno::ENOENT);
         };
-        let path = child_path(&parent, name);
-        match self.keys.stat(&path) {
-            Some(kind) => {
-                let ino = self.inodes.inode(&path);
-                reply.entry(&TTL, &self.attr(ino, kind), fuser::Generation(0));
-            }
+        match self.snapshots.lookup(&child_path(&parent, name)) {
+            Some((ino, kind)) => reply.entry(&TTL, &self.attr(ino, kind), fuser::Generation(0)),
             None => reply.error(Errno::ENOENT),
         }
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.inodes.path(ino.0).and_then(|p| self.keys.stat(&p)) {
+        // A retired inode keeps what it was, for the files still open through it.
+        let kind = match self.snapshots.resolve(ino.0) {
+            Some(Resolved::Current { path, keys }) => keys.stat(&path),
+            Some(Resolved::Retired(was)) => was,
+            None => None,
+        };
+        match kind {
             Some(kind) => reply.attr(&TTL, &self.attr(ino.0, kind)),
             None => reply.error(Errno::ENOENT),
         }
@@ -129,11 +132,14 @@ impl Filesystem for AtlasFs {
         if flags.0 & libc::O_ACCMODE != libc::O_RDONLY {
             return reply.error(Errno::EROFS);
         }
-        let Some(path) = self.inodes.path(ino.0) else {
-            return reply.error(Errno::ENOENT);
+        let (path, keys) = match self.snapshots.resolve(ino.0) {
+            Some(Resolved::Current { path, keys }) => (path, keys),
+            // Its path serves something else now: the kernel looks the path up again.
+            Some(Resolved::Retired(_)) => return reply.error(Errno::ESTALE),
+            None => return reply.error(Errno::ENOENT),
         };
-        let Some(open) = self.keys.open(&path) else {
-            return match self.keys.stat(&path) {
+        let Some(open) = keys.open(&path) else {
+            return match keys.stat(&path) {
                 Some(Kind::Dir) => reply.error(Errno::EISDIR),
                 _ => reply.error(Errno::ENOENT),
             };
@@ -145,7 +151,8 @@ impl Filesystem for AtlasFs {
         } else {
             FopenFlags::empty()
         };
-        reply.opened(FileHandle(self.handles.insert(open)), flags);
+        let fh = self.handles.insert(OpenFile { keys, key: open });
+        reply.opened(FileHandle(fh), flags);
     }
 
     fn read(
@@ -163,11 +170,11 @@ impl Filesystem for AtlasFs {
         let Some(open) = self.handles.get(fh.0) else {
             return reply.error(Errno::EBADF);
         };
-        match self.keys.read_open(&open, offset, size as usize) {
+        match open.keys.read_open(&open.key, offset, size as usize) {
             Ok(bytes) => reply.data(&bytes),
             Err(KeyError::NotFound(_)) => reply.error(Errno::ENOENT),
             Err(e) => {
-                let path = self.inodes.path(ino.0).unwrap_or_default();
+                let path = self.snapshots.path(ino.0).unwrap_or_default();
                 tracing::error!("read {path}: {e}");
                 reply.error(Errno::EIO)
             }
@@ -189,8 +196,16 @@ impl Filesystem for AtlasFs {
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.inodes.path(ino.0).and_then(|p| self.keys.stat(&p)) {
-            Some(Kind::Dir) => reply.opened(FileHandle(0), FopenFlags::FOPEN_KEEP_CACHE),
+        let (path, keys) = match self.snapshots.resolve(ino.0) {
+            Some(Resolved::Current { path, keys }) => (path, keys),
+            Some(Resolved::Retired(_)) => return reply.error(Errno::ESTALE),
+            None => return reply.error(Errno::ENOENT),
+        };
+        match keys.stat(&path) {
+            Some(Kind::Dir) => {
+                let fh = self.handles.insert_dir(keys);
+                reply.opened(FileHandle(fh), FopenFlags::FOPEN_KEEP_CACHE);
+            }
             Some(Kind::File(_)) => reply.error(Errno::ENOTDIR),
             None => reply.error(Errno::ENOENT),
         }
@@ -200,15 +215,19 @@ impl Filesystem for AtlasFs {
         &self,
         _req: &Request,
         ino: INodeNo,
-        _fh: FileHandle,
+        fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let Some(path) = self.inodes.path(ino.0) else {
-            return reply.error(Errno::ENOENT);
+        // The snapshot the directory was opened on, so a listing spanning a swap stays whole.
+        let (Some(path), Some(keys)) = (self.snapshots.path(ino.0), self.handles.dir(fh.0)) else {
+            return reply.error(Errno::EBADF);
         };
-        let Some(listing) = self.keys.list(&path) else {
-            return reply.error(Errno::ENOTDIR);
+        let Some(listing) = keys.list(&path) else {
+            return reply.error(match keys.stat(&path) {
+                Some(_) => Errno::ENOTDIR,
+                None => Errno::ENOENT,
+            });
         };
         // Offsets 0 and 1 are "." and ".."; entry i of the listing has offset i + 2.
         let mut position = offset;
@@ -234,10 +253,53 @@ impl Filesystem for AtlasFs {
         }
         reply.ok();
     }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: fuser::ReplyEmpty,
+    ) {
+        self.handles.remove_dir(fh.0);
+        reply.ok();
+    }
+}
+
+/// Swaps the snapshot a mount serves, from any thread but a FUSE handler's.
+#[derive(Clone)]
+pub struct Swapper {
+    snapshots: Arc<Snapshots>,
+    notifier: Notifier,
+}
+
+impl Swapper {
+    /// The key space served now.
+    pub fn current(&self) -> Arc<KeySpace> {
+        self.snapshots.current()
+    }
+
+    /// Serves `next` from now on: files already open keep reading the snapshot they were opened
+    /// on, and the kernel forgets the entries of paths that changed or vanished (their next
+    /// lookup gets a new inode, or `ENOENT`). Returns how many entries it forgot.
+    pub fn swap(&self, next: Arc<KeySpace>) -> usize {
+        let swapped = self.snapshots.swap(next);
+        for (parent, path) in &swapped.retired {
+            let name = path.rsplit('/').next().unwrap_or(path);
+            if let Err(e) = self
+                .notifier
+                .inval_entry(INodeNo(*parent), OsStr::new(name))
+            {
+                tracing::debug!("cannot invalidate the kernel's entry of {path}: {e}");
+            }
+        }
+        swapped.retired.len()
+    }
 }
 
 /// Mounts `keys` read-only at `mountpoint` in background threads; dropping or unmounting the
-/// returned session ends it.
+/// returned session ends it, and the [`Swapper`] replaces the snapshot it serves.
 ///
 /// # Errors
 /// The I/O error when FUSE is unavailable or the mount is refused.
@@ -245,7 +307,7 @@ pub fn mount(
     keys: Arc<KeySpace>,
     mountpoint: &Path,
     options: &FuseOptions,
-) -> std::io::Result<fuser::BackgroundSession> {
+) -> std::io::Result<(fuser::BackgroundSession, Swapper)> {
     let mut config = fuser::Config::default();
     config.mount_options = vec![
         MountOption::RO,
@@ -259,10 +321,15 @@ pub fn mount(
     }
     config.n_threads = Some(options.threads.max(1));
     config.clone_fd = true;
-    let session = fuser::spawn_mount(AtlasFs::new(keys), mountpoint, &config)?;
+    let snapshots = Arc::new(Snapshots::new(keys));
+    let session = fuser::spawn_mount(AtlasFs::new(snapshots.clone()), mountpoint, &config)?;
+    let swapper = Swapper {
+        snapshots,
+        notifier: session.notifier(),
+    };
     // A first request completes only after INIT, which would reset the window; tune after it.
     if options.read_ahead > 0 && std::fs::metadata(mountpoint).is_ok() {
         super::kernel::set_read_ahead(mountpoint, options.read_ahead);
     }
-    Ok(session)
+    Ok((session, swapper))
 }

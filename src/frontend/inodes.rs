@@ -1,10 +1,15 @@
-//! Inode numbers for key-space paths, handed out on first lookup and stable for the life of the
-//! mount (the tree is an immutable snapshot, so a path always means the same thing).
+//! Inode numbers for key-space paths, handed out on first lookup. An inode stands for what its
+//! path served when it was handed out: when a new snapshot serves something else at that path
+//! (other bytes, another size, or nothing), the inode is *retired* — it keeps its path and the
+//! attributes it had, so files opened through it stay consistent — and the next lookup of the
+//! path gets a fresh number. Numbers are never reused.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
+
+use crate::keyspace::Kind;
 
 /// The root directory's inode.
 pub const ROOT: u64 = 1;
@@ -17,8 +22,20 @@ pub struct Inodes {
 
 #[derive(Default)]
 struct Table {
+    /// The current inode of each path.
     by_path: HashMap<Arc<str>, u64>,
-    paths: Vec<Arc<str>>,
+    /// Every inode handed out, by number − [`ROOT`].
+    inodes: Vec<Inode>,
+}
+
+/// What an inode number stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Inode {
+    /// Its path.
+    pub path: Arc<str>,
+    /// `None` while it is its path's current inode; once retired, what it was then (`None`
+    /// inside when it was nothing).
+    pub retired: Option<Option<Kind>>,
 }
 
 impl Inodes {
@@ -29,7 +46,7 @@ impl Inodes {
         inodes
     }
 
-    /// The inode of `path`, allocating one if needed.
+    /// The current inode of `path`, allocating one if needed.
     pub fn inode(&self, path: &str) -> u64 {
         if let Some(&ino) = self.inner.read().by_path.get(path) {
             return ino;
@@ -38,17 +55,54 @@ impl Inodes {
         if let Some(&ino) = table.by_path.get(path) {
             return ino;
         }
-        let ino = table.paths.len() as u64 + ROOT;
+        let ino = table.inodes.len() as u64 + ROOT;
         let path: Arc<str> = path.into();
-        table.paths.push(path.clone());
+        table.inodes.push(Inode {
+            path: path.clone(),
+            retired: None,
+        });
         table.by_path.insert(path, ino);
         ino
     }
 
-    /// The path of an inode handed out earlier.
-    pub fn path(&self, ino: u64) -> Option<Arc<str>> {
+    /// An inode handed out earlier.
+    pub fn get(&self, ino: u64) -> Option<Inode> {
         let index = ino.checked_sub(ROOT)? as usize;
-        self.inner.read().paths.get(index).cloned()
+        self.inner.read().inodes.get(index).cloned()
+    }
+
+    /// The path of an inode handed out earlier (current or retired).
+    pub fn path(&self, ino: u64) -> Option<Arc<str>> {
+        self.get(ino).map(|inode| inode.path)
+    }
+
+    /// The current inodes numbered `from` and above, with their paths.
+    pub fn current_from(&self, from: u64) -> Vec<(Arc<str>, u64)> {
+        let table = self.inner.read();
+        let start = from.saturating_sub(ROOT) as usize;
+        table
+            .inodes
+            .iter()
+            .zip(ROOT..)
+            .skip(start)
+            .filter(|(inode, _)| inode.retired.is_none())
+            .map(|(inode, ino)| (inode.path.clone(), ino))
+            .collect()
+    }
+
+    /// The number the next new inode will get.
+    pub fn next(&self) -> u64 {
+        self.inner.read().inodes.len() as u64 + ROOT
+    }
+
+    /// Retires the current inode of `path`, which was `kind`; returns its number.
+    pub fn retire(&self, path: &str, kind: Option<Kind>) -> Option<u64> {
+        let mut table = self.inner.write();
+        let ino = table.by_path.remove(path)?;
+        if let Some(inode) = table.inodes.get_mut((ino - ROOT) as usize) {
+            inode.retired = Some(kind);
+        }
+        Some(ino)
     }
 }
 
@@ -59,6 +113,14 @@ pub fn child_path(parent: &str, name: &str) -> String {
     } else {
         format!("{parent}/{name}")
     }
+}
+
+/// The parent path and the name of a non-root path.
+pub fn split_path(path: &str) -> Option<(&str, &str)> {
+    if path.is_empty() {
+        return None;
+    }
+    Some(path.rsplit_once('/').unwrap_or(("", path)))
 }
 
 #[cfg(test)]
@@ -74,5 +136,36 @@ mod tests {
         assert_ne!(inodes.inode("sst"), a);
         assert_eq!(&*inodes.path(a).unwrap(), "sst/zarr.json");
         assert!(inodes.path(999).is_none());
+        assert_eq!(split_path("sst/zarr.json"), Some(("sst", "zarr.json")));
+        assert_eq!(split_path("sst"), Some(("", "sst")));
+        assert_eq!(split_path(""), None);
+    }
+
+    #[test]
+    fn a_retired_inode_keeps_its_path_and_the_path_gets_a_new_one() {
+        let inodes = Inodes::new();
+        let old = inodes.inode("sst/zarr.json");
+        let from = inodes.next();
+        assert_eq!(
+            inodes.retire("sst/zarr.json", Some(Kind::File(7))),
+            Some(old)
+        );
+        assert_eq!(
+            inodes.retire("sst/zarr.json", None),
+            None,
+            "already retired"
+        );
+        let retired = inodes.get(old).unwrap();
+        assert_eq!(&*retired.path, "sst/zarr.json");
+        assert_eq!(retired.retired, Some(Some(Kind::File(7))));
+        let new = inodes.inode("sst/zarr.json");
+        assert!(new > old);
+        assert_eq!(inodes.get(new).unwrap().retired, None);
+        assert_eq!(
+            inodes.current_from(from),
+            vec![("sst/zarr.json".into(), new)]
+        );
+        let all: Vec<u64> = inodes.current_from(0).iter().map(|c| c.1).collect();
+        assert_eq!(all, vec![ROOT, new]);
     }
 }

@@ -4,3 +4,4 @@ pub mod fuse;
 mod handles;
 mod inodes;
 mod kernel;
+pub mod snapshot;

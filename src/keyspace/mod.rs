@@ -3,8 +3,10 @@
 //! later HTTP and a zarrs store) sits on this; it knows nothing of kernels or sockets. Chunk
 //! reads go through the two-tier [`ChunkCache`], keyed by each array's [`RecipeFingerprint`],
 //! with read-ahead for sequential readers ([`readahead`]) and whole subtrees for `warm`
-//! ([`warm`]).
+//! ([`warm`]). A running mount replaces its key space with a [`KeySpace::successor`] over a new
+//! tree; [`KeySpace::changed_keys`] tells which keys serve something different.
 
+mod compare;
 mod documents;
 pub mod json;
 mod listing;
@@ -72,9 +74,10 @@ pub struct KeySpace {
     documents: Documents,
     cache: Arc<ChunkCache>,
     source: Arc<dyn ByteSource>,
-    /// Per array id, computed on first use.
-    fingerprints: Vec<OnceLock<RecipeFingerprint>>,
-    readahead: Option<ReadAhead>,
+    /// Per array id: the array's address in this tree (arrays of other snapshots reuse ids) and
+    /// its fingerprint, computed on first use.
+    fingerprints: Vec<(usize, OnceLock<RecipeFingerprint>)>,
+    readahead: Option<Arc<ReadAhead>>,
 }
 
 impl KeySpace {
@@ -106,22 +109,38 @@ impl KeySpace {
         cache: Arc<ChunkCache>,
     ) -> Self {
         let documents = documents::build(&tree, format);
-        let arrays = tree.arrays().iter().map(|a| a.id + 1).max().unwrap_or(0);
+        let arrays = tree.arrays();
+        let mut fingerprints: Vec<(usize, OnceLock<RecipeFingerprint>)> =
+            (0..arrays.iter().map(|a| a.id + 1).max().unwrap_or(0))
+                .map(|_| (0, OnceLock::new()))
+                .collect();
+        for array in &arrays {
+            fingerprints[array.id].0 = address(array);
+        }
         KeySpace {
             tree,
             format,
             documents,
             cache,
             source,
-            fingerprints: (0..arrays).map(|_| OnceLock::new()).collect(),
+            fingerprints,
             readahead: None,
         }
     }
 
     /// Turns on read-ahead for sequential readers.
     pub fn with_readahead(mut self, config: ReadAheadConfig) -> Self {
-        self.readahead = (config.depth > 0).then(|| ReadAhead::new(config));
+        self.readahead = (config.depth > 0).then(|| Arc::new(ReadAhead::new(config)));
         self
+    }
+
+    /// The key space of the next snapshot of a running mount: `tree` served in `format`, sharing
+    /// this key space's chunk cache, byte source and read-ahead (so counters and cached chunks
+    /// carry over).
+    pub fn successor(&self, tree: Arc<Tree>, format: ZarrFormat) -> KeySpace {
+        let mut next = KeySpace::with_cache(tree, format, self.source.clone(), self.cache.clone());
+        next.readahead = self.readahead.clone();
+        next
     }
 
     /// The Zarr format served.
@@ -148,24 +167,27 @@ impl KeySpace {
     pub fn readahead_stats(&self) -> ReadAheadStats {
         self.readahead
             .as_ref()
-            .map(ReadAhead::stats)
+            .map(|readahead| readahead.stats())
             .unwrap_or_default()
     }
 
     /// The cache key of chunk `index` of `array`.
     pub fn chunk_key(&self, array: &ArrayNode, index: &[u64]) -> ChunkKey {
-        let fresh;
-        let fingerprint = match self.fingerprints.get(array.id) {
-            Some(cell) => {
-                cell.get_or_init(|| RecipeFingerprint::new(&array.recipe, &array.geometry))
-            }
+        ChunkKey(
+            self.fingerprint(array)
+                .chunk_key(&array.recipe, &array.geometry, index),
+        )
+    }
+
+    /// The fingerprint of `array`, memoised for this tree's arrays.
+    fn fingerprint(&self, array: &ArrayNode) -> std::borrow::Cow<'_, RecipeFingerprint> {
+        match self.fingerprints.get(array.id) {
+            Some((at, cell)) if *at == address(array) => std::borrow::Cow::Borrowed(
+                cell.get_or_init(|| RecipeFingerprint::new(&array.recipe, &array.geometry)),
+            ),
             // An array of another snapshot: correct, just not memoised.
-            None => {
-                fresh = RecipeFingerprint::new(&array.recipe, &array.geometry);
-                &fresh
-            }
-        };
-        ChunkKey(fingerprint.chunk_key(&array.recipe, &array.geometry, index))
+            _ => std::borrow::Cow::Owned(RecipeFingerprint::new(&array.recipe, &array.geometry)),
+        }
     }
 
     fn resolve(&self, key: &str) -> Option<Resolved<'_>> {
@@ -345,6 +367,11 @@ impl KeySpace {
             );
         }
     }
+}
+
+/// Where an array lives, to tell this tree's arrays from another snapshot's with the same id.
+fn address(array: &ArrayNode) -> usize {
+    std::ptr::from_ref(array) as usize
 }
 
 /// The chunk key of `index` within an array.

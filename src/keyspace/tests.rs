@@ -1,5 +1,5 @@
 //! Key-space tests over a small synthetic tree (values kept inline, so no source files): the
-//! two-tier cache across key spaces, open keys, read-ahead and warm shards.
+//! two-tier cache across key spaces, open keys, read-ahead, warm shards and the next snapshot.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,12 +18,17 @@ const WIDTH: u64 = 6;
 
 /// `ds/v`: `DAYS` one-day parts of `WIDTH` bytes, served one day per chunk; value = day * 10 + x.
 fn tree() -> Arc<Tree> {
-    let parts = (0..DAYS)
+    tree_of(DAYS, None)
+}
+
+/// `ds/v` over `days` days, the file of day `touched` at a newer version.
+fn tree_of(days: u64, touched: Option<u64>) -> Arc<Tree> {
+    let parts = (0..days)
         .map(|day| Part {
             path: format!("/nowhere/day{day}.nc").into(),
             version: FileVersion {
                 size: 1,
-                mtime_ns: 1,
+                mtime_ns: if touched == Some(day) { 2 } else { 1 },
                 etag: 0,
             },
             var: Arc::new(VarMeta {
@@ -46,7 +51,7 @@ fn tree() -> Arc<Tree> {
         path: "ds/v".into(),
         dims: vec!["time".into(), "x".into()],
         geometry: Geometry {
-            shape: vec![DAYS, WIDTH],
+            shape: vec![days, WIDTH],
             chunks: vec![1, WIDTH],
             dtype: DType::U8,
             fill: vec![0],
@@ -167,4 +172,51 @@ fn shards_cover_every_chunk_exactly_once() {
         Warmed::AlreadyCached
     );
     assert!(keys.warm_plan(&["ds/nope".into()]).is_err());
+}
+
+#[test]
+fn the_next_snapshot_shares_the_cache_and_changes_only_the_keys_it_must() {
+    let first = keys(&tree(), ChunkCache::new(1 << 20, None));
+    assert_eq!(&*first.read("ds/v/c/3/0", 0, 100).unwrap(), &day(3)[..]);
+    let known = [
+        "ds",
+        "ds/zarr.json",
+        "ds/v",
+        "ds/v/zarr.json",
+        "ds/v/c/0",
+        "ds/v/c/3/0",
+        "ds/v/c/11/0",
+    ];
+    assert!(first.changed_keys(&first, known).is_empty());
+
+    // One more day: the documents change (shape), no existing chunk does.
+    let longer = first.successor(tree_of(DAYS + 1, None), ZarrFormat::V3);
+    assert_eq!(
+        first.changed_keys(&longer, known),
+        ["ds/zarr.json", "ds/v/zarr.json"]
+    );
+    assert_eq!(&*longer.read("ds/v/c/3/0", 0, 100).unwrap(), &day(3)[..]);
+    assert_eq!(longer.cache_stats().computed, 1, "the cache is shared");
+    assert_eq!(longer.cache_stats().memory.hits, 1);
+
+    // A rewritten file changes its chunk only; a shorter tree loses the last chunk.
+    let touched = first.successor(tree_of(DAYS, Some(3)), ZarrFormat::V3);
+    assert_eq!(first.changed_keys(&touched, known), ["ds/v/c/3/0"]);
+    let shorter = first.successor(tree_of(DAYS - 1, None), ZarrFormat::V3);
+    assert_eq!(
+        first.changed_keys(&shorter, known),
+        ["ds/zarr.json", "ds/v/zarr.json", "ds/v/c/11/0"]
+    );
+    // Another format serves other keys.
+    let v2 = first.successor(tree(), ZarrFormat::V2);
+    assert_eq!(
+        first.changed_keys(&v2, known),
+        [
+            "ds/zarr.json",
+            "ds/v/zarr.json",
+            "ds/v/c/0",
+            "ds/v/c/3/0",
+            "ds/v/c/11/0"
+        ]
+    );
 }

@@ -19,11 +19,15 @@ use super::{Geometry, Part, Recipe};
 const KEY_SCHEME: u32 = 1;
 
 /// The hashed identity of an array's recipe and geometry, computed once per array; gives the
-/// cache key of any of its chunks with [`RecipeFingerprint::chunk_key`].
+/// cache key of any of its chunks with [`RecipeFingerprint::chunk_key`]. Equal fingerprints
+/// (and geometries) mean every chunk has the same key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecipeFingerprint {
     base: u128,
     parts: Vec<u128>,
+    /// The versions of every chunk object a Zarr read reads (0 for other recipes): not part of
+    /// chunk keys (each has its own object's version), but of comparing two fingerprints.
+    chunk_objects: u128,
 }
 
 fn hash<T: Serialize>(value: &T) -> u128 {
@@ -51,6 +55,10 @@ impl RecipeFingerprint {
         RecipeFingerprint {
             base: hash(&(KEY_SCHEME, shell, geometry)),
             parts: recipe.parts.iter().map(hash::<Part>).collect(),
+            chunk_objects: recipe
+                .zarr
+                .as_ref()
+                .map_or(0, |zarr| zarr.array.stored.digest()),
         }
     }
 

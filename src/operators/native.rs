@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use super::boxes::{copy_box, fill_with, swap_bytes, Region};
 use super::decode::decode_chunk;
 use super::{ChunkError, Geometry, Part, Recipe, Transform};
-use crate::sources::bytes::ByteSource;
+use crate::sources::bytes::{ByteSource, RangeRead, SourceError};
 use crate::sources::model::{Endian, Filter, InlineData, Storage};
 
 /// Rows closer than this in a file are read as one range.
@@ -161,7 +161,24 @@ fn execute(
     source: &dyn ByteSource,
     elem: usize,
 ) -> Result<(), ChunkError> {
-    let results: Vec<Result<(Vec<u8>, &Task), ChunkError>> = if tasks.len() > 1 {
+    let remote = tasks.len() > 1 && tasks.iter().any(|t| source.is_remote(&t.part().path));
+    let results: Vec<Result<(Vec<u8>, &Task), ChunkError>> = if remote {
+        // Network reads: all requests in flight at once, then decode in parallel.
+        let reads: Vec<RangeRead> = tasks
+            .iter()
+            .map(|t| RangeRead {
+                path: &t.part().path,
+                version: t.part().version,
+                range: t.range().clone(),
+            })
+            .collect();
+        let fetched = source.read_batch(&reads);
+        tasks
+            .par_iter()
+            .zip(fetched)
+            .map(|(t, bytes)| finish(t, bytes.map_err(source_error)?, elem))
+            .collect()
+    } else if tasks.len() > 1 {
         tasks.par_iter().map(|t| run(t, source, elem)).collect()
     } else {
         tasks.iter().map(|t| run(t, source, elem)).collect()
@@ -448,22 +465,51 @@ fn plan_rows<'a>(
     }
 }
 
+impl<'a> Task<'a> {
+    fn part(&self) -> &'a Part {
+        match self {
+            Task::Chunk { part, .. } | Task::Rows { part, .. } => part,
+        }
+    }
+
+    fn range(&self) -> &Range<u64> {
+        match self {
+            Task::Chunk { range, .. } | Task::Rows { range, .. } => range,
+        }
+    }
+}
+
+/// A failed read; the source error names the source.
+fn source_error(e: SourceError) -> ChunkError {
+    ChunkError {
+        source_path: None,
+        reason: e.to_string(),
+    }
+}
+
+/// Reads a task's bytes and decodes them.
 fn run<'t, 'a>(
     task: &'t Task<'a>,
     source: &dyn ByteSource,
     elem: usize,
 ) -> Result<(Vec<u8>, &'t Task<'a>), ChunkError> {
-    let (part, range) = match task {
-        Task::Chunk { part, range, .. } | Task::Rows { part, range, .. } => (*part, range),
-    };
-    let mut bytes = source
-        .read_ranges(&part.path, part.version, std::slice::from_ref(range))
-        .map_err(|e| ChunkError {
-            source_path: None,
-            reason: e.to_string(),
-        })?
+    let part = task.part();
+    let bytes = source
+        .read_ranges(&part.path, part.version, std::slice::from_ref(task.range()))
+        .map_err(source_error)?
         .pop()
         .unwrap_or_default();
+    finish(task, bytes, elem)
+}
+
+/// Decodes a task's bytes (filters, byte order) into the values it copies.
+fn finish<'t, 'a>(
+    task: &'t Task<'a>,
+    mut bytes: Vec<u8>,
+    elem: usize,
+) -> Result<(Vec<u8>, &'t Task<'a>), ChunkError> {
+    let part = task.part();
+    let range = task.range();
     if let Task::Chunk {
         filters,
         filter_mask,

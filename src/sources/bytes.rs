@@ -24,7 +24,7 @@ pub enum SourceError {
         path: String,
     },
     /// The source changed since it was indexed.
-    #[error("source {path} changed since it was indexed (size {found_size}, was {expected_size}); run `atlasfs index` and remount")]
+    #[error("source {path} changed since it was indexed (size {found_size}, was {expected_size}); reload the mount (SIGHUP) or remount to serve the new version")]
     Changed {
         /// The source.
         path: String,
@@ -82,11 +82,40 @@ pub trait ByteSource: Send + Sync {
         Ok(read.pop().unwrap_or_default())
     }
 
+    /// Whether reads of `path` wait on a network, so that many should be in flight at once
+    /// (see [`ByteSource::read_batch`]).
+    fn is_remote(&self, _path: &str) -> bool {
+        false
+    }
+
+    /// Reads one range of each of `reads`, possibly of different sources; remote sources
+    /// issue them concurrently. The results are in the order of `reads`.
+    fn read_batch(&self, reads: &[RangeRead<'_>]) -> Vec<Result<Vec<u8>, SourceError>> {
+        reads
+            .iter()
+            .map(|read| {
+                self.read_ranges(read.path, read.version, std::slice::from_ref(&read.range))
+                    .map(|mut bytes| bytes.pop().unwrap_or_default())
+            })
+            .collect()
+    }
+
     /// Checks that `path` is still at `version`, without reading it.
     ///
     /// # Errors
     /// [`SourceError::Changed`] or [`SourceError::NotFound`] naming the source.
     fn check_version(&self, path: &str, version: FileVersion) -> Result<(), SourceError>;
+}
+
+/// One read of a [`ByteSource::read_batch`].
+#[derive(Debug, Clone)]
+pub struct RangeRead<'a> {
+    /// The source.
+    pub path: &'a str,
+    /// Its version in the catalog.
+    pub version: FileVersion,
+    /// The bytes wanted.
+    pub range: Range<u64>,
 }
 
 /// Version of a local file as the catalog records it.

@@ -105,14 +105,14 @@ pub struct IndexReport {
     pub zarr_stores: Vec<(String, String)>,
 }
 
-/// Requests and bytes spent indexing remote granules.
+/// What an index spent on object storage.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RemoteTraffic {
     /// Granules read.
     pub granules: u64,
-    /// Ranged GET requests.
+    /// Requests sent: listings, lookups and ranged GETs, retries included.
     pub requests: u64,
-    /// Bytes received.
+    /// Body bytes received.
     pub bytes: u64,
 }
 
@@ -137,6 +137,7 @@ impl Catalog {
         progress: &(dyn Fn(IndexEvent) + Sync),
     ) -> Result<(Catalog, IndexReport), CatalogError> {
         let catalog_path = config.catalog_file();
+        let traffic_before = sources.traffic();
         let loaded = persist::load(&catalog_path);
         let persisted = loaded.is_some();
         let (mut entries, stores) = loaded.unwrap_or_default();
@@ -198,9 +199,13 @@ impl Catalog {
                 (name, entry(result, version, warnings))
             })
             .collect();
-        let (remote_scanned, traffic) = scan_remote(remote, sources, progress);
-        scanned.extend(remote_scanned);
-        report.remote = traffic;
+        let granules = scan_remote(remote, sources, progress);
+        report.remote = RemoteTraffic {
+            granules: granules.len() as u64,
+            requests: sources.traffic().0 - traffic_before.0,
+            bytes: sources.traffic().1 - traffic_before.1,
+        };
+        scanned.extend(granules);
         report.scanned = scanned.len();
         entries.extend(scanned);
         let before = entries.len();
@@ -308,58 +313,39 @@ fn entry(
     }
 }
 
-/// Indexes remote granules through ranged reads, [`REMOTE_SCANS_IN_FLIGHT`] at a time, and
-/// adds up what it cost.
+/// Indexes remote granules through ranged reads, [`REMOTE_SCANS_IN_FLIGHT`] at a time.
 fn scan_remote(
     todo: Vec<(String, FileVersion)>,
     sources: &Sources,
     progress: &(dyn Fn(IndexEvent) + Sync),
-) -> (Vec<(String, Entry)>, RemoteTraffic) {
+) -> Vec<(String, Entry)> {
     if todo.is_empty() {
-        return (Vec::new(), RemoteTraffic::default());
+        return Vec::new();
     }
     let scan_one = |(name, version): (String, FileVersion)| {
         let mut warnings = Vec::new();
-        let (result, traffic) = match sources.object(&name) {
-            Ok((store, key)) => {
-                let object = Arc::new(RangedObject::new(store, &key, version));
-                let result = scan(
-                    ScanSource::Storage {
-                        name: &name,
-                        storage: object.clone(),
-                    },
-                    version,
-                    &mut warnings,
-                );
-                (result, object.traffic())
-            }
-            Err(e) => (
-                Err(super::scan::ScanError {
-                    reason: e.to_string(),
-                }),
-                (0, 0),
-            ),
-        };
+        let result = sources
+            .object(&name)
+            .map_err(|e| super::scan::ScanError {
+                reason: e.to_string(),
+            })
+            .and_then(|(store, key)| {
+                let storage = Arc::new(RangedObject::new(store, &key, version));
+                let source = ScanSource::Storage {
+                    name: &name,
+                    storage,
+                };
+                scan(source, version, &mut warnings)
+            });
         progress(IndexEvent::FileDone);
-        ((name.clone(), entry(result, version, warnings)), traffic)
+        (name.clone(), entry(result, version, warnings))
     };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(REMOTE_SCANS_IN_FLIGHT)
         .thread_name(|i| format!("atlasfs-index-{i}"))
         .build();
-    let results: Vec<((String, Entry), (u64, u64))> = match pool {
+    match pool {
         Ok(pool) => pool.install(|| todo.into_par_iter().map(scan_one).collect()),
         Err(_) => todo.into_iter().map(scan_one).collect(),
-    };
-    let mut traffic = RemoteTraffic::default();
-    let entries = results
-        .into_iter()
-        .map(|(entry, (requests, bytes))| {
-            traffic.granules += 1;
-            traffic.requests += requests;
-            traffic.bytes += bytes;
-            entry
-        })
-        .collect();
-    (entries, traffic)
+    }
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use super::esm_catalog;
 use super::model::FileVersion;
 use super::pattern::{glob_base, FieldKind, Pattern};
+use super::remote::listing::is_granule_list;
 use super::remote::location::{glob_prefix, has_wildcards, join, ObjectUrl};
 use super::remote::RemoteError;
 use super::router::Sources;
@@ -112,7 +113,7 @@ pub fn resolve(dataset: &DatasetConfig, sources: &Sources) -> Result<Membership,
         .map(Pattern::new)
         .transpose()
         .map_err(|e| invalid(e.to_string()))?;
-    let remote = is_url(&dataset.files);
+    let remote = is_url(&dataset.files) || is_granule_list(&dataset.files);
     let base = if remote {
         PathBuf::from(remote_base(&dataset.files))
     } else {
@@ -206,7 +207,7 @@ pub fn resolve(dataset: &DatasetConfig, sources: &Sources) -> Result<Membership,
 /// The URL paths under a remote glob are relative to: its literal directory prefix (empty for a
 /// granule list, whose patterns match each object's key).
 fn remote_base(files: &str) -> String {
-    if super::remote::listing::is_granule_list(files) {
+    if is_granule_list(files) {
         return String::new();
     }
     match ObjectUrl::parse(files) {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use super::bytes::{ByteSource, LocalFiles, SourceError};
+use super::bytes::{ByteSource, LocalFiles, RangeRead, SourceError};
 use super::model::FileVersion;
 use super::remote::listing::{self, is_granule_list, parse_granule_list};
 use super::remote::location::ObjectUrl;
@@ -32,17 +32,27 @@ impl Sources {
     /// named by two datasets with different storage tables.
     pub fn for_config(config: &MountConfig) -> Result<Sources, RemoteError> {
         let sources = Sources::default();
+        sources.add_config(config)?;
+        Ok(sources)
+    }
+
+    /// Adds a client for every store the datasets of `config` name that is not known yet (a
+    /// reloaded config may name new ones).
+    ///
+    /// # Errors
+    /// As [`Sources::for_config`].
+    pub fn add_config(&self, config: &MountConfig) -> Result<(), RemoteError> {
         for dataset in &config.datasets {
             for location in [Some(&dataset.files), dataset.zarr.as_ref()]
                 .into_iter()
                 .flatten()
             {
                 if is_url(location) {
-                    sources.store(location, &dataset.storage)?;
+                    self.store(location, &dataset.storage)?;
                 }
             }
         }
-        Ok(sources)
+        Ok(())
     }
 
     /// The store of `url` and the key inside it, building its client with `storage` when it is
@@ -177,6 +187,22 @@ impl Sources {
             .collect()
     }
 
+    /// Requests sent (listings, lookups and GETs, retries included) and body bytes received
+    /// from every object store so far.
+    pub fn traffic(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering;
+        self.remotes
+            .read()
+            .values()
+            .fold((0, 0), |(requests, bytes), (_, store)| {
+                let traffic = store.traffic();
+                (
+                    requests + traffic.requests.load(Ordering::Relaxed),
+                    bytes + traffic.bytes.load(Ordering::Relaxed),
+                )
+            })
+    }
+
     /// The store and key of an object URL already listed, for ranged reads while indexing.
     ///
     /// # Errors
@@ -199,6 +225,27 @@ impl ByteSource for Sources {
         let (store, key) = self.known(path)?;
         let fetched = runtime().block_on(store.read_ranges(&key, version, ranges))?;
         Ok(fetched.into_iter().map(|b| b.to_vec()).collect())
+    }
+
+    fn is_remote(&self, path: &str) -> bool {
+        is_url(path)
+    }
+
+    fn read_batch(&self, reads: &[RangeRead<'_>]) -> Vec<Result<Vec<u8>, SourceError>> {
+        let fetches = reads.iter().map(|read| async move {
+            if !is_url(read.path) {
+                return self
+                    .local
+                    .read_ranges(read.path, read.version, std::slice::from_ref(&read.range))
+                    .map(|mut bytes| bytes.pop().unwrap_or_default());
+            }
+            let (store, key) = self.known(read.path)?;
+            store
+                .read_range(&key, read.version, read.range.clone())
+                .await
+                .map(|bytes| bytes.to_vec())
+        });
+        runtime().block_on(futures::future::join_all(fetches))
     }
 
     fn check_version(&self, path: &str, version: FileVersion) -> Result<(), SourceError> {

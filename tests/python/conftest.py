@@ -50,10 +50,14 @@ def atlasfs_bin() -> str:
 
 def run_atlasfs(bin_path: str, *args, timeout: float = 120, env: dict | None = None):
     """Run the CLI to completion; stdout/stderr go to files, not pipes, so a
-    daemon that keeps an inherited descriptor open cannot make this hang."""
+    daemon that keeps an inherited descriptor open cannot make this hang.
+    ``env`` overrides the environment; a ``None`` value removes that variable."""
     full_env = dict(os.environ)
-    if env:
-        full_env.update(env)
+    for name, value in (env or {}).items():
+        if value is None:  # None removes a variable
+            full_env.pop(name, None)
+        else:
+            full_env[name] = value
     out = _tmpfile("out")
     err = _tmpfile("err")
     try:
@@ -109,11 +113,13 @@ def _toml_value(v) -> str:
     raise TypeError(f"cannot write {v!r} as TOML")
 
 
-def write_config(path, datasets, *, zarr_format: int = 3, cache_dir=None) -> Path:
+def write_config(path, datasets, *, zarr_format: int = 3, cache_dir=None,
+                 mount: dict | None = None) -> Path:
     """Write a mount config.  ``datasets``: dicts with name, files and optional
-    concat_dim / chunks, written in that order."""
+    concat_dim / chunks, written in that order; ``mount``: more ``[mount]`` keys."""
     path = Path(path)
-    lines = ["[mount]", f"zarr_format = {zarr_format}", ""]
+    lines = ["[mount]", f"zarr_format = {zarr_format}"]
+    lines += [f"{key} = {_toml_value(value)}" for key, value in (mount or {}).items()] + [""]
     if cache_dir is not None:
         lines += ["[cache]", f"dir = {_toml_value(cache_dir)}", ""]
     for ds in datasets:
@@ -179,6 +185,7 @@ class Mount:
         self.path = Path(mountpoint)
         self.cache_dir = Path(cache_dir)
         self.log_path = self.cache_dir / "atlasfs.log"
+        self.output = ""  # stdout + stderr of `atlasfs mount`
 
     def __truediv__(self, other) -> Path:
         return self.path / other
@@ -230,16 +237,24 @@ class MountManager:
         d.mkdir(parents=True)
         return d
 
-    def mount(self, datasets, *, zarr_format: int = 3, env: dict | None = None) -> Mount:
+    def mount(self, datasets, *, zarr_format: int = 3, env: dict | None = None,
+              args=(), mount: dict | None = None) -> Mount:
+        """Writes a config for ``datasets`` (with its own cache dir and ``mount`` as more
+        ``[mount]`` keys) and mounts it; ``args`` are more options of ``atlasfs mount``."""
         work = self.new_dir("m")
-        mountpoint = work / "mnt"
-        mountpoint.mkdir()
         cache = work / "cache"
         config = write_config(work / "atlasfs.toml", datasets, zarr_format=zarr_format,
-                              cache_dir=cache)
-        m = Mount(self.bin, config, mountpoint, cache)
+                              cache_dir=cache, mount=mount)
+        return self.mount_config(config, cache, env=env, args=args)
+
+    def mount_config(self, config, cache_dir, *, env: dict | None = None, args=()) -> Mount:
+        """Mounts an existing config whose cache dir is ``cache_dir`` on a new mountpoint."""
+        mountpoint = self.new_dir("mnt")
+        m = Mount(self.bin, config, mountpoint, cache_dir)
         self.mounts.append(m)  # cleaned up even if `mount` below hangs or fails
-        res = run_atlasfs(self.bin, "mount", config, mountpoint, timeout=MOUNT_TIMEOUT, env=env)
+        res = run_atlasfs(self.bin, "mount", config, mountpoint, *args, timeout=MOUNT_TIMEOUT,
+                          env=env)
+        m.output = res.stdout + res.stderr
         if res.returncode != 0 or not is_mounted(mountpoint):
             m.print_log_tail()
             raise AssertionError(
@@ -275,6 +290,46 @@ def module_mounts(atlasfs_bin, tmp_path_factory):
 def fixture_files(tmp_path_factory) -> dict:
     """Every fixture kind, written once per session (see fixtures.py)."""
     return make_all(tmp_path_factory.mktemp("fixtures"))
+
+
+# --------------------------------------------------------------------------
+# object storage: a loopback S3 server and a fault-injecting proxy in front of it
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's S3 server on 127.0.0.1 (s3server.S3Server), one per session."""
+    from s3server import S3Server
+
+    server = S3Server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_proxy_session(s3_server):
+    from faulty_proxy import FaultyProxy
+
+    proxy = FaultyProxy(s3_server.host, s3_server.port)
+    yield proxy
+    proxy.close()
+
+
+@pytest.fixture
+def s3_proxy(s3_proxy_session):
+    """The session's faulty_proxy.FaultyProxy in front of ``s3_server``; a test's faults are
+    removed when it ends (so no fault outlives the test that injected it)."""
+    s3_proxy_session.clear_faults()
+    yield s3_proxy_session
+    s3_proxy_session.clear_faults()
+
+
+@pytest.fixture
+def s3_env(tmp_path):
+    """Environment overrides for `atlasfs` with the fake credentials (s3server.atlasfs_env)."""
+    from s3server import atlasfs_env
+
+    return atlasfs_env(config_dir=tmp_path / "aws")
 
 
 # --------------------------------------------------------------------------

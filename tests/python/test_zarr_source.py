@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import signal
 import os
 import shutil
 import time
@@ -26,7 +27,7 @@ import xarray as xr
 import zarr
 from zarr.codecs import BloscCodec, GzipCodec
 
-from conftest import (MOUNT_TIMEOUT, Mount, assert_same_dataset, is_eio, is_mounted,
+from conftest import (MOUNT_TIMEOUT, Mount, assert_same_dataset, daemon_pids, is_eio, is_mounted,
                       run_atlasfs, write_config)
 
 # name -> (zarr_format, consolidated, sharded)
@@ -259,3 +260,29 @@ def test_rewritten_chunk_is_never_served_stale(atlasfs_bin, mounts, stores, tmp_
     assert np.frombuffer(after, "<f4").tolist() == [123.5] * 20
     orig = open_zarr(store).drop_vars(LEFT_OUT)
     assert_same_dataset(orig, open_zarr(m.path / "ds"), "rewritten store")
+
+
+def test_reload_serves_a_rewritten_chunk_anew(mounts, stores, tmp_path):
+    """After SIGHUP re-indexes, a chunk whose object was rewritten is read anew — not from
+    the daemon's caches and not from the kernel's page cache of the previous snapshot."""
+    store = _copy(stores["v3c"], tmp_path / "reload.zarr")
+    m = mounts.mount([{"name": "ds", "zarr": str(store)}])
+    served = m.path / "ds" / chunk_key(3, "sst", 0, 0, 0)
+    untouched = m.path / "ds" / chunk_key(3, "sst", 2, 1, 0)
+    before, other = served.read_bytes(), untouched.read_bytes()
+    assert served.read_bytes() == before  # now in the kernel's page cache too
+    array = zarr.open_array(str(store / "sst"), mode="r+")
+    time.sleep(0.05)
+    array[0:2, 0:2, :] = -5.25
+    pid = daemon_pids(m.path)[0]
+    reloads = m.log_text().count("reloaded: ")
+    os.kill(pid, signal.SIGHUP)
+    deadline = time.monotonic() + 60
+    while m.log_text().count("reloaded: ") <= reloads:
+        assert time.monotonic() < deadline, m.log_text()[-3000:]
+        time.sleep(0.05)
+    after = served.read_bytes()
+    assert np.frombuffer(after, "<f4").tolist() == [-5.25] * 20
+    assert untouched.read_bytes() == other
+    orig = open_zarr(store).drop_vars(LEFT_OUT)
+    assert_same_dataset(orig, open_zarr(m.path / "ds"), "reloaded store")

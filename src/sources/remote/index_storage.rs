@@ -1,7 +1,6 @@
 //! The storage the indexer parses a remote granule through: a first request for the head of the
 //! object (the whole object when it is small), then block-aligned ranged reads for whatever
-//! else the metadata needs, each block fetched once. Counts its requests and bytes for the
-//! index report.
+//! else the metadata needs, each block fetched once.
 
 use std::sync::Arc;
 
@@ -26,7 +25,6 @@ pub struct RangedObject {
     key: String,
     version: FileVersion,
     spans: Mutex<Vec<(u64, Bytes)>>,
-    requests: Mutex<(u64, u64)>,
 }
 
 impl RangedObject {
@@ -37,13 +35,7 @@ impl RangedObject {
             key: key.to_owned(),
             version,
             spans: Mutex::new(Vec::new()),
-            requests: Mutex::new((0, 0)),
         }
-    }
-
-    /// Requests sent and bytes received so far.
-    pub fn traffic(&self) -> (u64, u64) {
-        *self.requests.lock()
     }
 
     fn cached(&self, offset: u64, len: usize) -> Option<StorageBuffer> {
@@ -99,11 +91,6 @@ impl Storage for RangedObject {
                     .read_range(&self.key, self.version, range.clone()),
             )
             .map_err(|e| hdf5_reader::error::Error::Io(std::io::Error::other(e.to_string())))?;
-        {
-            let mut traffic = self.requests.lock();
-            traffic.0 += 1;
-            traffic.1 += bytes.len() as u64;
-        }
         self.spans.lock().push((range.start, bytes));
         Ok(self.cached(offset, len).expect("just fetched"))
     }

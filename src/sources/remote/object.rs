@@ -115,7 +115,24 @@ impl RemoteStore {
             }
             let _permit = self.limit.acquire().await.expect("never closed");
             self.traffic.requests.fetch_add(1, Ordering::Relaxed);
-            match self.store.head(&path).await {
+            let found = match self.store.head(&path).await {
+                // Some HTTP servers refuse HEAD but serve GET: ask for one byte instead.
+                Err(
+                    object_store::Error::PermissionDenied { .. }
+                    | object_store::Error::NotSupported { .. },
+                ) if self.is_plain_http() => {
+                    let first_byte = GetOptions {
+                        range: Some(GetRange::Bounded(0..1)),
+                        ..GetOptions::default()
+                    };
+                    self.store
+                        .get_opts(&path, first_byte)
+                        .await
+                        .map(|result| result.meta)
+                }
+                other => other,
+            };
+            match found {
                 Ok(meta) => {
                     let version = version_of(&meta);
                     self.confirm(key, version);
@@ -254,6 +271,11 @@ impl RemoteStore {
             }
         }
         Err(self.gave_up(prefix.as_ref().map_or("", |p| p.as_ref()), &last))
+    }
+
+    /// Whether the store is plain HTTP(S) rather than an object-store API.
+    fn is_plain_http(&self) -> bool {
+        self.url.starts_with("http://") || self.url.starts_with("https://")
     }
 
     fn classify(&self, key: &str, error: object_store::Error) -> Attempt {

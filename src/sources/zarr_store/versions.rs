@@ -48,6 +48,23 @@ impl ChunkVersions {
         self.linear.is_empty()
     }
 
+    /// A hash of the whole table: equal for equal tables (compares snapshots of an array).
+    pub fn digest(&self) -> u128 {
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        for values in [&self.grid, &self.linear] {
+            hasher.update(&(values.len() as u64).to_le_bytes());
+            for v in values {
+                hasher.update(&v.to_le_bytes());
+            }
+        }
+        for v in &self.versions {
+            hasher.update(&v.size.to_le_bytes());
+            hasher.update(&v.mtime_ns.to_le_bytes());
+            hasher.update(&v.etag.to_le_bytes());
+        }
+        hasher.digest128()
+    }
+
     /// The version of the chunk object at a grid index; `None` when the listing had none
     /// (the chunk reads as the fill value).
     pub fn get(&self, index: &[u64]) -> Option<FileVersion> {
@@ -150,6 +167,12 @@ mod tests {
         assert_eq!(table.get(&[0, 0]), Some(v(11, 6, 0)));
         assert_eq!(table.get(&[0, 1]), None);
         assert_eq!(table.get(&[0]), None, "wrong rank");
+        let rewritten = ChunkVersions::new(
+            vec![2, 3],
+            vec![(vec![1, 2], v(10, 5, 0)), (vec![0, 0], v(11, 9, 0))],
+        );
+        assert_ne!(rewritten.digest(), table.digest());
+        assert_eq!(table.clone().digest(), table.digest());
     }
 
     #[test]
