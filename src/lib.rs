@@ -7,8 +7,9 @@
 //! - [`tree`]: an immutable snapshot of datasets, groups and arrays built from config + catalog.
 //! - [`operators`]: per-chunk recipes that compute a chunk's bytes from the sources.
 //! - [`cache`]: computed chunks in a memory LRU over a bounded, checksummed, persistent disk LRU.
-//! - [`sources`]: the catalog of source files (dimensions, variables, attributes, byte ranges),
-//!   the NetCDF-3 and NetCDF-4 indexers and the byte-range reader every read goes through.
+//! - [`sources`]: the catalog of source files (dimensions, variables, attributes, byte ranges)
+//!   and of existing Zarr stores (hierarchy, chunk object versions), the NetCDF-3 and NetCDF-4
+//!   indexers and the byte-range reader every read goes through.
 //!
 //! [`config`] holds the mount configuration (TOML) shared by all of them.
 //!

@@ -23,14 +23,19 @@ pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
         println!("{note}");
     }
     let total = report.scanned + report.unchanged;
-    println!(
-        "{total} files: {} usable, {} skipped ({} read now, {} unchanged since the last index) in {:.2} s",
-        total - report.skipped.len(),
-        report.skipped.len(),
-        report.scanned,
-        report.unchanged,
-        started.elapsed().as_secs_f64()
-    );
+    let files = config.datasets.iter().any(|d| d.zarr.is_none());
+    if files {
+        let skipped = report.skipped.len().min(total);
+        println!(
+            "{total} files: {} usable, {skipped} skipped ({} read now, {} unchanged since the last index) in {:.2} s",
+            total - skipped,
+            report.scanned,
+            report.unchanged,
+            started.elapsed().as_secs_f64()
+        );
+    } else {
+        println!("indexed in {:.2} s", started.elapsed().as_secs_f64());
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -309,7 +309,8 @@ fn group(
     out
 }
 
-/// Builds the zarrs view of an indexed array's metadata document.
+/// Builds the zarrs view of an indexed array's metadata document; a panic inside zarrs on
+/// strange metadata is reported like any other rejection.
 ///
 /// # Errors
 /// What zarrs says about the metadata (an unsupported codec, data type, chunk grid, …).
@@ -322,8 +323,14 @@ pub fn open_array(format: ZarrVersion, path: &str, metadata: &str) -> Result<Dec
             serde_json::from_str::<ArrayMetadataV2>(metadata).map_err(|e| e.to_string())?,
         ),
     };
-    Array::new_with_metadata(Arc::new(()), &format!("/{path}"), metadata).map_err(|e| e.to_string())
+    let node = format!("/{path}");
+    std::panic::catch_unwind(|| Array::new_with_metadata(Arc::new(()), &node, metadata))
+        .map_err(|_| "zarrs cannot open its metadata".to_owned())?
+        .map_err(|e| e.to_string())
 }
+
+/// Served chunks larger than this are refused (a chunk is computed and held whole).
+const MAX_CHUNK_BYTES: u64 = 2 << 30;
 
 /// The array at `path` as served, with notes worth reporting; or why it cannot be served.
 fn array(
@@ -349,6 +356,13 @@ fn array(
         .filter(|c| c.len() == shape.len())
         .ok_or("only regular chunk grids are served")?;
     key_encoding(format, doc).ok_or("its chunk key encoding is not supported")?;
+    chunks
+        .iter()
+        .try_fold(dtype.size().unwrap_or(1) as u64, |n, &c| n.checked_mul(c))
+        .filter(|&n| n <= MAX_CHUNK_BYTES)
+        .ok_or_else(|| {
+            format!("a chunk of {chunks:?} elements is larger than the 2 GiB served at most")
+        })?;
     let fill = little_endian(decoder.fill_value().as_ne_bytes(), dtype);
     let v2_fill = match doc.get("fill_value") {
         Some(Value::Null) | None => None,
@@ -713,6 +727,17 @@ mod tests {
         .unwrap();
         assert!(consolidated.consolidated);
         assert_eq!(consolidated.root.arrays["v"], h.root.arrays["v"]);
+    }
+
+    #[test]
+    fn huge_chunks_are_left_out() {
+        let mut huge = v3_array(json!("float64"), json!(0.0), json!({}));
+        huge["shape"] = json!([1u64 << 40, 1u64 << 40]);
+        huge["chunk_grid"]["configuration"]["chunk_shape"] = json!([1u64 << 20, 1u64 << 20]);
+        let root = json!({"zarr_format": 3, "node_type": "group"});
+        let h = read_docs(vec![("zarr.json", root), ("big/zarr.json", huge)]).unwrap();
+        assert!(h.root.arrays.is_empty());
+        assert!(h.warnings[0].contains("2 GiB"), "{:?}", h.warnings);
     }
 
     #[test]
