@@ -13,8 +13,8 @@ use zarrs::array::{ArrayToBytesCodecTraits, CodecOptions};
 use super::boxes::fill_with;
 use super::{ChunkError, Geometry};
 use crate::sources::bytes::ByteSource;
+use crate::sources::zarr_store::array::little_endian;
 use crate::sources::zarr_store::listing::object_path;
-use crate::sources::zarr_store::metadata::little_endian;
 use crate::sources::zarr_store::{open_array, Decoder, ZarrArrayMeta};
 
 /// Bump when the bytes this operator serves change for the same inputs.

@@ -1,6 +1,7 @@
 //! The tree: an immutable snapshot of datasets, groups and arrays built from the config and the
-//! catalog (NetCDF files assembled by [`build`], or Zarr stores mirrored by [`zarr`]). Each array carries its metadata and a per-chunk [`Recipe`]. A re-index builds a new
-//! snapshot; readers in flight keep the old one.
+//! catalog (NetCDF files assembled by `build.rs`, Zarr stores mirrored by `zarr.rs`). Each
+//! array carries its metadata and a per-chunk [`Recipe`]. A re-index builds a new snapshot;
+//! readers in flight keep the old one.
 
 mod build;
 pub mod calendar;

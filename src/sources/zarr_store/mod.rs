@@ -2,9 +2,11 @@
 //! v3, consolidated or not. Indexing lists the store once ([`listing`]), reads its hierarchy
 //! from the metadata documents ([`metadata`]) and records the version of every stored chunk
 //! object ([`ChunkVersions`]), so a chunk's cache key includes its object's version and a chunk
-//! key the listing did not find reads as the fill value without a request. The result is
-//! persisted in the catalog; a re-index re-reads the metadata documents only when one changed.
+//! key the listing did not find reads as the fill value without a request. Each array is mapped
+//! to what the tree serves by [`mod@array`]. The result is persisted in the catalog; a re-index
+//! re-reads the metadata documents only when one changed.
 
+pub mod array;
 mod attrs;
 pub mod listing;
 pub mod metadata;
@@ -15,7 +17,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-pub use metadata::{open_array, Decoder};
+pub use array::{open_array, Decoder};
 pub use versions::ChunkVersions;
 
 use crate::config::{MountConfig, StorageSection};
@@ -309,7 +311,7 @@ fn chunk_versions(
         return (ChunkVersions::default(), 0);
     };
     let doc: serde_json::Value = serde_json::from_str(&array.metadata).unwrap_or_default();
-    let Some(encoding) = metadata::key_encoding(array.format, &doc) else {
+    let Some(encoding) = array::key_encoding(array.format, &doc) else {
         return (ChunkVersions::default(), 0);
     };
     let ndim = array.shape.len();
