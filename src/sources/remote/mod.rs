@@ -1,6 +1,6 @@
 //! Sources on object storage (S3 and compatibles, GCS, Azure, plain HTTPS) through
 //! `object_store`: URLs and globs ([`location`]), clients built from a dataset's storage table
-//! ([`store`], [`profile`]), listings ([`listing`]), ranged and retried reads ([`object`]) and
+//! ([`store`], `profile`), listings ([`listing`]), ranged and retried reads ([`object`]) and
 //! the ranged storage the indexer parses remote granules through ([`index_storage`]).
 
 pub mod index_storage;
