@@ -291,8 +291,8 @@ impl DiskCache {
         };
         let ino = meta.ino();
         if self.index.lock().verified.get(&key) != Some(&ino) {
-            match check_file(&mut file, meta.len(), key)
-                .and_then(|_| file.rewind().map_err(ReadError::Io))
+            match check_streamed(&mut file, meta.len(), key)
+                .and_then(|()| file.rewind().map_err(ReadError::Io))
             {
                 Ok(()) => {}
                 Err(ReadError::Io(e)) => {
@@ -450,6 +450,35 @@ fn check_file(file: &mut std::fs::File, len: u64, key: ChunkKey) -> Result<Vec<u
     file.read_to_end(&mut data).map_err(ReadError::Io)?;
     entry::check(&data, header.as_deref(), key).map_err(ReadError::Damaged)?;
     Ok(data)
+}
+
+/// Checks an open entry file of `len` bytes from its start with its header, hashing it through
+/// a small reused buffer (no chunk-sized allocation to fault in).
+fn check_streamed(file: &mut std::fs::File, len: u64, key: ChunkKey) -> Result<(), ReadError> {
+    const BUFFER: usize = 256 << 10;
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let header = get_header(file).map_err(ReadError::Io)?;
+    let expected = entry::check_header(header.as_deref(), key).map_err(ReadError::Damaged)?;
+    expected.check_len(len).map_err(ReadError::Damaged)?;
+    let (read, hash) = BUF.with_borrow_mut(|buf| {
+        buf.resize(BUFFER, 0);
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        let mut read = 0u64;
+        loop {
+            match file.read(buf) {
+                Ok(0) => return Ok((read, hasher.digest())),
+                Ok(n) => {
+                    hasher.update(&buf[..n]);
+                    read += n as u64;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(ReadError::Io(e)),
+            }
+        }
+    })?;
+    expected.check_data(read, hash).map_err(ReadError::Damaged)
 }
 
 /// Sets the header attribute of an entry file.

@@ -89,12 +89,58 @@ pub fn header(key: ChunkKey, data: &[u8]) -> [u8; HEADER_LEN] {
     t
 }
 
+/// What an intact header says of its data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expected {
+    /// Data length in bytes.
+    pub len: u64,
+    /// xxh3-64 of the data.
+    pub hash: u64,
+}
+
+impl Expected {
+    /// Checks data of `len` bytes whose xxh3-64 is `hash`.
+    ///
+    /// # Errors
+    /// [`EntryError::Length`] or [`EntryError::DataChecksum`].
+    pub fn check_data(&self, len: u64, hash: u64) -> Result<(), EntryError> {
+        self.check_len(len)?;
+        if hash != self.hash {
+            return Err(EntryError::DataChecksum);
+        }
+        Ok(())
+    }
+
+    /// Checks only the data length (before reading the data).
+    ///
+    /// # Errors
+    /// [`EntryError::Length`].
+    pub fn check_len(&self, len: u64) -> Result<(), EntryError> {
+        if len != self.len {
+            return Err(EntryError::Length {
+                expected: self.len,
+                found: len,
+            });
+        }
+        Ok(())
+    }
+}
+
 /// Checks an entry's `data` (the whole file) and `header` (its attribute; `None` when absent)
 /// against `expected`.
 ///
 /// # Errors
 /// [`EntryError`] saying what is wrong; a corrupt or truncated entry is never accepted.
 pub fn check(data: &[u8], header: Option<&[u8]>, expected: ChunkKey) -> Result<(), EntryError> {
+    check_header(header, expected)?.check_data(data.len() as u64, xxh3_64(data))
+}
+
+/// Checks an entry's `header` (its attribute; `None` when absent) against `expected`; returns
+/// what it says of the data, to be checked with [`Expected::check_data`].
+///
+/// # Errors
+/// [`EntryError`] saying what is wrong with the header.
+pub fn check_header(header: Option<&[u8]>, expected: ChunkKey) -> Result<Expected, EntryError> {
     let t = header.ok_or(EntryError::NoHeader)?;
     if t.len() != HEADER_LEN {
         return Err(EntryError::HeaderLength { len: t.len() });
@@ -113,17 +159,10 @@ pub fn check(data: &[u8], header: Option<&[u8]>, expected: ChunkKey) -> Result<(
     if found != expected {
         return Err(EntryError::KeyMismatch { found, expected });
     }
-    let data_len = u64_at(t, 32);
-    if data_len != data.len() as u64 {
-        return Err(EntryError::Length {
-            expected: data_len,
-            found: data.len() as u64,
-        });
-    }
-    if xxh3_64(data) != u64_at(t, 40) {
-        return Err(EntryError::DataChecksum);
-    }
-    Ok(())
+    Ok(Expected {
+        len: u64_at(t, 32),
+        hash: u64_at(t, 40),
+    })
 }
 
 fn u64_at(bytes: &[u8], at: usize) -> u64 {
@@ -167,6 +206,12 @@ mod tests {
         let key = ChunkKey(42);
         let data = b"chunk bytes";
         assert_eq!(check(data, Some(&header(key, data)), key), Ok(()));
+        // Streamed hashing gives the one-shot hash.
+        let mut streamed = xxhash_rust::xxh3::Xxh3::new();
+        streamed.update(b"chunk ");
+        streamed.update(b"bytes");
+        let expected = check_header(Some(&header(key, data)), key).unwrap();
+        assert_eq!(expected.check_data(11, streamed.digest()), Ok(()));
         assert_eq!(check(b"", Some(&header(key, b"")), key), Ok(()));
     }
 
