@@ -6,12 +6,18 @@
 //!   more than a minute old), so a restart keeps roughly the same LRU order.
 //! - **Bound.** Space is reserved before a write, evicting least recently used entries first,
 //!   so the files never add up to more than `max_size`.
-//! - **Crash safety.** Entries are written to `tmp/` and renamed into place; an entry that fails
-//!   its check on read is deleted and reported as a miss, never served.
+//! - **Crash safety.** Entries are written to `tmp/`, given their header attribute and renamed
+//!   into place; an entry that fails its check on read is deleted and reported as a miss, never
+//!   served.
+//! - **Passthrough.** [`DiskCache::open_verified`] opens an entry's file for the kernel to read
+//!   directly, after checking it once per process (remembered by inode until it is evicted).
 //! - **Failures.** A write that fails (disk full, read-only) is logged and the chunk is served
 //!   uncached; see [`super::health`].
 
-use std::io::{Read, Write};
+use std::collections::HashMap;
+use std::io::{Read, Seek, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -19,7 +25,7 @@ use std::time::{Duration, SystemTime};
 use lru::LruCache;
 use parking_lot::Mutex;
 
-use super::entry::{self, TRAILER_LEN};
+use super::entry::{self, HEADER_LEN};
 use super::health::Health;
 use super::key::ChunkKey;
 use super::layout;
@@ -57,9 +63,12 @@ pub struct DiskStats {
     pub skipped_writes: u64,
     /// Entries evicted to stay within `max_size`.
     pub evictions: u64,
+    /// Opens handed to the kernel as FUSE passthrough of an entry's file (also counted as hits).
+    #[serde(default)]
+    pub passthrough: u64,
     /// Entries held.
     pub entries: u64,
-    /// Bytes held (entry files, trailers included).
+    /// Bytes held (entry files; their 64-byte header attributes are not counted).
     pub bytes: u64,
     /// Upper bound in bytes.
     pub max_size: u64,
@@ -76,6 +85,7 @@ struct Counters {
     write_errors: AtomicU64,
     skipped_writes: AtomicU64,
     evictions: AtomicU64,
+    passthrough: AtomicU64,
 }
 
 struct Index {
@@ -84,6 +94,8 @@ struct Index {
     bytes: u64,
     /// Bytes reserved by writes in progress.
     reserved: u64,
+    /// Entries checked for passthrough by this process: key -> inode number of the checked file.
+    verified: HashMap<ChunkKey, u64>,
 }
 
 /// The disk tier of one cache directory.
@@ -114,6 +126,10 @@ impl DiskCache {
             path: tmp.clone(),
             source,
         })?;
+        probe_xattrs(&tmp).map_err(|source| DiskError {
+            path: tmp.clone(),
+            source,
+        })?;
         let cache = DiskCache {
             dir: dir.to_owned(),
             max_size,
@@ -121,6 +137,7 @@ impl DiskCache {
                 lru: LruCache::unbounded(),
                 bytes: 0,
                 reserved: 0,
+                verified: HashMap::new(),
             }),
             counters: Counters::default(),
             health: Health::default(),
@@ -155,6 +172,7 @@ impl DiskCache {
         })?;
         let mut index = self.index.lock();
         index.lru.clear();
+        index.verified.clear();
         index.bytes = 0;
         for found in listing.entries {
             index.bytes += found.size;
@@ -174,6 +192,7 @@ impl DiskCache {
                 break;
             };
             index.bytes -= size;
+            index.verified.remove(&key);
             victims.push(key);
         }
         self.counters
@@ -221,13 +240,7 @@ impl DiskCache {
                 None
             }
             Err(ReadError::Damaged(e)) => {
-                tracing::warn!(
-                    "disk cache: entry {} is damaged ({e}); dropping it and recomputing the chunk",
-                    path.display()
-                );
-                let _ = std::fs::remove_file(&path);
-                self.forget(key);
-                bump(&self.counters.corrupt);
+                self.drop_damaged(key, &path, &e);
                 bump(&self.counters.misses);
                 None
             }
@@ -236,16 +249,82 @@ impl DiskCache {
 
     fn forget(&self, key: ChunkKey) {
         let mut index = self.index.lock();
+        index.verified.remove(&key);
         if let Some(size) = index.lru.pop(&key) {
             index.bytes -= size;
         }
+    }
+
+    /// Drops a damaged entry: logged, deleted, forgotten and counted.
+    fn drop_damaged(&self, key: ChunkKey, path: &Path, e: &entry::EntryError) {
+        tracing::warn!(
+            "disk cache: entry {} is damaged ({e}); dropping it and recomputing the chunk",
+            path.display()
+        );
+        let _ = std::fs::remove_file(path);
+        self.forget(key);
+        bump(&self.counters.corrupt);
+    }
+
+    /// The data file of the entry of `key`, opened read-only for the kernel to read directly
+    /// (FUSE passthrough): the file holds exactly the chunk's bytes. The entry is checked (data
+    /// and header checksums) the first time this process hands it out, and again whenever the
+    /// file was replaced since; a damaged entry is dropped and `None` returned, as for an absent
+    /// one. A hit marks the entry used. Nothing is counted until [`DiskCache::count_passthrough`].
+    pub fn open_verified(&self, key: ChunkKey) -> Option<std::fs::File> {
+        // Marks the entry used in the index.
+        self.index.lock().lru.get(&key)?;
+        let path = layout::entry_path(&self.dir, key);
+        let opened = std::fs::File::open(&path).and_then(|file| {
+            let meta = file.metadata()?;
+            Ok((file, meta))
+        });
+        let (mut file, meta) = match opened {
+            Ok(opened) => opened,
+            Err(e) => {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!("disk cache: cannot open {}: {e}", path.display());
+                }
+                self.forget(key);
+                return None;
+            }
+        };
+        let ino = meta.ino();
+        if self.index.lock().verified.get(&key) != Some(&ino) {
+            match check_streamed(&mut file, meta.len(), key)
+                .and_then(|()| file.rewind().map_err(ReadError::Io))
+            {
+                Ok(()) => {}
+                Err(ReadError::Io(e)) => {
+                    tracing::warn!("disk cache: cannot read {}: {e}", path.display());
+                    return None;
+                }
+                Err(ReadError::Damaged(e)) => {
+                    self.drop_damaged(key, &path, &e);
+                    return None;
+                }
+            }
+            let mut index = self.index.lock();
+            // Still listed: not evicted while it was being checked.
+            if index.lru.contains(&key) {
+                index.verified.insert(key, ino);
+            }
+        }
+        touch(&path, meta.modified().unwrap_or(SystemTime::UNIX_EPOCH));
+        Some(file)
+    }
+
+    /// Counts an entry handed to the kernel (a disk hit served by passthrough).
+    pub fn count_passthrough(&self) {
+        bump(&self.counters.hits);
+        bump(&self.counters.passthrough);
     }
 
     /// Stores `data` as the entry of `key`, evicting least recently used entries to stay
     /// within the bound. Returns whether the entry is now on disk. Failures are logged (see
     /// `health.rs`) and counted, never fatal.
     pub fn put(&self, key: ChunkKey, data: &[u8]) -> bool {
-        let size = (data.len() + TRAILER_LEN) as u64;
+        let size = data.len() as u64;
         if size > self.max_size {
             return false;
         }
@@ -301,7 +380,7 @@ impl DiskCache {
         let written = (|| {
             let mut file = std::fs::File::create(&temp).map_err(|e| (temp.clone(), e))?;
             file.write_all(data)
-                .and_then(|()| file.write_all(&entry::trailer(key, data)))
+                .and_then(|()| set_header(&file, &entry::header(key, data)))
                 .map_err(|e| (temp.clone(), e))?;
             drop(file);
             let shard = target.parent().expect("entries live in a shard directory");
@@ -326,6 +405,7 @@ impl DiskCache {
             write_errors: c.write_errors.load(Ordering::Relaxed),
             skipped_writes: c.skipped_writes.load(Ordering::Relaxed),
             evictions: c.evictions.load(Ordering::Relaxed),
+            passthrough: c.passthrough.load(Ordering::Relaxed),
             entries: index.lru.len() as u64,
             bytes: index.bytes,
             max_size: self.max_size,
@@ -358,11 +438,114 @@ pub enum ReadError {
 pub fn read_entry(path: &Path, key: ChunkKey) -> Result<(Vec<u8>, SystemTime), ReadError> {
     let mut file = std::fs::File::open(path).map_err(ReadError::Io)?;
     let meta = file.metadata().map_err(ReadError::Io)?;
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.read_to_end(&mut bytes).map_err(ReadError::Io)?;
-    let len = entry::check(&bytes, key).map_err(ReadError::Damaged)?;
-    bytes.truncate(len);
-    Ok((bytes, meta.modified().unwrap_or(SystemTime::UNIX_EPOCH)))
+    let data = check_file(&mut file, meta.len(), key)?;
+    Ok((data, meta.modified().unwrap_or(SystemTime::UNIX_EPOCH)))
+}
+
+/// Reads an open entry file of `len` bytes from its start and checks it with its header;
+/// returns its bytes.
+fn check_file(file: &mut std::fs::File, len: u64, key: ChunkKey) -> Result<Vec<u8>, ReadError> {
+    let header = get_header(file).map_err(ReadError::Io)?;
+    let mut data = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    file.read_to_end(&mut data).map_err(ReadError::Io)?;
+    entry::check(&data, header.as_deref(), key).map_err(ReadError::Damaged)?;
+    Ok(data)
+}
+
+/// Checks an open entry file of `len` bytes from its start with its header, hashing it through
+/// a small reused buffer (no chunk-sized allocation to fault in).
+fn check_streamed(file: &mut std::fs::File, len: u64, key: ChunkKey) -> Result<(), ReadError> {
+    const BUFFER: usize = 256 << 10;
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let header = get_header(file).map_err(ReadError::Io)?;
+    let expected = entry::check_header(header.as_deref(), key).map_err(ReadError::Damaged)?;
+    expected.check_len(len).map_err(ReadError::Damaged)?;
+    let (read, hash) = BUF.with_borrow_mut(|buf| {
+        buf.resize(BUFFER, 0);
+        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+        let mut read = 0u64;
+        loop {
+            match file.read(buf) {
+                Ok(0) => return Ok((read, hasher.digest())),
+                Ok(n) => {
+                    hasher.update(&buf[..n]);
+                    read += n as u64;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(ReadError::Io(e)),
+            }
+        }
+    })?;
+    expected.check_data(read, hash).map_err(ReadError::Damaged)
+}
+
+/// Sets the header attribute of an entry file.
+fn set_header(file: &std::fs::File, header: &[u8]) -> std::io::Result<()> {
+    // SAFETY: the fd is open for the call's duration, the name is NUL-terminated and `header`
+    // is valid for `header.len()` bytes.
+    let rc = unsafe {
+        libc::fsetxattr(
+            file.as_raw_fd(),
+            entry::XATTR_NAME.as_ptr(),
+            header.as_ptr().cast(),
+            header.len(),
+            0,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// The header attribute of an entry file; `None` when it has none.
+fn get_header(file: &std::fs::File) -> std::io::Result<Option<Vec<u8>>> {
+    let mut buf = [0u8; 2 * HEADER_LEN];
+    // SAFETY: the fd is open for the call's duration, the name is NUL-terminated and `buf` is
+    // valid for writes of `buf.len()` bytes.
+    let rc = unsafe {
+        libc::fgetxattr(
+            file.as_raw_fd(),
+            entry::XATTR_NAME.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    match usize::try_from(rc) {
+        Ok(len) => Ok(Some(buf[..len.min(buf.len())].to_vec())),
+        Err(_) => {
+            let e = std::io::Error::last_os_error();
+            match e.raw_os_error() {
+                Some(libc::ENODATA) => Ok(None),
+                // Longer than any header: damaged, reported by its length.
+                Some(libc::ERANGE) => Ok(Some(vec![0; buf.len() + 1])),
+                _ => Err(e),
+            }
+        }
+    }
+}
+
+/// Fails when the filesystem of `tmp` does not support user extended attributes (entry
+/// headers). A directory that cannot be written passes: its entries can still be read, and
+/// failed writes are reported as they happen.
+fn probe_xattrs(tmp: &Path) -> std::io::Result<()> {
+    let probe = tmp.join(format!(".xattr-probe.{}", std::process::id()));
+    let Ok(file) = std::fs::File::create(&probe) else {
+        return Ok(());
+    };
+    let result = set_header(&file, &[0; HEADER_LEN]);
+    drop(file);
+    let _ = std::fs::remove_file(&probe);
+    match result {
+        Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => Err(std::io::Error::new(
+            e.kind(),
+            format!("the filesystem has no user extended attributes, which entries need ({e})"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Refreshes an entry's mtime (its persisted LRU position) when older than a minute; best
@@ -389,7 +572,7 @@ mod tests {
     }
 
     fn entry_size(data_len: usize) -> u64 {
-        (data_len + TRAILER_LEN) as u64
+        data_len as u64
     }
 
     #[test]
@@ -430,7 +613,7 @@ mod tests {
         assert!(on_disk <= max, "{on_disk} > {max}");
         assert_eq!(cache.stats().evictions, 1);
         // Too big for the bound: not stored, nothing evicted.
-        assert!(!cache.put(ChunkKey(9), &vec![0; max as usize]));
+        assert!(!cache.put(ChunkKey(9), &vec![0; max as usize + 1]));
         assert_eq!(cache.stats().entries, 3);
     }
 
@@ -460,11 +643,27 @@ mod tests {
         let cut = layout::entry_path(dir.path(), ChunkKey(2));
         let file = std::fs::OpenOptions::new().write(true).open(&cut).unwrap();
         file.set_len(600).unwrap();
+        cache.put(ChunkKey(3), &[9; 1000]);
+        let header_flip = layout::entry_path(dir.path(), ChunkKey(3));
+        let file = std::fs::File::open(&header_flip).unwrap();
+        let mut header = get_header(&file).unwrap().unwrap();
+        header[40] ^= 1;
+        set_header(&file, &header).unwrap();
+        drop(file);
+        // An entry of the old format: data and trailer in one file, no header attribute.
+        let old = layout::entry_path(dir.path(), ChunkKey(4));
+        let mut bytes = vec![1u8; 1000];
+        bytes.extend_from_slice(&entry::header(ChunkKey(4), &[1; 1000]));
+        std::fs::write(&old, bytes).unwrap();
+        drop(cache);
+        let cache = open(dir.path(), 1 << 20);
         assert_eq!(cache.get(ChunkKey(1)), None);
         assert_eq!(cache.get(ChunkKey(2)), None);
-        assert!(!flip.exists() && !cut.exists());
+        assert!(cache.open_verified(ChunkKey(3)).is_none());
+        assert_eq!(cache.get(ChunkKey(4)), None);
+        assert!(!flip.exists() && !cut.exists() && !header_flip.exists() && !old.exists());
         let stats = cache.stats();
-        assert_eq!((stats.corrupt, stats.entries), (2, 0));
+        assert_eq!((stats.corrupt, stats.entries), (4, 0));
         assert!(cache.put(ChunkKey(1), &[7; 1000]));
         assert_eq!(cache.get(ChunkKey(1)), Some(vec![7; 1000]));
     }
@@ -498,5 +697,55 @@ mod tests {
         assert_eq!((stats.write_errors, stats.skipped_writes), (1, 1));
         assert!(stats.write_failing.is_some());
         assert_eq!(stats.bytes, 0);
+    }
+
+    #[test]
+    fn entry_files_hold_the_data_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = open(dir.path(), 1 << 20);
+        cache.put(ChunkKey(5), b"just the chunk");
+        let path = layout::entry_path(dir.path(), ChunkKey(5));
+        assert_eq!(std::fs::read(&path).unwrap(), b"just the chunk");
+        let header = get_header(&std::fs::File::open(&path).unwrap()).unwrap();
+        assert_eq!(
+            header.as_deref(),
+            Some(&entry::header(ChunkKey(5), b"just the chunk")[..])
+        );
+    }
+
+    #[test]
+    fn passthrough_opens_check_once_and_survive_eviction() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = open(dir.path(), 2 * entry_size(100));
+        assert!(cache.open_verified(ChunkKey(1)).is_none());
+        cache.put(ChunkKey(1), &[1; 100]);
+        let mut file = cache.open_verified(ChunkKey(1)).unwrap();
+        // Checked once: a later change of the data in place goes unnoticed by this process
+        // (the kernel reads the file as it is), a replaced file is checked again.
+        assert_eq!(cache.index.lock().verified.len(), 1);
+        // Evicted while open: the open file still reads the whole chunk.
+        cache.put(ChunkKey(2), &[2; 100]);
+        cache.put(ChunkKey(3), &[3; 100]);
+        assert!(!cache.contains(ChunkKey(1)));
+        assert!(!cache.index.lock().verified.contains_key(&ChunkKey(1)));
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes).unwrap();
+        assert_eq!(bytes, vec![1; 100]);
+        assert!(cache.open_verified(ChunkKey(1)).is_none());
+        // A damaged file is never handed out.
+        let path = layout::entry_path(dir.path(), ChunkKey(2));
+        let mut data = std::fs::read(&path).unwrap();
+        data[7] ^= 4;
+        let file = std::fs::File::open(&path).unwrap();
+        let header = get_header(&file).unwrap().unwrap();
+        drop(file);
+        std::fs::remove_file(&path).unwrap();
+        std::fs::write(&path, &data).unwrap();
+        set_header(&std::fs::File::open(&path).unwrap(), &header).unwrap();
+        assert!(cache.open_verified(ChunkKey(2)).is_none());
+        assert!(!path.exists());
+        assert_eq!(cache.stats().corrupt, 1);
+        cache.count_passthrough();
+        assert_eq!((cache.stats().passthrough, cache.stats().hits), (1, 1));
     }
 }

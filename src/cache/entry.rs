@@ -1,5 +1,8 @@
-//! The on-disk format of one cached chunk: the chunk's bytes exactly as served (so byte `i` of
-//! the entry file is byte `i` of the chunk), then a fixed 64-byte trailer:
+//! The on-disk format of one cached chunk. The entry file holds the chunk's bytes alone,
+//! exactly as served (byte `i` of the file is byte `i` of the chunk), so a verified entry can be
+//! handed to the kernel as the backing file of a FUSE passthrough open. A fixed 64-byte header
+//! travels with the file as its extended attribute [`XATTR_NAME`] (set before the file is
+//! renamed into place, so an entry is never visible without it):
 //!
 //! | bytes  | field                                             |
 //! |--------|---------------------------------------------------|
@@ -10,55 +13,60 @@
 //! | 32..40 | data length (u64 LE)                              |
 //! | 40..48 | xxh3-64 of the data                               |
 //! | 48..56 | reserved, zero                                    |
-//! | 56..64 | xxh3-64 of trailer bytes 0..56                    |
+//! | 56..64 | xxh3-64 of header bytes 0..56                     |
 //!
-//! Data first keeps served offsets equal to file offsets (a later change can read a range of a
-//! verified entry in place). Owns encoding and checking only; no I/O.
+//! Version 1 appended the same 64 bytes to the data instead; such files have no header
+//! attribute and are dropped as damaged. Owns encoding and checking only; no I/O.
 
 use xxhash_rust::xxh3::xxh3_64;
 
 use super::key::ChunkKey;
 
 /// Bump whenever the layout changes; entries of another version are dropped on read.
-pub const FORMAT_VERSION: u32 = 1;
-/// Length of the trailer that follows the data.
-pub const TRAILER_LEN: usize = 64;
+pub const FORMAT_VERSION: u32 = 2;
+/// Length of the header.
+pub const HEADER_LEN: usize = 64;
+/// The extended attribute holding an entry's header.
+pub const XATTR_NAME: &std::ffi::CStr = c"user.atlasfs.entry";
 const MAGIC: &[u8; 8] = b"ATLASCHK";
 
 /// Why an entry was rejected.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum EntryError {
-    /// Shorter than a trailer.
-    #[error("truncated: {len} bytes, shorter than the {TRAILER_LEN}-byte trailer")]
-    TooShort {
-        /// File length.
-        len: u64,
+    /// The file has no header attribute (written by an older version, or not an entry).
+    #[error("no {} header (an older entry format, or not an entry)", XATTR_NAME.to_string_lossy())]
+    NoHeader,
+    /// The header is not 64 bytes long.
+    #[error("header of {len} bytes, expected {HEADER_LEN}")]
+    HeaderLength {
+        /// Header length found.
+        len: usize,
     },
     /// Not an atlasfs cache entry.
     #[error("bad magic")]
     BadMagic,
-    /// The trailer's own checksum does not match.
-    #[error("trailer checksum mismatch")]
-    TrailerChecksum,
+    /// The header's own checksum does not match.
+    #[error("header checksum mismatch")]
+    HeaderChecksum,
     /// Written by another format version.
     #[error("format version {found}, expected {FORMAT_VERSION}")]
     Version {
         /// Version found.
         found: u32,
     },
-    /// The trailer names another key than the file name.
+    /// The header names another key than the file name.
     #[error("holds key {found}, expected {expected}")]
     KeyMismatch {
-        /// Key in the trailer.
+        /// Key in the header.
         found: ChunkKey,
         /// Key the file is named after.
         expected: ChunkKey,
     },
-    /// The data length does not match the trailer.
-    #[error("data length {found}, trailer says {expected} (truncated or extended)")]
+    /// The data length does not match the header.
+    #[error("data length {found}, header says {expected} (truncated or extended)")]
     Length {
-        /// Length in the trailer.
+        /// Length in the header.
         expected: u64,
         /// Length found.
         found: u64,
@@ -68,9 +76,9 @@ pub enum EntryError {
     DataChecksum,
 }
 
-/// The trailer written after `data`.
-pub fn trailer(key: ChunkKey, data: &[u8]) -> [u8; TRAILER_LEN] {
-    let mut t = [0u8; TRAILER_LEN];
+/// The header of the entry of `key` holding `data`.
+pub fn header(key: ChunkKey, data: &[u8]) -> [u8; HEADER_LEN] {
+    let mut t = [0u8; HEADER_LEN];
     t[0..8].copy_from_slice(MAGIC);
     t[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
     t[16..32].copy_from_slice(&key.0.to_le_bytes());
@@ -81,110 +89,169 @@ pub fn trailer(key: ChunkKey, data: &[u8]) -> [u8; TRAILER_LEN] {
     t
 }
 
-/// Checks a whole entry file's bytes against `expected` and returns the data length.
+/// What an intact header says of its data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expected {
+    /// Data length in bytes.
+    pub len: u64,
+    /// xxh3-64 of the data.
+    pub hash: u64,
+}
+
+impl Expected {
+    /// Checks data of `len` bytes whose xxh3-64 is `hash`.
+    ///
+    /// # Errors
+    /// [`EntryError::Length`] or [`EntryError::DataChecksum`].
+    pub fn check_data(&self, len: u64, hash: u64) -> Result<(), EntryError> {
+        self.check_len(len)?;
+        if hash != self.hash {
+            return Err(EntryError::DataChecksum);
+        }
+        Ok(())
+    }
+
+    /// Checks only the data length (before reading the data).
+    ///
+    /// # Errors
+    /// [`EntryError::Length`].
+    pub fn check_len(&self, len: u64) -> Result<(), EntryError> {
+        if len != self.len {
+            return Err(EntryError::Length {
+                expected: self.len,
+                found: len,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Checks an entry's `data` (the whole file) and `header` (its attribute; `None` when absent)
+/// against `expected`.
 ///
 /// # Errors
 /// [`EntryError`] saying what is wrong; a corrupt or truncated entry is never accepted.
-pub fn check(file: &[u8], expected: ChunkKey) -> Result<usize, EntryError> {
-    let len = file.len();
-    if len < TRAILER_LEN {
-        return Err(EntryError::TooShort { len: len as u64 });
+pub fn check(data: &[u8], header: Option<&[u8]>, expected: ChunkKey) -> Result<(), EntryError> {
+    check_header(header, expected)?.check_data(data.len() as u64, xxh3_64(data))
+}
+
+/// Checks an entry's `header` (its attribute; `None` when absent) against `expected`; returns
+/// what it says of the data, to be checked with [`Expected::check_data`].
+///
+/// # Errors
+/// [`EntryError`] saying what is wrong with the header.
+pub fn check_header(header: Option<&[u8]>, expected: ChunkKey) -> Result<Expected, EntryError> {
+    let t = header.ok_or(EntryError::NoHeader)?;
+    if t.len() != HEADER_LEN {
+        return Err(EntryError::HeaderLength { len: t.len() });
     }
-    let (data, t) = file.split_at(len - TRAILER_LEN);
     if &t[0..8] != MAGIC {
         return Err(EntryError::BadMagic);
     }
     if xxh3_64(&t[0..56]) != u64_at(t, 56) {
-        return Err(EntryError::TrailerChecksum);
+        return Err(EntryError::HeaderChecksum);
     }
-    let version = u32::from_le_bytes(t[8..12].try_into().expect("4 bytes"));
+    let version = u32_at(t, 8);
     if version != FORMAT_VERSION {
         return Err(EntryError::Version { found: version });
     }
-    let found = ChunkKey(u128::from_le_bytes(t[16..32].try_into().expect("16 bytes")));
+    let found = ChunkKey(u64_at(t, 16) as u128 | (u64_at(t, 24) as u128) << 64);
     if found != expected {
         return Err(EntryError::KeyMismatch { found, expected });
     }
-    let data_len = u64_at(t, 32);
-    if data_len != data.len() as u64 {
-        return Err(EntryError::Length {
-            expected: data_len,
-            found: data.len() as u64,
-        });
-    }
-    if xxh3_64(data) != u64_at(t, 40) {
-        return Err(EntryError::DataChecksum);
-    }
-    Ok(data.len())
+    Ok(Expected {
+        len: u64_at(t, 32),
+        hash: u64_at(t, 40),
+    })
 }
 
 fn u64_at(bytes: &[u8], at: usize) -> u64 {
-    u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes"))
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(b)
+}
+
+fn u32_at(bytes: &[u8], at: usize) -> u32 {
+    let mut b = [0u8; 4];
+    b.copy_from_slice(&bytes[at..at + 4]);
+    u32::from_le_bytes(b)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn entry(key: ChunkKey, data: &[u8]) -> Vec<u8> {
-        let mut file = data.to_vec();
-        file.extend_from_slice(&trailer(key, data));
-        file
-    }
-
     /// Pins the exact bytes: changing the layout must bump FORMAT_VERSION and this test.
     #[test]
-    fn trailer_bytes_are_pinned() {
-        let t = trailer(ChunkKey(0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10), b"abc");
+    fn header_bytes_are_pinned() {
+        let t = header(ChunkKey(0x0102_0304_0506_0708_090a_0b0c_0d0e_0f10), b"abc");
         let hex: String = t.iter().map(|b| format!("{b:02x}")).collect();
         let expected = concat!(
             "41544c415343484b",                 // magic
-            "01000000",                         // format version
+            "02000000",                         // format version
             "00000000",                         // reserved
             "100f0e0d0c0b0a090807060504030201", // key
             "0300000000000000",                 // data length
             "50392f89945faf78",                 // xxh3-64 of "abc"
             "0000000000000000",                 // reserved
-            "a4688b1262c8d981",                 // trailer checksum
+            "b24193e3f39e88ae",                 // header checksum
         );
         assert_eq!(hex, expected);
-        assert_eq!(FORMAT_VERSION, 1);
+        assert_eq!(FORMAT_VERSION, 2);
+        assert_eq!(XATTR_NAME.to_str(), Ok("user.atlasfs.entry"));
     }
 
     #[test]
     fn a_good_entry_checks() {
         let key = ChunkKey(42);
-        let file = entry(key, b"chunk bytes");
-        assert_eq!(check(&file, key), Ok(11));
-        assert_eq!(check(&entry(key, b""), key), Ok(0));
+        let data = b"chunk bytes";
+        assert_eq!(check(data, Some(&header(key, data)), key), Ok(()));
+        // Streamed hashing gives the one-shot hash.
+        let mut streamed = xxhash_rust::xxh3::Xxh3::new();
+        streamed.update(b"chunk ");
+        streamed.update(b"bytes");
+        let expected = check_header(Some(&header(key, data)), key).unwrap();
+        assert_eq!(expected.check_data(11, streamed.digest()), Ok(()));
+        assert_eq!(check(b"", Some(&header(key, b"")), key), Ok(()));
     }
 
     #[test]
     fn every_kind_of_damage_is_caught() {
         let key = ChunkKey(7);
-        let good = entry(key, &[5u8; 100]);
-        let mut flipped = good.clone();
+        let data = [5u8; 100];
+        let good = header(key, &data);
+        let mut flipped = data;
         flipped[10] ^= 0x40;
-        assert_eq!(check(&flipped, key), Err(EntryError::DataChecksum));
-        let mut trailer_flip = good.clone();
-        trailer_flip[100 + 33] ^= 1;
-        assert_eq!(check(&trailer_flip, key), Err(EntryError::TrailerChecksum));
-        assert_eq!(check(&good[..80], key), Err(EntryError::BadMagic));
         assert_eq!(
-            check(&good[..10], key),
-            Err(EntryError::TooShort { len: 10 })
+            check(&flipped, Some(&good), key),
+            Err(EntryError::DataChecksum)
         );
-        let mut cut = good[..40].to_vec();
-        cut.extend_from_slice(&good[100..]);
+        let mut header_flip = good;
+        header_flip[33] ^= 1;
         assert_eq!(
-            check(&cut, key),
+            check(&data, Some(&header_flip), key),
+            Err(EntryError::HeaderChecksum)
+        );
+        let mut magic_flip = good;
+        magic_flip[0] ^= 1;
+        assert_eq!(
+            check(&data, Some(&magic_flip), key),
+            Err(EntryError::BadMagic)
+        );
+        assert_eq!(check(&data, None, key), Err(EntryError::NoHeader));
+        assert_eq!(
+            check(&data, Some(&good[..10]), key),
+            Err(EntryError::HeaderLength { len: 10 })
+        );
+        assert_eq!(
+            check(&data[..40], Some(&good), key),
             Err(EntryError::Length {
                 expected: 100,
                 found: 40
             })
         );
         assert!(matches!(
-            check(&good, ChunkKey(8)),
+            check(&data, Some(&good), ChunkKey(8)),
             Err(EntryError::KeyMismatch { .. })
         ));
     }

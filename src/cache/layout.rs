@@ -36,7 +36,7 @@ pub struct Found {
     pub key: ChunkKey,
     /// Its file.
     pub path: PathBuf,
-    /// File length in bytes (data and trailer).
+    /// File length in bytes.
     pub size: u64,
     /// Last modification: the last write or use.
     pub modified: SystemTime,

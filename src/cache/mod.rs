@@ -8,7 +8,7 @@
 //! | `key.rs` | [`ChunkKey`] |
 //! | `memory.rs` | the memory tier |
 //! | `flight.rs` | single flight |
-//! | `entry.rs` | the on-disk entry format (trailer with key and checksums) |
+//! | `entry.rs` | the on-disk entry format (header attribute with key and checksums) |
 //! | `layout.rs` | paths under the cache directory, listing and clearing entries |
 //! | `disk.rs` | the disk tier: index, LRU bound, atomic writes, damaged-entry handling |
 //! | `writeback.rs` | deferred disk writes on an idle-priority thread, flushed at unmount |

@@ -2,19 +2,25 @@
 //! call and turns the result into a reply or an errno. Read-only; long TTLs because each
 //! snapshot is immutable and a swap ([`Swapper`]) tells the kernel what to forget; failed chunks
 //! get `EIO` and one log line naming the source and chunk.
+//!
+//! A chunk whose entry is in the disk cache, with unchanged sources, is handed to the kernel
+//! with FUSE passthrough: the kernel reads the entry's file directly, at local-disk speed. That
+//! needs the kernel to offer it (≥ 6.9) and `CAP_SYS_ADMIN`; without either, or when handing a
+//! file over fails, chunks are served through `read` as before.
 
 use std::ffi::OsStr;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use fuser::{
-    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, INodeNo, KernelConfig,
-    LockOwner, MountOption, Notifier, OpenFlags, ReplyAttr, ReplyData, ReplyDirectory, ReplyEntry,
-    ReplyOpen, Request,
+    Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, INodeNo, InitFlags,
+    KernelConfig, LockOwner, MountOption, Notifier, OpenFlags, ReplyAttr, ReplyData,
+    ReplyDirectory, ReplyEntry, ReplyOpen, Request,
 };
 
-use super::handles::{Handles, OpenFile};
+use super::handles::{Handles, Io, OpenFile};
 use super::inodes::child_path;
 use super::snapshot::{Resolved, Snapshots};
 use crate::keyspace::{KeyError, KeySpace, Kind};
@@ -54,6 +60,9 @@ pub struct AtlasFs {
     uid: u32,
     gid: u32,
     mounted_at: SystemTime,
+    /// Whether verified disk-cache entries are handed to the kernel (decided at `init`, turned
+    /// off if the kernel refuses a backing file).
+    passthrough: AtomicBool,
 }
 
 impl AtlasFs {
@@ -67,6 +76,30 @@ impl AtlasFs {
             uid,
             gid,
             mounted_at: SystemTime::now(),
+            passthrough: AtomicBool::new(false),
+        }
+    }
+
+    /// How the kernel should read a first open file of an inode: passed through to the chunk's
+    /// disk-cache entry when there is an intact one (and passthrough is on), else through us.
+    fn first_io(&self, reply: &ReplyOpen, keys: &KeySpace, open: &crate::keyspace::OpenKey) -> Io {
+        if !self.passthrough.load(Ordering::Relaxed) {
+            return Io::Daemon;
+        }
+        let Some(file) = keys.passthrough_file(open) else {
+            return Io::Daemon;
+        };
+        match reply.open_backing(&file) {
+            Ok(backing) => Io::Passthrough(Arc::new(backing)),
+            Err(e) => {
+                if self.passthrough.swap(false, Ordering::Relaxed) {
+                    tracing::info!(
+                        "passthrough: off, the kernel refused a backing file ({e}); \
+                         serving cached chunks through the daemon"
+                    );
+                }
+                Io::Daemon
+            }
         }
     }
 
@@ -102,6 +135,30 @@ impl Filesystem for AtlasFs {
         if let Err(max) = config.set_max_readahead(4 << 20) {
             let _ = config.set_max_readahead(max);
         }
+        let on = if !self.snapshots.current().has_disk_cache() {
+            Err("no disk cache")
+        } else if !config.capabilities().contains(InitFlags::FUSE_PASSTHROUGH) {
+            Err("the kernel does not offer it (needs 6.9 or later)")
+        } else if !has_cap_sys_admin() {
+            Err("needs CAP_SYS_ADMIN (root)")
+        } else if config.set_max_stack_depth(1).is_err()
+            || config
+                .add_capabilities(InitFlags::FUSE_PASSTHROUGH)
+                .is_err()
+        {
+            Err("the kernel refused it")
+        } else {
+            Ok(())
+        };
+        match on {
+            Ok(()) => tracing::info!(
+                "passthrough: on, the kernel reads verified disk-cache entries directly"
+            ),
+            Err(why) => tracing::info!(
+                "passthrough: off ({why}); cached chunks are served through the daemon"
+            ),
+        }
+        self.passthrough.store(on.is_ok(), Ordering::Relaxed);
         Ok(())
     }
 
@@ -146,13 +203,30 @@ impl Filesystem for AtlasFs {
         };
         // Keep the kernel's page cache only while the sources are unchanged; otherwise the
         // kernel drops it and reads come to us (and fail with EIO) instead of serving stale bytes.
-        let flags = if open.is_current() {
-            FopenFlags::FOPEN_KEEP_CACHE
-        } else {
-            FopenFlags::empty()
+        let current = open.is_current();
+        let io = match self
+            .handles
+            .io_for_open(ino.0, current, || self.first_io(&reply, &keys, &open))
+        {
+            Ok(io) => io,
+            Err(e) => {
+                tracing::error!("open {path}: {e}");
+                return reply.error(Errno::EIO);
+            }
         };
-        let fh = self.handles.insert(OpenFile { keys, key: open });
-        reply.opened(FileHandle(fh), flags);
+        if matches!(io, Io::Passthrough(_)) {
+            keys.count_passthrough();
+        }
+        let fh = FileHandle(self.handles.insert(OpenFile {
+            keys,
+            key: open,
+            ino: ino.0,
+        }));
+        match io {
+            Io::Passthrough(backing) => reply.opened_passthrough(fh, FopenFlags::empty(), &backing),
+            Io::Daemon if current => reply.opened(fh, FopenFlags::FOPEN_KEEP_CACHE),
+            Io::Daemon => reply.opened(fh, FopenFlags::empty()),
+        }
     }
 
     fn read(
@@ -265,6 +339,19 @@ impl Filesystem for AtlasFs {
         self.handles.remove_dir(fh.0);
         reply.ok();
     }
+}
+
+/// Whether this process has `CAP_SYS_ADMIN` in its effective set (the kernel requires it to
+/// register passthrough backing files).
+fn has_cap_sys_admin() -> bool {
+    const CAP_SYS_ADMIN: u32 = 21;
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+            u64::from_str_radix(hex.trim(), 16).ok()
+        })
+        .is_some_and(|caps| caps & (1 << CAP_SYS_ADMIN) != 0)
 }
 
 /// Swaps the snapshot a mount serves, from any thread but a FUSE handler's.

@@ -35,6 +35,39 @@ impl OpenKey {
 }
 
 impl KeySpace {
+    /// The disk-cache file of an open chunk whose sources were unchanged at open, checked and
+    /// opened read-only, for a front end to hand to the kernel (FUSE passthrough): the file holds
+    /// exactly the chunk's bytes. `None` for documents, changed sources, chunks not on disk and
+    /// damaged entries (which are dropped); the caller then reads through [`KeySpace::read_open`].
+    /// Call [`KeySpace::count_passthrough`] once the kernel took the file.
+    pub fn passthrough_file(&self, open: &OpenKey) -> Option<std::fs::File> {
+        let Target::Chunk { array, index, .. } = &open.target else {
+            return None;
+        };
+        if !open.current {
+            return None;
+        }
+        let disk = self.cache.disk()?;
+        let file = disk.open_verified(self.chunk_key(array, index))?;
+        // The kernel reads a backing file to its end: it must be exactly the size it is served at.
+        let len = file.metadata().ok()?.len();
+        (len == array.recipe.chunk_len(&array.geometry, index)).then_some(file)
+    }
+
+    /// Counts a chunk handed to the kernel (a disk hit served by passthrough).
+    pub fn count_passthrough(&self) {
+        if let Some(disk) = self.cache.disk() {
+            disk.count_passthrough();
+        }
+    }
+
+    /// Whether this key space has a disk cache (whose entries passthrough could hand out).
+    pub fn has_disk_cache(&self) -> bool {
+        self.cache.disk().is_some()
+    }
+}
+
+impl KeySpace {
     /// Opens file `key` for reading; `None` when it is not a file of the key space.
     pub fn open(&self, key: &str) -> Option<OpenKey> {
         Some(match self.resolve(key)? {

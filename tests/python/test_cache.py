@@ -34,8 +34,8 @@ from conftest import Mount, daemon_pids, is_mounted, run_atlasfs, write_config
 NY, NX = 40, 50
 DAYS = 30
 CHUNK_BYTES = NY * NX * 4  # one day of float32
-TRAILER = 64  # bytes after each entry's data
-ENTRY_BYTES = CHUNK_BYTES + TRAILER
+ENTRY_BYTES = CHUNK_BYTES  # an entry file holds the chunk's bytes alone
+HEADER_XATTR = "user.atlasfs.entry"  # the entry's 64-byte header: key, length, checksums
 TOTAL_CHUNKS = 2 * DAYS + 2  # sst and time (one chunk a day), lat, lon
 
 
@@ -303,15 +303,16 @@ def test_remount_serves_cached_chunks_without_recomputing(atlasfs_bin, tmp_path,
 
 
 def damage(paths: list[Path]) -> None:
-    """Flip a data byte of the first, truncate the second, flip a trailer byte of the third."""
+    """Flip a data byte of the first, truncate the second, flip a header byte of the third."""
     data = bytearray(paths[0].read_bytes())
     data[len(data) // 3] ^= 0x20
     paths[0].write_bytes(bytes(data))
     with open(paths[1], "r+b") as f:
         f.truncate(CHUNK_BYTES // 2)
-    data = bytearray(paths[2].read_bytes())
-    data[-20] ^= 0x01
-    paths[2].write_bytes(bytes(data))
+    header = bytearray(os.getxattr(paths[2], HEADER_XATTR))
+    assert len(header) == 64
+    header[44] ^= 0x01  # inside the data checksum
+    os.setxattr(paths[2], HEADER_XATTR, bytes(header))
 
 
 def test_damaged_entries_are_detected_and_recomputed(atlasfs_bin, tmp_path, days, expected,
@@ -369,7 +370,7 @@ def test_kill_9_during_warm_then_mount_reads_correct_values(atlasfs_bin, tmp_pat
     cache = tmp_path / "cache"
     config = cache_config(tmp_path / "c.toml", big, cache)
     assert run_atlasfs(atlasfs_bin, "index", config, timeout=120).returncode == 0
-    entry_bytes = 200 * 300 * 4 + TRAILER
+    entry_bytes = 200 * 300 * 4
 
     proc = subprocess.Popen([atlasfs_bin, "warm", str(config), "sst", "--jobs", "1"],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
