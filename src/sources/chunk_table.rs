@@ -29,12 +29,7 @@ impl ChunkTable {
     /// Builds a table for a chunk grid of `grid` chunks per dimension from
     /// `(grid index, ChunkRef)` pairs in any order. Entries outside the grid are dropped.
     pub fn new(grid: Vec<u64>, entries: impl IntoIterator<Item = (Vec<u64>, ChunkRef)>) -> Self {
-        let mut rows: Vec<(u64, ChunkRef)> = entries
-            .into_iter()
-            .filter_map(|(index, r)| linear_index(&grid, &index).map(|l| (l, r)))
-            .collect();
-        rows.sort_by_key(|(l, _)| *l);
-        rows.dedup_by_key(|(l, _)| *l);
+        let rows = grid_rows(&grid, entries);
         let any_mask = rows.iter().any(|(_, r)| r.filter_mask != 0);
         ChunkTable {
             linear: rows.iter().map(|(l, _)| *l).collect(),
@@ -84,6 +79,21 @@ impl ChunkTable {
             filter_mask: self.masks.get(i).copied().unwrap_or(0),
         })
     }
+}
+
+/// The entries inside a grid of `grid` chunks per dimension, by C-order position, sorted; of
+/// duplicates the first is kept.
+pub(crate) fn grid_rows<T>(
+    grid: &[u64],
+    entries: impl IntoIterator<Item = (Vec<u64>, T)>,
+) -> Vec<(u64, T)> {
+    let mut rows: Vec<(u64, T)> = entries
+        .into_iter()
+        .filter_map(|(index, value)| linear_index(grid, &index).map(|l| (l, value)))
+        .collect();
+    rows.sort_by_key(|(l, _)| *l);
+    rows.dedup_by_key(|(l, _)| *l);
+    rows
 }
 
 /// The C-order position of `index` in a grid of `grid` chunks per dimension; `None` outside it.

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::sources::chunk_table::linear_index;
+use crate::sources::chunk_table::{grid_rows, linear_index};
 use crate::sources::model::FileVersion;
 
 /// Stored chunk objects of one array, sorted by linear (C-order) grid index.
@@ -20,12 +20,7 @@ impl ChunkVersions {
     /// A table for a grid of `grid` chunks per dimension from `(grid index, version)` pairs in
     /// any order; entries outside the grid are dropped, duplicates keep the first.
     pub fn new(grid: Vec<u64>, entries: impl IntoIterator<Item = (Vec<u64>, FileVersion)>) -> Self {
-        let mut rows: Vec<(u64, FileVersion)> = entries
-            .into_iter()
-            .filter_map(|(index, v)| linear_index(&grid, &index).map(|l| (l, v)))
-            .collect();
-        rows.sort_by_key(|(l, _)| *l);
-        rows.dedup_by_key(|(l, _)| *l);
+        let rows = grid_rows(&grid, entries);
         ChunkVersions {
             grid,
             linear: rows.iter().map(|(l, _)| *l).collect(),
