@@ -119,3 +119,16 @@ pub fn redacted(error: &dyn std::fmt::Display) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registered_secrets_never_reach_a_message() {
+        register_secret("opt-secret-3f9a");
+        let message = redacted(&"signing with opt-secret-3f9a failed");
+        assert_eq!(message, "signing with *** failed");
+        assert_eq!(redacted(&"nothing secret"), "nothing secret");
+    }
+}

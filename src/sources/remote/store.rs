@@ -35,6 +35,11 @@ pub fn open_store(
         store: store.to_owned(),
         reason,
     };
+    // Option values may be credentials: no message may ever show them.
+    storage
+        .options
+        .values()
+        .for_each(|value| super::register_secret(value));
     let scheme = store.split_once("://").map_or("", |(s, _)| s);
     let allow_http = scheme == "http"
         || storage
@@ -52,6 +57,11 @@ pub fn open_store(
             let profile = profile::aws_profile(storage.profile.as_deref());
             if std::env::var_os("AWS_ACCESS_KEY_ID").is_none() || storage.profile.is_some() {
                 if let Some(creds) = &profile.credentials {
+                    super::register_secret(&creds.secret_access_key);
+                    creds
+                        .session_token
+                        .iter()
+                        .for_each(|token| super::register_secret(token));
                     builder = builder
                         .with_access_key_id(&creds.access_key_id)
                         .with_secret_access_key(&creds.secret_access_key);
