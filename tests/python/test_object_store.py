@@ -52,6 +52,7 @@ from conftest import assert_same_dataset, daemon_pids, is_eio, is_mounted, run_a
 from fixtures import AGGREGATION_KINDS, SINGLE_FILE_KINDS
 from s3server import CREDENTIALS, atlasfs_env, s3_url, storage_table
 from test_aggregation import assert_same_joined, reference, time_length
+from test_bad_input import wait_for
 from test_fidelity import CASE_IDS, CASES, float32_packed, open_mounted, open_original
 
 # A persistently failing chunk must fail (EIO) within this many seconds: retries are bounded.
@@ -90,15 +91,6 @@ def index_counts(out: str) -> tuple[int, int]:
     m = re.search(r"\((\d+) read now, (\d+) unchanged", out)
     assert m, out
     return int(m.group(1)), int(m.group(2))
-
-
-def wait_for(predicate, timeout=10.0, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
 
 
 def read_strict(path) -> tuple[bytes, OSError | None]:
