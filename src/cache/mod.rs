@@ -18,6 +18,7 @@
 
 mod disk;
 pub mod entry;
+mod entry_file;
 mod flight;
 mod health;
 pub mod key;
@@ -30,7 +31,8 @@ mod writeback;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-pub use disk::{read_entry, DiskCache, DiskError, DiskStats, ReadError};
+pub use disk::{DiskCache, DiskError, DiskStats};
+pub use entry_file::{read_entry, ReadError};
 pub use key::ChunkKey;
 pub use lock::{CacheLock, LockError, LockMode};
 pub use memory::{MemoryCache, MemoryStats};
