@@ -928,18 +928,24 @@ def main() -> int:
     if args.opens < 1 or args.repeat < 1:
         p.error("--opens and --repeat must be at least 1")
 
+    return run_main("bench", lambda: Bench(args).run(), "mounts were unmounted")
+
+
+def run_main(name: str, run, cleaned: str) -> int:
+    """Runs a benchmark's ``run()``: SIGTERM/SIGHUP interrupt it like Ctrl-C (its cleanup,
+    described by ``cleaned``, runs); a BenchError is one error line. Returns the exit code."""
     def stop(signum, _frame):
         raise KeyboardInterrupt(f"signal {signum}")
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGHUP, stop)
     try:
-        return Bench(args).run()
+        return run()
     except BenchError as e:
-        print(f"bench: error: {e}", file=sys.stderr)
+        print(f"{name}: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("bench: interrupted; mounts were unmounted", file=sys.stderr)
+        print(f"{name}: interrupted; {cleaned}", file=sys.stderr)
         return 130
 
 

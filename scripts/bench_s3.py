@@ -42,7 +42,6 @@ import os
 import platform
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -51,7 +50,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 # Shared with the other benchmark parts in the same directory.
-from bench import CHILD_LOAD, VAR, Bench, BenchError, add_results, ratio, say, table, tail
+from bench import CHILD_LOAD, VAR, Bench, BenchError, add_results, ratio, run_main, say, table, tail
 
 BUCKET = "bench"
 PREFIX = "sst365"
@@ -729,19 +728,8 @@ def main() -> int:
     if args.repeat < 1:
         p.error("--repeat must be at least 1")
 
-    def stop(signum, _frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGHUP, stop)
-    try:
-        return S3Bench(args).run()
-    except BenchError as e:
-        print(f"bench_s3: error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("bench_s3: interrupted; mounts were unmounted and the server stopped", file=sys.stderr)
-        return 130
+    return run_main("bench_s3", lambda: S3Bench(args).run(),
+                    "mounts were unmounted and the server stopped")
 
 
 if __name__ == "__main__":

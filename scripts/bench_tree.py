@@ -36,7 +36,6 @@ import platform
 import random
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -137,7 +136,7 @@ print(json.dumps(out))
 
 
 # Shared with the issue-2/cache benchmark in the same directory.
-from bench import Bench, BenchError, add_results, say, tail  # noqa: E402
+from bench import Bench, BenchError, add_results, run_main, say, tail  # noqa: E402
 
 
 # --- archive generation (worker processes) -----------------------------------------------------
@@ -650,19 +649,7 @@ def main() -> int:
     if not (1 <= args.variables <= len(VARIABLES)) or args.models < 1 or args.experiments < 1:
         p.error(f"--models/--experiments must be >= 1 and --variables within 1..{len(VARIABLES)}")
 
-    def stop(signum, _frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGHUP, stop)
-    try:
-        return TreeBench(args).run()
-    except BenchError as e:
-        print(f"bench_tree: error: {e}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("bench_tree: interrupted; the mount was unmounted", file=sys.stderr)
-        return 130
+    return run_main("bench_tree", lambda: TreeBench(args).run(), "the mount was unmounted")
 
 
 if __name__ == "__main__":
