@@ -19,9 +19,11 @@ dropped (cold; needs root) or the source files are read into it (warm, --warm or
 
 The chunk cache, on the 365-file archive (every first read starts from an empty cache):
 `atlasfs warm` of the whole archive (time, peak RSS); the full load on a fresh mount whose disk
-cache is warm, against the local materialized Zarr; one-chunk read latency (p50, p99) from the
-disk cache and from the kernel's page cache, against reading the same chunk bytes from a local
-file; aggregate throughput of 1, 2, 4 and 8 dask threads, with the cache warm and cold; and the
+cache is warm, against the local materialized Zarr; one-chunk read latency (p50, p99) on a fresh
+mount and on the same mount again, each chunk read alternately through the mount and from a local
+copy (both sets first given the same OS page-cache state); aggregate throughput of 1, 2, 4 and 8
+dask threads with the cache warm (interleaved rounds, against a local copy of the same store) and
+cold; and the
 daemon's peak RSS while a reader warms the whole archive through a mount whose memory tier is
 smaller than the archive.
 
@@ -53,6 +55,8 @@ FILE_COUNTS = {"a365": 365, "a5000": 5000}
 GOAL_OPEN_SPEEDUP = 100.0
 GOAL_INDEX_SPEEDUP = 20.0
 GOAL_LOCAL_ZARR_FACTOR = 1.3
+THREADS = (1, 2, 4, 8)
+THREAD_ROUNDS = 5
 
 # Children run in fresh interpreters of this same environment. Imports are done before the clock
 # starts: the figure is the open (and load), not Python's start-up.
@@ -96,20 +100,26 @@ load_s = time.perf_counter() - t
 print(json.dumps({"load_s": load_s, "nbytes": int(a.nbytes)}))
 """
 # One chunk file at a time, each opened, read whole and closed, in a fixed random order: the
-# latency a reader of one chunk sees.
+# latency a reader of one chunk sees. Arguments: N chunk files through the mount, then the same
+# N chunks as local files. Each chunk is read from both, alternating which goes first, so the
+# anchor is measured in the same moments as atlasfs.
 CHILD_CHUNK_LATENCY = r"""
-import json, os, random, sys, time
-files = sys.argv[1:]
-random.Random(0).shuffle(files)
-lat = []
-for f in files:
-    t = time.perf_counter()
-    with open(f, "rb") as fh:
-        fh.read()
-    lat.append(time.perf_counter() - t)
-lat.sort()
-q = lambda p: lat[min(len(lat) - 1, int(round(p * (len(lat) - 1))))]
-print(json.dumps({"p50_s": q(0.5), "p99_s": q(0.99), "n": len(lat)}))
+import json, random, sys, time
+n = (len(sys.argv) - 1) // 2
+files = {"mount": sys.argv[1:1 + n], "local": sys.argv[1 + n:]}
+order = list(range(n))
+random.Random(0).shuffle(order)
+lat = {"mount": [], "local": []}
+for k, i in enumerate(order):
+    for name in (("mount", "local") if k % 2 == 0 else ("local", "mount")):
+        t = time.perf_counter()
+        with open(files[name][i], "rb") as fh:
+            fh.read()
+        lat[name].append(time.perf_counter() - t)
+def q(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p * (len(values) - 1))))]
+print(json.dumps({k: {"p50_s": q(v, 0.5), "p99_s": q(v, 0.99), "n": len(v)} for k, v in lat.items()}))
 """
 # Runs a command and reports the peak RSS of it (its only child).
 CHILD_PEAK_RSS = r"""
@@ -605,6 +615,19 @@ class Bench:
                 while fh.read(1 << 22):
                     pass
 
+    def same_os_cache_state(self, a: list[Path], b: list[Path]) -> None:
+        """Drops two sets of files from the OS page cache and reads them back in alternately,
+        so both are cached the same way (how the kernel lays out a file's cache depends on how
+        and when it was read, and moves a whole-file read by tens of percent)."""
+        for p in a + b:
+            fd = os.open(p, os.O_RDONLY)
+            try:
+                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            finally:
+                os.close(fd)
+        for i in range(max(len(a), len(b))):
+            self.read_into_os_cache(a[i:i + 1] + b[i:i + 1])
+
     def remount_warm_cache(self, config: Path, cache: Path, mp: Path, os_cache: str) -> int:
         """A fresh mount (daemon memory and the mount's page cache empty) over the disk cache as
         it is, with its entry files in the OS page cache ("warm") or not ("cold")."""
@@ -647,7 +670,8 @@ class Bench:
             c["warm_load_os_cold_s"] = self.child(CHILD_LOAD, str(mp / VAR), VAR)["load_s"]
             say(f"  entries read from disk (OS page cache dropped): load {c['warm_load_os_cold_s']:.3f} s")
 
-        say("chunk cache: one-chunk read latency (open, read, close; random order)")
+        say("chunk cache: one-chunk read latency (open, read, close; random order), each chunk read "
+            "alternately through the mount and from a local copy")
         local = self.work / "chunks-local"
         shutil.rmtree(local, ignore_errors=True)
         local.mkdir(parents=True)
@@ -657,26 +681,43 @@ class Bench:
         for i, f in enumerate(chunks):
             copies.append(local / str(i))
             copies[-1].write_bytes(f.read_bytes())
-        self.remount_warm_cache(config, cache, mp, "warm")
+        # The local Zarr of the thread runs below: the same store, copied out of the mount.
+        local_zarr = self.work / "zarr-local"
+        shutil.rmtree(local_zarr, ignore_errors=True)
+        shutil.copytree(mp / VAR, local_zarr)
+        self.unmount(mp)
+        self.same_os_cache_state(self.cache_entries(cache), copies)
+        self.mount(config, mp)
         chunks = self.chunk_files(mp)
-        c["latency_disk"] = self.child(CHILD_CHUNK_LATENCY, *map(str, chunks))
-        c["latency_kernel"] = self.child(CHILD_CHUNK_LATENCY, *map(str, chunks))
-        c["latency_local"] = self.child(CHILD_CHUNK_LATENCY, *map(str, copies))
+        for k in ("disk", "kernel"):
+            pair = self.child(CHILD_CHUNK_LATENCY, *map(str, chunks), *map(str, copies))
+            c[f"latency_{k}"], c[f"latency_local_{k}"] = pair["mount"], pair["local"]
         shutil.rmtree(local, ignore_errors=True)
-        for k, label in (("latency_local", "local file"), ("latency_disk", "atlasfs, disk cache"),
-                         ("latency_kernel", "atlasfs, kernel page cache")):
-            say(f"  {label}: p50 {c[k]['p50_s'] * 1e3:.2f} ms, p99 {c[k]['p99_s'] * 1e3:.2f} ms ({c[k]['n']} chunks)")
+        for k, label in (("disk", "disk cache, fresh mount"), ("kernel", "the same mount again")):
+            m, l = c[f"latency_{k}"], c[f"latency_local_{k}"]
+            say(f"  {label}: p50 {m['p50_s'] * 1e3:.2f} ms, p99 {m['p99_s'] * 1e3:.2f} ms; local file "
+                f"p50 {l['p50_s'] * 1e3:.2f} ms, p99 {l['p99_s'] * 1e3:.2f} ms ({m['n']} chunks)")
 
-        say(f"chunk cache: aggregate throughput of dask threads (fresh mount each; median of {self.args.repeat})")
-        c["threads_warm"], c["threads_cold"] = {}, {}
-        for n in (1, 2, 4, 8):
-            runs = []
-            for _ in range(self.args.repeat):
+        rounds = max(self.args.repeat, THREAD_ROUNDS)
+        say(f"chunk cache: aggregate throughput of dask threads, through the mount (fresh mount each) and "
+            f"from the local copy of the store; {rounds} rounds of 1, 2, 4, 8 threads, medians")
+        warm_runs: dict = {n: [] for n in THREADS}
+        local_runs: dict = {n: [] for n in THREADS}
+        for _ in range(rounds):
+            for n in THREADS:
                 self.remount_warm_cache(config, cache, mp, "warm")
                 ld = self.child(CHILD_LOAD_THREADS, str(mp / VAR), VAR, str(n))
-                runs.append(ld["nbytes"] / ld["load_s"] / 1e6)
-            c["threads_warm"][n] = statistics.median(runs)
-            say(f"  {n} thread(s), cache warm: {c['threads_warm'][n]:.0f} MB/s ({', '.join(f'{x:.0f}' for x in runs)})")
+                warm_runs[n].append(ld["nbytes"] / ld["load_s"] / 1e6)
+                ld = self.child(CHILD_LOAD_THREADS, str(local_zarr), VAR, str(n))
+                local_runs[n].append(ld["nbytes"] / ld["load_s"] / 1e6)
+        c["threads_warm"] = {n: statistics.median(v) for n, v in warm_runs.items()}
+        c["threads_local"] = {n: statistics.median(v) for n, v in local_runs.items()}
+        c["threads_warm_runs"], c["threads_local_runs"] = warm_runs, local_runs
+        for n in THREADS:
+            say(f"  {n} thread(s): atlasfs, cache warm {c['threads_warm'][n]:.0f} MB/s "
+                f"({', '.join(f'{x:.0f}' for x in warm_runs[n])}); local Zarr {c['threads_local'][n]:.0f} MB/s")
+        shutil.rmtree(local_zarr, ignore_errors=True)
+        c["threads_cold"] = {}
         for n in (1, 2, 8):
             runs = []
             for _ in range(self.args.repeat):
@@ -780,13 +821,13 @@ class Bench:
                 "entries in the OS page cache; runs " + ", ".join(f"{x:.3f}" for x in c["warm_load_runs"]))
             if "warm_load_os_cold_s" in c:
                 row("  full load, warm cache, OS cache dropped", c["warm_load_os_cold_s"], "entries read from disk")
-            for k, label in (("latency_local", "local file [anchor]"), ("latency_disk", "atlasfs, from the disk cache"),
-                             ("latency_kernel", "atlasfs, kernel page cache")):
-                v = c[k]
+            for k, label in (("disk", "fresh mount"), ("kernel", "same mount again")):
+                v, l = c[f"latency_{k}"], c[f"latency_local_{k}"]
                 row(f"  one chunk p50 / p99 (ms), {label}", f"{v['p50_s'] * 1e3:.2f} / {v['p99_s'] * 1e3:.2f}",
-                    f"{v['n']} chunks")
-            tw, tc = c["threads_warm"], c["threads_cold"]
+                    f"local file [anchor] {l['p50_s'] * 1e3:.2f} / {l['p99_s'] * 1e3:.2f}; {v['n']} chunks")
+            tw, tl, tc = c["threads_warm"], c["threads_local"], c["threads_cold"]
             row("  dask threads 1/2/4/8, warm cache (MB/s)", " / ".join(f"{tw[n]:.0f}" for n in sorted(tw)))
+            row("  dask threads 1/2/4/8, local Zarr (MB/s)", " / ".join(f"{tl[n]:.0f}" for n in sorted(tl)))
             row("  dask threads " + "/".join(map(str, sorted(tc))) + ", cold (MB/s)",
                 " / ".join(f"{tc[n]:.0f}" for n in sorted(tc)))
             sm = c["small_memory"]
@@ -844,21 +885,22 @@ class Bench:
             f = b["zarr"]["load_s"] / c["warm_load_s"]
             add("warm_load_365_vs_local_zarr", "full load, warm cache, 365 files", c["warm_load_s"],
                 b["zarr"]["load_s"], "local Zarr", "≥0.9× the local Zarr's speed", f >= 0.9)
-            loc = c["latency_local"]["p50_s"]
-            for k, label in (("latency_disk", "from the disk cache (fresh mount)"),
-                             ("latency_kernel", "from the kernel page cache")):
-                f = loc / c[k]["p50_s"]
-                add(f"chunk_p50_{k}", f"one-chunk read p50, {label}", c[k]["p50_s"], loc,
-                    "a local file", "p50 within 2× of local disk", f >= 0.5)
+            for k, label in (("disk", "from the disk cache (fresh mount)"),
+                             ("kernel", "the same mount again")):
+                mine, loc = c[f"latency_{k}"]["p50_s"], c[f"latency_local_{k}"]["p50_s"]
+                add(f"chunk_p50_latency_{k}", f"one-chunk read p50, {label}", mine, loc,
+                    "the same chunk from a local file", "p50 within 2× of local disk", loc / mine >= 0.5)
             cores = min(8, os.cpu_count() or 1)
-            tw = c["threads_warm"]
+            tw, tl = c["threads_warm"], c["threads_local"]
             peak_n = max((n for n in tw if n <= cores), default=1)
             grows = tw[peak_n] >= 1.1 * tw[1]
             lst.append({"key": "threads_warm", "goal": "aggregate throughput grows with readers up to the cores",
                         "met": grows, "text": (
                             f"dask threads, warm cache: {peak_n} threads give {tw[peak_n] / tw[1]:.2f}× the throughput of 1 "
-                            f"({tw[peak_n]:.0f} vs {tw[1]:.0f} MB/s), 8 give {tw[8] / tw[1]:.2f}×; goal: grows with readers "
-                            f"up to the cores ({os.cpu_count()}) — {'met' if grows else 'NOT MET'}")})
+                            f"({tw[peak_n]:.0f} vs {tw[1]:.0f} MB/s), 8 give {tw[8] / tw[1]:.2f}× "
+                            f"(the local Zarr: {tl[peak_n] / tl[1]:.2f}× and {tl[8] / tl[1]:.2f}×; atlasfs at 8 threads "
+                            f"{tw[8] / tl[8]:.2f}× its throughput); goal: grows with readers up to the cores "
+                            f"({os.cpu_count()}) — {'met' if grows else 'NOT MET'}")})
             tc = c["threads_cold"]
             lst.append({"key": "threads_cold", "text": (
                 f"dask threads, cold cache (info): 2 threads give {tc[2] / tc[1]:.2f}×, 8 give {tc[8] / tc[1]:.2f}× "

@@ -3,14 +3,16 @@
 //!
 //! - **Index.** Entry sizes and use order live in memory, rebuilt at start by listing the
 //!   directory; the order persists as file mtimes (a hit refreshes an entry's mtime when it is
-//!   more than a minute old), so a restart keeps roughly the same LRU order.
+//!   more than an hour old, resealing it: rarely, since that costs two metadata writes), so a
+//!   restart keeps the LRU order to within an hour.
 //! - **Bound.** Space is reserved before a write, evicting least recently used entries first,
 //!   so the files never add up to more than `max_size`.
 //! - **Crash safety.** Entries are written to `tmp/`, given their header attribute and renamed
 //!   into place; an entry that fails its check on read is deleted and reported as a miss, never
 //!   served.
 //! - **Passthrough.** [`DiskCache::open_verified`] opens an entry's file for the kernel to read
-//!   directly, after checking it once per process (remembered by inode until it is evicted).
+//!   directly. A sealed entry (see [`super::seal`]) is handed out as is; any other is checked in
+//!   full and sealed first. Entries are sealed when written.
 //! - **Failures.** A write that fails (disk full, read-only) is logged and the chunk is served
 //!   uncached; see [`super::health`].
 
@@ -30,9 +32,10 @@ use super::health::Health;
 use super::key::ChunkKey;
 use super::layout;
 use super::lock::{CacheLock, LockMode};
+use super::seal;
 
 /// A hit refreshes the entry's mtime (its persisted LRU position) when older than this.
-const TOUCH_AFTER: Duration = Duration::from_secs(60);
+const TOUCH_AFTER: Duration = Duration::from_secs(3600);
 /// Shared holders rescan the directory every this many writes, to see the others' entries.
 const SHARED_RESCAN_WRITES: u64 = 64;
 
@@ -66,6 +69,9 @@ pub struct DiskStats {
     /// Opens handed to the kernel as FUSE passthrough of an entry's file (also counted as hits).
     #[serde(default)]
     pub passthrough: u64,
+    /// Entry files hashed in full before being passed through (a sealed entry is not).
+    #[serde(default)]
+    pub checks: u64,
     /// Entries held.
     pub entries: u64,
     /// Bytes held (entry files; their 64-byte header attributes are not counted).
@@ -86,6 +92,7 @@ struct Counters {
     skipped_writes: AtomicU64,
     evictions: AtomicU64,
     passthrough: AtomicU64,
+    checks: AtomicU64,
 }
 
 struct Index {
@@ -94,8 +101,27 @@ struct Index {
     bytes: u64,
     /// Bytes reserved by writes in progress.
     reserved: u64,
-    /// Entries checked for passthrough by this process: key -> inode number of the checked file.
-    verified: HashMap<ChunkKey, u64>,
+    /// Entries this process checked for passthrough that could not be sealed (a read-only
+    /// directory, or a filesystem without nanosecond times): trusted while the file is the same.
+    verified: HashMap<ChunkKey, Stamp>,
+}
+
+/// What identifies an unchanged file without reading it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Stamp {
+    ino: u64,
+    len: u64,
+    mtime: (i64, i64),
+}
+
+impl Stamp {
+    fn of(meta: &std::fs::Metadata) -> Stamp {
+        Stamp {
+            ino: meta.ino(),
+            len: meta.len(),
+            mtime: (meta.mtime(), meta.mtime_nsec()),
+        }
+    }
 }
 
 /// The disk tier of one cache directory.
@@ -226,10 +252,12 @@ impl DiskCache {
         }
         let path = layout::entry_path(&self.dir, key);
         match read_entry(&path, key) {
-            Ok((data, modified)) => {
+            Ok(entry) => {
                 bump(&self.counters.hits);
-                touch(&path, modified);
-                Some(data)
+                if is_stale(&entry.meta) {
+                    seal::seal(&entry.file, key, entry.meta.len(), &entry.header);
+                }
+                Some(entry.data)
             }
             Err(ReadError::Io(e)) => {
                 if e.kind() != std::io::ErrorKind::NotFound {
@@ -267,11 +295,12 @@ impl DiskCache {
     }
 
     /// The data file of the entry of `key`, opened read-only for the kernel to read directly
-    /// (FUSE passthrough): the file holds exactly the chunk's bytes. The entry is checked (data
-    /// and header checksums) the first time this process hands it out, and again whenever the
-    /// file was replaced since; a damaged entry is dropped and `None` returned, as for an absent
-    /// one. A hit marks the entry used. Nothing is counted until [`DiskCache::count_passthrough`].
-    pub fn open_verified(&self, key: ChunkKey) -> Option<std::fs::File> {
+    /// (FUSE passthrough): the file holds exactly the chunk's bytes. A sealed entry is handed
+    /// out as is; any other is checked in full (data and header checksums) and sealed, and a
+    /// damaged one is dropped and `None` returned, as for an absent one. A hit marks the entry
+    /// used. Nothing is counted as a hit until [`DiskCache::count_passthrough`]. The kernel reads
+    /// a backing file to its end, so one that is not `len` bytes long is not handed out.
+    pub fn open_verified(&self, key: ChunkKey, len: u64) -> Option<std::fs::File> {
         // Marks the entry used in the index.
         self.index.lock().lru.get(&key)?;
         let path = layout::entry_path(&self.dir, key);
@@ -289,29 +318,38 @@ impl DiskCache {
                 return None;
             }
         };
-        let ino = meta.ino();
-        if self.index.lock().verified.get(&key) != Some(&ino) {
-            match check_streamed(&mut file, meta.len(), key)
-                .and_then(|()| file.rewind().map_err(ReadError::Io))
-            {
-                Ok(()) => {}
-                Err(ReadError::Io(e)) => {
-                    tracing::warn!("disk cache: cannot read {}: {e}", path.display());
-                    return None;
-                }
-                Err(ReadError::Damaged(e)) => {
-                    self.drop_damaged(key, &path, &e);
-                    return None;
-                }
+        if let Some(header) = seal::sealed_header(&file, &meta, key) {
+            if is_stale(&meta) {
+                seal::seal(&file, key, meta.len(), &header);
             }
+            return (meta.len() == len).then_some(file);
+        }
+        if self.index.lock().verified.get(&key) == Some(&Stamp::of(&meta)) {
+            return (meta.len() == len).then_some(file);
+        }
+        bump(&self.counters.checks);
+        let header = match check_streamed(&mut file, meta.len(), key)
+            .and_then(|header| file.rewind().map(|()| header).map_err(ReadError::Io))
+        {
+            Ok(header) => header,
+            Err(ReadError::Io(e)) => {
+                tracing::warn!("disk cache: cannot read {}: {e}", path.display());
+                return None;
+            }
+            Err(ReadError::Damaged(e)) => {
+                self.drop_damaged(key, &path, &e);
+                return None;
+            }
+        };
+        seal::seal(&file, key, meta.len(), &header);
+        if let Ok(sealed) = file.metadata() {
             let mut index = self.index.lock();
             // Still listed: not evicted while it was being checked.
             if index.lru.contains(&key) {
-                index.verified.insert(key, ino);
+                index.verified.insert(key, Stamp::of(&sealed));
             }
         }
-        touch(&path, meta.modified().unwrap_or(SystemTime::UNIX_EPOCH));
-        Some(file)
+        (meta.len() == len).then_some(file)
     }
 
     /// Counts an entry handed to the kernel (a disk hit served by passthrough).
@@ -379,9 +417,11 @@ impl DiskCache {
         ));
         let written = (|| {
             let mut file = std::fs::File::create(&temp).map_err(|e| (temp.clone(), e))?;
+            let header = entry::header(key, data);
             file.write_all(data)
-                .and_then(|()| set_header(&file, &entry::header(key, data)))
+                .and_then(|()| set_header(&file, &header))
                 .map_err(|e| (temp.clone(), e))?;
+            seal::seal(&file, key, data.len() as u64, &header);
             drop(file);
             let shard = target.parent().expect("entries live in a shard directory");
             std::fs::create_dir_all(shard).map_err(|e| (shard.to_owned(), e))?;
@@ -406,6 +446,7 @@ impl DiskCache {
             skipped_writes: c.skipped_writes.load(Ordering::Relaxed),
             evictions: c.evictions.load(Ordering::Relaxed),
             passthrough: c.passthrough.load(Ordering::Relaxed),
+            checks: c.checks.load(Ordering::Relaxed),
             entries: index.lru.len() as u64,
             bytes: index.bytes,
             max_size: self.max_size,
@@ -419,18 +460,12 @@ impl DiskCache {
     }
 }
 
-/// Refreshes an entry's mtime (its persisted LRU position) when older than a minute; best
-/// effort (a read-only directory keeps the old order).
-fn touch(path: &Path, modified: SystemTime) {
-    let now = SystemTime::now();
-    if now
+/// Whether an entry's mtime (its persisted LRU position) is old enough for a hit to refresh.
+fn is_stale(meta: &std::fs::Metadata) -> bool {
+    let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+    SystemTime::now()
         .duration_since(modified)
         .is_ok_and(|age| age > TOUCH_AFTER)
-    {
-        if let Ok(file) = std::fs::File::open(path) {
-            let _ = file.set_modified(now);
-        }
-    }
 }
 
 #[cfg(test)]
@@ -532,7 +567,7 @@ mod tests {
         let cache = open(dir.path(), 1 << 20);
         assert_eq!(cache.get(ChunkKey(1)), None);
         assert_eq!(cache.get(ChunkKey(2)), None);
-        assert!(cache.open_verified(ChunkKey(3)).is_none());
+        assert!(cache.open_verified(ChunkKey(3), 100).is_none());
         assert_eq!(cache.get(ChunkKey(4)), None);
         assert!(!flip.exists() && !cut.exists() && !header_flip.exists() && !old.exists());
         let stats = cache.stats();
@@ -587,37 +622,40 @@ mod tests {
     }
 
     #[test]
-    fn passthrough_opens_check_once_and_survive_eviction() {
+    fn passthrough_trusts_sealed_entries_and_checks_changed_ones() {
         let dir = tempfile::tempdir().unwrap();
         let cache = open(dir.path(), 2 * entry_size(100));
-        assert!(cache.open_verified(ChunkKey(1)).is_none());
+        assert!(cache.open_verified(ChunkKey(1), 100).is_none());
         cache.put(ChunkKey(1), &[1; 100]);
-        let mut file = cache.open_verified(ChunkKey(1)).unwrap();
-        // Checked once: a later change of the data in place goes unnoticed by this process
-        // (the kernel reads the file as it is), a replaced file is checked again.
-        assert_eq!(cache.index.lock().verified.len(), 1);
+        // Sealed when written: handed out without hashing it.
+        let mut file = cache.open_verified(ChunkKey(1), 100).unwrap();
+        assert_eq!(cache.stats().checks, 0);
         // Evicted while open: the open file still reads the whole chunk.
         cache.put(ChunkKey(2), &[2; 100]);
         cache.put(ChunkKey(3), &[3; 100]);
         assert!(!cache.contains(ChunkKey(1)));
-        assert!(!cache.index.lock().verified.contains_key(&ChunkKey(1)));
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).unwrap();
         assert_eq!(bytes, vec![1; 100]);
-        assert!(cache.open_verified(ChunkKey(1)).is_none());
-        // A damaged file is never handed out.
+        assert!(cache.open_verified(ChunkKey(1), 100).is_none());
+        // Changed in place (which moves its mtime): checked, found damaged, never handed out.
         let path = layout::entry_path(dir.path(), ChunkKey(2));
-        let mut data = std::fs::read(&path).unwrap();
-        data[7] ^= 4;
-        let file = std::fs::File::open(&path).unwrap();
-        let header = get_header(&file).unwrap().unwrap();
-        drop(file);
-        std::fs::remove_file(&path).unwrap();
-        std::fs::write(&path, &data).unwrap();
-        set_header(&std::fs::File::open(&path).unwrap(), &header).unwrap();
-        assert!(cache.open_verified(ChunkKey(2)).is_none());
+        let mut writer = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        writer.seek(std::io::SeekFrom::Start(7)).unwrap();
+        writer.write_all(&[6]).unwrap();
+        drop(writer);
+        assert!(cache.open_verified(ChunkKey(2), 100).is_none());
         assert!(!path.exists());
-        assert_eq!(cache.stats().corrupt, 1);
+        assert_eq!((cache.stats().corrupt, cache.stats().checks), (1, 1));
+        // Its seal lost but intact: checked once, sealed again, then trusted.
+        let path = layout::entry_path(dir.path(), ChunkKey(3));
+        std::fs::File::open(&path)
+            .unwrap()
+            .set_modified(SystemTime::now())
+            .unwrap();
+        assert!(cache.open_verified(ChunkKey(3), 100).is_some());
+        assert!(cache.open_verified(ChunkKey(3), 100).is_some());
+        assert_eq!(cache.stats().checks, 2);
         cache.count_passthrough();
         assert_eq!((cache.stats().passthrough, cache.stats().hits), (1, 1));
     }

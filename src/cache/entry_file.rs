@@ -2,10 +2,10 @@
 //! its header (see [`super::entry`]) in the extended attribute `user.atlasfs.entry`. Reading,
 //! checking and labelling such files; the disk tier ([`super::disk`]) decides which exist.
 
+use std::ffi::CStr;
 use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::path::Path;
-use std::time::SystemTime;
 
 use super::entry::{self, HEADER_LEN};
 use super::key::ChunkKey;
@@ -21,35 +21,41 @@ pub enum ReadError {
     Damaged(entry::EntryError),
 }
 
-/// Reads and checks the entry file at `path` for `key`; returns the chunk bytes and the
-/// file's mtime.
+/// An entry file that passed its check, still open.
+pub struct CheckedEntry {
+    /// The chunk's bytes.
+    pub data: Vec<u8>,
+    pub(super) file: std::fs::File,
+    pub(super) meta: std::fs::Metadata,
+    pub(super) header: Vec<u8>,
+}
+
+/// Reads and checks the entry file at `path` for `key`.
 ///
 /// # Errors
 /// [`ReadError`]: unreadable, or damaged in any way.
-pub fn read_entry(path: &Path, key: ChunkKey) -> Result<(Vec<u8>, SystemTime), ReadError> {
+pub fn read_entry(path: &Path, key: ChunkKey) -> Result<CheckedEntry, ReadError> {
     let mut file = std::fs::File::open(path).map_err(ReadError::Io)?;
     let meta = file.metadata().map_err(ReadError::Io)?;
-    let data = check_file(&mut file, meta.len(), key)?;
-    Ok((data, meta.modified().unwrap_or(SystemTime::UNIX_EPOCH)))
-}
-
-/// Reads an open entry file of `len` bytes from its start and checks it with its header;
-/// returns its bytes.
-fn check_file(file: &mut std::fs::File, len: u64, key: ChunkKey) -> Result<Vec<u8>, ReadError> {
-    let header = get_header(file).map_err(ReadError::Io)?;
-    let mut data = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+    let header = get_header(&file).map_err(ReadError::Io)?;
+    let mut data = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
     file.read_to_end(&mut data).map_err(ReadError::Io)?;
     entry::check(&data, header.as_deref(), key).map_err(ReadError::Damaged)?;
-    Ok(data)
+    Ok(CheckedEntry {
+        data,
+        file,
+        meta,
+        header: header.unwrap_or_default(),
+    })
 }
 
 /// Checks an open entry file of `len` bytes from its start with its header, hashing it through
-/// a small reused buffer (no chunk-sized allocation to fault in).
+/// a small reused buffer (no chunk-sized allocation to fault in); returns the header.
 pub(super) fn check_streamed(
     file: &mut std::fs::File,
     len: u64,
     key: ChunkKey,
-) -> Result<(), ReadError> {
+) -> Result<Vec<u8>, ReadError> {
     const BUFFER: usize = 256 << 10;
     thread_local! {
         static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -73,19 +79,32 @@ pub(super) fn check_streamed(
             }
         }
     })?;
-    expected.check_data(read, hash).map_err(ReadError::Damaged)
+    expected
+        .check_data(read, hash)
+        .map_err(ReadError::Damaged)?;
+    Ok(header.unwrap_or_default())
 }
 
 /// Sets the header attribute of an entry file.
 pub(super) fn set_header(file: &std::fs::File, header: &[u8]) -> std::io::Result<()> {
-    // SAFETY: the fd is open for the call's duration, the name is NUL-terminated and `header`
-    // is valid for `header.len()` bytes.
+    set_xattr(file, entry::XATTR_NAME, header)
+}
+
+/// The header attribute of an entry file; `None` when it has none.
+pub(super) fn get_header(file: &std::fs::File) -> std::io::Result<Option<Vec<u8>>> {
+    get_xattr::<{ 2 * HEADER_LEN }>(file, entry::XATTR_NAME)
+}
+
+/// Sets extended attribute `name` of an open file.
+pub(super) fn set_xattr(file: &std::fs::File, name: &CStr, value: &[u8]) -> std::io::Result<()> {
+    // SAFETY: the fd is open for the call's duration, the name is NUL-terminated and `value`
+    // is valid for `value.len()` bytes.
     let rc = unsafe {
         libc::fsetxattr(
             file.as_raw_fd(),
-            entry::XATTR_NAME.as_ptr(),
-            header.as_ptr().cast(),
-            header.len(),
+            name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
             0,
         )
     };
@@ -96,15 +115,19 @@ pub(super) fn set_header(file: &std::fs::File, header: &[u8]) -> std::io::Result
     }
 }
 
-/// The header attribute of an entry file; `None` when it has none.
-pub(super) fn get_header(file: &std::fs::File) -> std::io::Result<Option<Vec<u8>>> {
-    let mut buf = [0u8; 2 * HEADER_LEN];
+/// Extended attribute `name` of an open file, read through a `MAX`-byte buffer; `None` when
+/// the file has none. A longer value comes back as `MAX + 1` zero bytes (wrong by its length).
+pub(super) fn get_xattr<const MAX: usize>(
+    file: &std::fs::File,
+    name: &CStr,
+) -> std::io::Result<Option<Vec<u8>>> {
+    let mut buf = [0u8; MAX];
     // SAFETY: the fd is open for the call's duration, the name is NUL-terminated and `buf` is
     // valid for writes of `buf.len()` bytes.
     let rc = unsafe {
         libc::fgetxattr(
             file.as_raw_fd(),
-            entry::XATTR_NAME.as_ptr(),
+            name.as_ptr(),
             buf.as_mut_ptr().cast(),
             buf.len(),
         )
@@ -115,8 +138,7 @@ pub(super) fn get_header(file: &std::fs::File) -> std::io::Result<Option<Vec<u8>
             let e = std::io::Error::last_os_error();
             match e.raw_os_error() {
                 Some(libc::ENODATA) => Ok(None),
-                // Longer than any header: damaged, reported by its length.
-                Some(libc::ERANGE) => Ok(Some(vec![0; buf.len() + 1])),
+                Some(libc::ERANGE) => Ok(Some(vec![0; MAX + 1])),
                 _ => Err(e),
             }
         }

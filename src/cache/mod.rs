@@ -10,6 +10,8 @@
 //! | `flight.rs` | single flight |
 //! | `entry.rs` | the on-disk entry format (header attribute with key and checksums) |
 //! | `layout.rs` | paths under the cache directory, listing and clearing entries |
+//! | `entry_file.rs` | an entry file: the chunk's bytes with its header attribute; reading and checking it |
+//! | `seal.rs` | an entry's seal: checked and unchanged since, so not hashed again |
 //! | `disk.rs` | the disk tier: index, LRU bound, atomic writes, damaged-entry handling |
 //! | `writeback.rs` | deferred disk writes on an idle-priority thread, flushed at unmount |
 //! | `health.rs` | pausing and warning when the disk cannot be written |
@@ -25,6 +27,7 @@ pub mod key;
 pub mod layout;
 pub mod lock;
 mod memory;
+mod seal;
 pub mod stats;
 mod writeback;
 
@@ -32,7 +35,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 pub use disk::{DiskCache, DiskError, DiskStats};
-pub use entry_file::{read_entry, ReadError};
+pub use entry_file::{read_entry, CheckedEntry, ReadError};
 pub use key::ChunkKey;
 pub use lock::{CacheLock, LockError, LockMode};
 pub use memory::{MemoryCache, MemoryStats};

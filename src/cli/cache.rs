@@ -119,8 +119,8 @@ fn print_mount(m: &StatsReport, running: bool) {
     match &c.disk {
         Some(d) => {
             println!(
-                "    disk:   {} hits ({} passed through to the kernel), {} misses; {} written, {} evicted, {} damaged and dropped, {} failed writes",
-                d.hits, d.passthrough, d.misses, d.writes, d.evictions, d.corrupt, d.write_errors
+                "    disk:   {} hits ({} passed through to the kernel, {} of them checked in full first), {} misses; {} written, {} evicted, {} damaged and dropped, {} failed writes",
+                d.hits, d.passthrough, d.checks, d.misses, d.writes, d.evictions, d.corrupt, d.write_errors
             );
             if let Some(why) = &d.write_failing {
                 println!("    disk writes are failing: {why}");

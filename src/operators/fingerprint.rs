@@ -74,9 +74,7 @@ impl RecipeFingerprint {
             }
         }
         for (i, part) in recipe.parts.iter().enumerate() {
-            let overlaps =
-                region.start.is_empty() || region.intersect(&recipe.part_box(part)).is_some();
-            if overlaps {
+            if part.touches(&region) {
                 hasher.update(&self.parts[i].to_le_bytes());
             }
         }

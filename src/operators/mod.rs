@@ -89,6 +89,26 @@ impl Part {
     pub fn lead(&self) -> usize {
         self.origin.len().saturating_sub(self.var.shape.len())
     }
+
+    /// Whether the part's box overlaps `region` (of the array's rank, or empty for a scalar);
+    /// what `region.intersect(part box)` decides, without building either box. Every chunk open
+    /// asks this of every part, so it allocates nothing.
+    pub fn touches(&self, region: &Region) -> bool {
+        if region.start.is_empty() {
+            return true;
+        }
+        let lead = self.lead();
+        (0..region.start.len()).all(|d| {
+            let start = self.origin.get(d).copied().unwrap_or(0);
+            let count = match d.checked_sub(lead) {
+                Some(v) => self.var.shape.get(v).copied().unwrap_or(1),
+                None => 1,
+            };
+            let lo = start.max(region.start[d]);
+            let hi = (start + count).min(region.start[d] + region.count[d]);
+            hi > lo
+        })
+    }
 }
 
 /// How to compute any chunk of an array: the parts it is made of, or the Zarr array whose
@@ -195,29 +215,90 @@ impl Recipe {
         &'a self,
         region: &'a Region,
     ) -> impl Iterator<Item = (&'a Part, Region, Vec<u64>)> + 'a {
-        self.parts.iter().filter_map(move |part| {
-            let lead = part.lead();
-            let part_box = self.part_box(part);
-            let overlap = if region.start.is_empty() {
-                part_box.clone()
-            } else {
-                region.intersect(&part_box)?
-            };
-            let local = Region {
-                start: overlap.start[lead..]
+        self.parts
+            .iter()
+            .filter(|part| part.touches(region))
+            .filter_map(move |part| {
+                let lead = part.lead();
+                let part_box = self.part_box(part);
+                let overlap = if region.start.is_empty() {
+                    part_box.clone()
+                } else {
+                    region.intersect(&part_box)?
+                };
+                let local = Region {
+                    start: overlap.start[lead..]
+                        .iter()
+                        .zip(&part_box.start[lead..])
+                        .map(|(a, b)| a - b)
+                        .collect(),
+                    count: overlap.count[lead..].to_vec(),
+                };
+                let in_chunk = overlap
+                    .start
                     .iter()
-                    .zip(&part_box.start[lead..])
+                    .zip(&region.start)
                     .map(|(a, b)| a - b)
-                    .collect(),
-                count: overlap.count[lead..].to_vec(),
-            };
-            let in_chunk = overlap
-                .start
-                .iter()
-                .zip(&region.start)
-                .map(|(a, b)| a - b)
-                .collect();
-            Some((part, local, in_chunk))
-        })
+                    .collect();
+                Some((part, local, in_chunk))
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sources::model::{InlineData, Storage};
+
+    fn part(origin: Vec<u64>, shape: Vec<u64>) -> Part {
+        Part {
+            path: "p.nc".into(),
+            version: FileVersion {
+                size: 1,
+                mtime_ns: 1,
+                etag: 0,
+            },
+            var: Arc::new(VarMeta {
+                name: "v".into(),
+                dims: shape.iter().map(|_| "d".into()).collect(),
+                shape,
+                dtype: DType::U8,
+                attrs: Vec::new(),
+                fill: vec![0],
+                storage: Storage::Inline(InlineData::Bytes(Vec::new())),
+            }),
+            origin,
+            transform: None,
+        }
+    }
+
+    #[test]
+    fn touches_agrees_with_intersecting_the_part_box() {
+        let recipe = Recipe::native(Vec::new());
+        // Parts with and without a leading (joined) dimension, against every small region.
+        let parts = [
+            part(vec![3, 2], vec![4, 5]),
+            part(vec![3, 2, 1], vec![4, 5]),
+            part(vec![0, 0, 0], vec![2, 2, 2]),
+        ];
+        for p in &parts {
+            let rank = p.origin.len();
+            let mut checked = 0;
+            for code in 0..(6u64.pow(2 * rank as u32)) {
+                let digit = |i: u32| (code / 6u64.pow(i)) % 6;
+                let region = Region {
+                    start: (0..rank as u32).map(|d| digit(d) * 2).collect(),
+                    count: (0..rank as u32).map(|d| digit(rank as u32 + d)).collect(),
+                };
+                let expected = region.intersect(&recipe.part_box(p)).is_some();
+                assert_eq!(p.touches(&region), expected, "{region:?} vs {p:?}");
+                checked += usize::from(expected);
+            }
+            assert!(checked > 0);
+        }
+        assert!(parts[0].touches(&Region {
+            start: Vec::new(),
+            count: Vec::new()
+        }));
     }
 }
