@@ -618,7 +618,10 @@ class Bench:
     def same_os_cache_state(self, a: list[Path], b: list[Path]) -> None:
         """Drops two sets of files from the OS page cache and reads them back in alternately,
         so both are cached the same way (how the kernel lays out a file's cache depends on how
-        and when it was read, and moves a whole-file read by tens of percent)."""
+        and when it was read, and moves a whole-file read by tens of percent). Dirty pages are
+        written out first: they cannot be dropped, and writing them back during a measurement
+        takes CPU from it."""
+        os.sync()
         for p in a + b:
             fd = os.open(p, os.O_RDONLY)
             try:

@@ -162,23 +162,28 @@ fn execute(
     elem: usize,
 ) -> Result<(), ChunkError> {
     let remote = tasks.len() > 1 && tasks.iter().any(|t| source.is_remote(&t.part().path));
-    let results: Vec<Result<(Vec<u8>, &Task), ChunkError>> = if remote {
-        // Network reads: all requests in flight at once, then decode in parallel.
-        let reads: Vec<RangeRead> = tasks
+    let reads = || -> Vec<RangeRead> {
+        tasks
             .iter()
             .map(|t| RangeRead {
                 path: &t.part().path,
                 version: t.part().version,
                 range: t.range().clone(),
             })
-            .collect();
-        let fetched = source.read_batch(&reads);
+            .collect()
+    };
+    let results: Vec<Result<(Vec<u8>, &Task), ChunkError>> = if remote {
+        // Network reads: all requests in flight at once, then decode in parallel.
+        let fetched = source.read_batch(&reads());
         tasks
             .par_iter()
             .zip(fetched)
             .map(|(t, bytes)| finish(t, bytes.map_err(source_error)?, elem))
             .collect()
     } else if tasks.len() > 1 {
+        // Local reads: the disk is asked for every range at once, then each task reads and
+        // decodes its own, in parallel.
+        source.will_read(&reads());
         tasks.par_iter().map(|t| run(t, source, elem)).collect()
     } else {
         tasks.iter().map(|t| run(t, source, elem)).collect()

@@ -5,6 +5,7 @@
 use std::fs::File;
 use std::num::NonZeroUsize;
 use std::ops::Range;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::sync::Arc;
 
@@ -105,6 +106,11 @@ pub trait ByteSource: Send + Sync {
     /// # Errors
     /// [`SourceError::Changed`] or [`SourceError::NotFound`] naming the source.
     fn check_version(&self, path: &str, version: FileVersion) -> Result<(), SourceError>;
+
+    /// Says that `reads` are about to be made, so a source that can start them early does
+    /// (local files: the kernel starts reading the ranges into its page cache, and the disk
+    /// serves them together instead of one wait per read). Best effort; by default nothing.
+    fn will_read(&self, _reads: &[RangeRead<'_>]) {}
 }
 
 /// One read of a [`ByteSource::read_batch`].
@@ -199,6 +205,29 @@ fn io_error(path: &str, source: std::io::Error) -> SourceError {
 impl ByteSource for LocalFiles {
     fn check_version(&self, path: &str, version: FileVersion) -> Result<(), SourceError> {
         Self::current(path, version).map(|_| ())
+    }
+
+    fn will_read(&self, reads: &[RangeRead<'_>]) {
+        for read in reads {
+            let Ok(entry) = self.file(read.path, read.version) else {
+                continue;
+            };
+            let (Ok(start), Ok(len)) = (
+                i64::try_from(read.range.start),
+                i64::try_from(read.range.end.saturating_sub(read.range.start)),
+            ) else {
+                continue;
+            };
+            // SAFETY: the descriptor is open for the call's duration; the call reads no memory.
+            unsafe {
+                libc::posix_fadvise(
+                    entry.file.as_raw_fd(),
+                    start,
+                    len,
+                    libc::POSIX_FADV_WILLNEED,
+                );
+            }
+        }
     }
 
     fn read_ranges(

@@ -231,6 +231,11 @@ impl ByteSource for Sources {
         is_url(path)
     }
 
+    fn will_read(&self, reads: &[RangeRead<'_>]) {
+        let local: Vec<RangeRead<'_>> = reads.iter().filter(|r| !is_url(r.path)).cloned().collect();
+        self.local.will_read(&local);
+    }
+
     fn read_batch(&self, reads: &[RangeRead<'_>]) -> Vec<Result<Vec<u8>, SourceError>> {
         let fetches = reads.iter().map(|read| async move {
             if !is_url(read.path) {
