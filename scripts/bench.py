@@ -22,8 +22,8 @@ The chunk cache, on the 365-file archive (every first read starts from an empty 
 cache is warm, against the local materialized Zarr; one-chunk read latency (p50, p99) on a fresh
 mount and on the same mount again, each chunk read alternately through the mount and from a local
 copy (both sets first given the same OS page-cache state); aggregate throughput of 1, 2, 4 and 8
-dask threads with the cache warm (interleaved rounds, against a local copy of the same store) and
-cold; and the
+dask threads with the cache warm (interleaved rounds in fresh processes, and in one process into a
+preallocated array; both against a local copy of the same store) and cold; and the
 daemon's peak RSS while a reader warms the whole archive through a mount whose memory tier is
 smaller than the archive.
 
@@ -98,6 +98,25 @@ with dask.config.set(scheduler="threads", num_workers=n):
     a = ds[sys.argv[2]].load()
 load_s = time.perf_counter() - t
 print(json.dumps({"load_s": load_s, "nbytes": int(a.nbytes)}))
+"""
+# The same loads in one process, into one array allocated (and faulted in) beforehand, rounds of
+# 1, 2, 4 and 8 threads interleaved: readers' scaling without each run's fresh 370 MB of page
+# faults, which on a small virtual machine vary more from run to run than the readers do.
+CHILD_STORE_THREADS = r"""
+import json, statistics, sys, time, warnings
+warnings.filterwarnings("ignore")
+import numpy as np
+import xarray as xr, zarr, dask, dask.array as da
+arr = xr.open_zarr(sys.argv[1])[sys.argv[2]].data
+out = np.zeros(arr.shape, arr.dtype)
+runs = {n: [] for n in (1, 2, 4, 8)}
+for _ in range(int(sys.argv[3])):
+    for n in runs:
+        t = time.perf_counter()
+        with dask.config.set(scheduler="threads", num_workers=n):
+            da.store(arr, out, lock=False)
+        runs[n].append(out.nbytes / (time.perf_counter() - t) / 1e6)
+print(json.dumps({n: statistics.median(v) for n, v in runs.items()}))
 """
 # One chunk file at a time, each opened, read whole and closed, in a fixed random order: the
 # latency a reader of one chunk sees. Arguments: N chunk files through the mount, then the same
@@ -719,6 +738,14 @@ class Bench:
         for n in THREADS:
             say(f"  {n} thread(s): atlasfs, cache warm {c['threads_warm'][n]:.0f} MB/s "
                 f"({', '.join(f'{x:.0f}' for x in warm_runs[n])}); local Zarr {c['threads_local'][n]:.0f} MB/s")
+        self.remount_warm_cache(config, cache, mp, "warm")
+        c["store_threads_warm"] = {int(k): v for k, v in self.child(
+            CHILD_STORE_THREADS, str(mp / VAR), VAR, str(THREAD_ROUNDS)).items()}
+        c["store_threads_local"] = {int(k): v for k, v in self.child(
+            CHILD_STORE_THREADS, str(local_zarr), VAR, str(THREAD_ROUNDS)).items()}
+        say("  in one process, into a preallocated array: atlasfs "
+            + " / ".join(f"{c['store_threads_warm'][n]:.0f}" for n in THREADS) + " MB/s, local Zarr "
+            + " / ".join(f"{c['store_threads_local'][n]:.0f}" for n in THREADS) + " MB/s (1/2/4/8 threads)")
         shutil.rmtree(local_zarr, ignore_errors=True)
         c["threads_cold"] = {}
         for n in (1, 2, 8):
@@ -831,6 +858,10 @@ class Bench:
             tw, tl, tc = c["threads_warm"], c["threads_local"], c["threads_cold"]
             row("  dask threads 1/2/4/8, warm cache (MB/s)", " / ".join(f"{tw[n]:.0f}" for n in sorted(tw)))
             row("  dask threads 1/2/4/8, local Zarr (MB/s)", " / ".join(f"{tl[n]:.0f}" for n in sorted(tl)))
+            if "store_threads_warm" in c:
+                sw, sl = c["store_threads_warm"], c["store_threads_local"]
+                row("  same, one process, preallocated (MB/s)", " / ".join(f"{sw[n]:.0f}" for n in sorted(sw)),
+                    "local Zarr " + " / ".join(f"{sl[n]:.0f}" for n in sorted(sl)))
             row("  dask threads " + "/".join(map(str, sorted(tc))) + ", cold (MB/s)",
                 " / ".join(f"{tc[n]:.0f}" for n in sorted(tc)))
             sm = c["small_memory"]
@@ -904,6 +935,13 @@ class Bench:
                             f"(the local Zarr: {tl[peak_n] / tl[1]:.2f}× and {tl[8] / tl[1]:.2f}×; atlasfs at 8 threads "
                             f"{tw[8] / tl[8]:.2f}× its throughput); goal: grows with readers up to the cores "
                             f"({os.cpu_count()}) — {'met' if grows else 'NOT MET'}")})
+            if "store_threads_warm" in c:
+                sw, sl = c["store_threads_warm"], c["store_threads_local"]
+                lst.append({"key": "store_threads_warm", "text": (
+                    f"dask threads, warm cache, in one process into a preallocated array (info): {peak_n} threads give "
+                    f"{sw[peak_n] / sw[1]:.2f}× the throughput of 1 ({sw[peak_n]:.0f} vs {sw[1]:.0f} MB/s), 8 give "
+                    f"{sw[8] / sw[1]:.2f}×; the local Zarr {sl[peak_n] / sl[1]:.2f}× and {sl[8] / sl[1]:.2f}× "
+                    f"({sl[1]:.0f} MB/s with 1 thread)")})
             tc = c["threads_cold"]
             lst.append({"key": "threads_cold", "text": (
                 f"dask threads, cold cache (info): 2 threads give {tc[2] / tc[1]:.2f}×, 8 give {tc[8] / tc[1]:.2f}× "
