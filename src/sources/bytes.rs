@@ -209,7 +209,10 @@ impl ByteSource for LocalFiles {
 
     fn will_read(&self, reads: &[RangeRead<'_>]) {
         for read in reads {
-            let Ok(entry) = self.file(read.path, read.version) else {
+            // A hint needs no version check: an already open descriptor saves the `stat`
+            // that the read itself makes anyway.
+            let cached = self.open.lock().get(read.path).cloned();
+            let Some(entry) = cached.or_else(|| self.file(read.path, read.version).ok()) else {
                 continue;
             };
             let (Ok(start), Ok(len)) = (
