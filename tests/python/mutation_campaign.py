@@ -401,6 +401,9 @@ class Report:
             f"mutants), max daemon RSS {self.max_rss_mib:.0f} MiB "
             f"(bound {self.rss_bound_mib} MiB, over: {self.rss_over_bound})",
         ]
+        if self.findings:
+            lines.append(f"  (write a mutant again: scripts/fuzz --seed {self.campaign} --mutant I "
+                         f"--write DIR)")
         return "\n".join(lines + [f"  {f}" for f in self.findings])
 
 

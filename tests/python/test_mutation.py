@@ -121,3 +121,35 @@ def test_worker_deadline_turns_a_stuck_read_into_a_hang(tmp_path):
     results = run_jobs("ref", [str(fifo), str(seed.path)], tmp_path / "jobs", 3.0)
     assert [r["status"] for r in results] == ["hang", "ok"], results
     assert results[1]["result"]["open_error"] is None
+
+
+def test_campaign_counts_a_daemon_death_and_memory_over_the_bound(mounts, tmp_path, monkeypatch):
+    """The daemon is killed before the first batch is read: the death is counted and blamed on
+    the first dataset read, the rest of the batch is mounted and read again; a 1 MiB bound on
+    the daemon's peak RSS is exceeded."""
+    import signal
+
+    import mutation_campaign
+    from conftest import daemon_pids
+
+    real_run_jobs = mutation_campaign.run_jobs
+    killed = []
+
+    def kill_then_read(mode, jobs, workdir, timeout, stop_after_hang=False):
+        if mode == "read" and not killed and jobs:
+            mountpoint = os.path.dirname(jobs[0])
+            for pid in daemon_pids(mountpoint):
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+        return real_run_jobs(mode, jobs, workdir, timeout, stop_after_hang)
+
+    monkeypatch.setattr(mutation_campaign, "run_jobs", kill_then_read)
+    campaign = Campaign(mounts, tmp_path / "campaign", CI_SEED, 30, batch=30, rss_bound_mib=1)
+    report = campaign.run()
+    text = report.text()
+    assert killed, "no daemon found to kill"
+    assert report.daemon_deaths == 1, text
+    assert any(f.startswith("DAEMON DIED while reading campaign") for f in report.findings), text
+    # the rest of the batch went to a second mount, whose daemon is measured (the first is gone)
+    assert report.mounts == 2 and report.datasets_served >= 1, text
+    assert report.rss_over_bound == 1 and report.max_rss_mib > 1, text
