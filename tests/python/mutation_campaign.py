@@ -43,6 +43,7 @@ FULL_READ_BYTES = 32 << 20  # arrays up to this size are read whole, larger ones
 BOX_BYTES = 1 << 20
 MAX_CHUNK_BYTES = 64 << 20  # chunks above this are not read into the reader (only probed)
 WORKER_MEMORY = 3 << 30  # address-space limit of the worker processes
+WORKER_STARTUP = 60.0  # seconds for a worker process to import its reader
 
 
 # --------------------------------------------------------------------------
@@ -166,6 +167,7 @@ def _worker(mode: str, jobs_path: str, outdir: str, start: int) -> int:
     resource.setrlimit(resource.RLIMIT_AS, (WORKER_MEMORY, WORKER_MEMORY))
     jobs = json.loads(Path(jobs_path).read_text())
     fn = read_mount_dataset if mode == "read" else read_netcdf
+    __import__("zarr" if mode == "read" else "netCDF4")  # before any job's clock starts
     for i in range(start, len(jobs)):
         print(f"start {i}", flush=True)
         result = fn(jobs[i])
@@ -198,14 +200,19 @@ def run_jobs(mode: str, jobs: list[str], workdir: Path, timeout: float,
                 stdin=subprocess.DEVNULL, stdout=po, stderr=pe, start_new_session=True,
             )
         current, since = start, time.monotonic()
+        started = False  # the clock of a job starts when the worker says it starts it
         failed_at, detail, status = None, "", ""
         while True:
             rc = proc.poll()
             lines = progress.read_text().split()
             if len(lines) >= 2 and lines[-2] == "start":
                 i = int(lines[-1])
-                if i != current:
-                    current, since = i, time.monotonic()
+                if i != current or not started:
+                    current, since, started = i, time.monotonic(), True
+            if not started and rc is None and time.monotonic() - since > WORKER_STARTUP:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+                raise RuntimeError(f"the {mode} worker did not start within {WORKER_STARTUP} s")
             if rc is not None:
                 if rc != 0 and not lines:
                     raise RuntimeError(f"the {mode} worker failed to start: "
@@ -216,7 +223,8 @@ def run_jobs(mode: str, jobs: list[str], workdir: Path, timeout: float,
                     failed_at, status = current, "crash"
                     detail = f"worker exited {rc}: " + errlog.read_text(errors="replace")[-400:]
                 break
-            if time.monotonic() - since > timeout and not (workdir / f"{current}.pkl").exists():
+            if started and time.monotonic() - since > timeout and not (
+                    workdir / f"{current}.pkl").exists():
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
                 failed_at, status, detail = current, "hang", f"no answer within {timeout:.0f} s"
