@@ -7,6 +7,7 @@
 mod boxes;
 mod decode;
 mod fingerprint;
+pub mod kernels;
 mod native;
 mod strings;
 mod transform;
