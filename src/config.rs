@@ -1,5 +1,8 @@
 //! The mount configuration: a TOML file naming the datasets, the Zarr format to serve and the
-//! cache directory. Owns parsing, defaults and path resolution; knows nothing of sources or FUSE.
+//! cache directory. Owns parsing, defaults, path resolution and the checks that need no source
+//! file (keys named by `groups`, `merge` and `new_dims` are fields of the `pattern`, compiled with
+//! [`crate::sources::pattern`]); knows nothing of FUSE. What a key names inside the files
+//! (`concat_dim`, `chunks`) is checked when the tree is built.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -300,6 +303,8 @@ impl MountConfig {
                     dataset.name
                 )));
             }
+            check_keys(dataset)
+                .map_err(|message| invalid(format!("dataset {:?}: {message}", dataset.name)))?;
             for location in [Some(&mut dataset.files), dataset.zarr.as_mut()]
                 .into_iter()
                 .flatten()
@@ -328,6 +333,59 @@ impl MountConfig {
     /// The persisted catalog.
     pub fn catalog_file(&self) -> PathBuf {
         self.cache.dir.join("catalog.bin")
+    }
+}
+
+/// Checks what the keys of a dataset name without reading a file: a catalog's aggregation
+/// control is its layout; otherwise `groups`, `merge` and `new_dims` are fields of `pattern`, and
+/// a local `files` glob is valid.
+fn check_keys(dataset: &DatasetConfig) -> Result<(), String> {
+    let keyed: Vec<(&str, &String)> = dataset
+        .groups
+        .iter()
+        .map(|k| ("groups", k))
+        .chain(dataset.merge.iter().map(|k| ("merge", k)))
+        .chain(dataset.new_dims.iter().map(|k| ("new_dims", k)))
+        .collect();
+    if dataset.catalog.is_some() {
+        let set = keyed
+            .iter()
+            .map(|(key, _)| *key)
+            .chain(dataset.concat_dim.iter().map(|_| "concat_dim"))
+            .next();
+        return match set {
+            Some(key) => Err(format!(
+                "`{key}` does not apply to a catalog: its aggregation_control sets the layout"
+            )),
+            None => Ok(()),
+        };
+    }
+    if !dataset.files.is_empty() && !is_url(&dataset.files) {
+        glob::Pattern::new(&dataset.files)
+            .map_err(|e| format!("files = {:?} is not a valid glob: {e}", dataset.files))?;
+    }
+    let pattern = dataset
+        .pattern
+        .as_deref()
+        .map(crate::sources::pattern::Pattern::new)
+        .transpose()
+        .map_err(|e| e.to_string())?;
+    let Some((key, value)) = keyed.first() else {
+        return Ok(());
+    };
+    let Some(pattern) = pattern else {
+        return Err(format!(
+            "{key} = {value:?} names a key, but there is no `pattern` to take keys from"
+        ));
+    };
+    let text = pattern.text();
+    let fields = pattern.kinds();
+    match keyed.iter().find(|(_, k)| !fields.contains_key(*k)) {
+        Some((key, unknown)) => Err(format!(
+            "{key}: {unknown:?} is not a field of pattern {text:?} (fields: {})",
+            fields.keys().cloned().collect::<Vec<_>>().join(", ")
+        )),
+        None => Ok(()),
     }
 }
 

@@ -1,27 +1,54 @@
 //! `atlasfs check CONFIG`: validates the config and the environment — FUSE present, cache
-//! directory writable and not in use by a mount, every dataset's glob matching readable NetCDF
-//! files, every Zarr store listable with metadata at its root.
+//! directory writable and not in use by a mount — then indexes (reusing the persisted catalog,
+//! writing nothing) and builds the whole tree, so it fails exactly when `mount` would: on a config
+//! error, or when no dataset can be served. Datasets left out and files skipped are listed as
+//! `skip` lines.
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use atlasfs::cache::{CacheLock, LockError, LockMode};
-use atlasfs::config::MountConfig;
-use atlasfs::sources::membership;
+use atlasfs::config::{DatasetConfig, MountConfig};
+use atlasfs::sources::catalog::Catalog;
 use atlasfs::sources::router::Sources;
-use atlasfs::sources::zarr_store::listing;
-use atlasfs::tree::fixes::FixSet;
+use atlasfs::tree::Tree;
+
+/// The outcome of one check line.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Status {
+    Ok,
+    Fail,
+    Skip,
+}
+
+impl Status {
+    /// The line's first column, all the same width.
+    fn label(self) -> &'static str {
+        match self {
+            Status::Ok => "ok  ",
+            Status::Fail => "FAIL",
+            Status::Skip => "skip",
+        }
+    }
+}
 
 /// Runs every check, printing one line each; fails if any failed.
 pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     let config = MountConfig::load(config_path)?;
-    println!("ok   config {} parses", config_path.display());
+    println!(
+        "{}  config {} parses",
+        Status::Ok.label(),
+        config_path.display()
+    );
     let mut failures = 0;
-    let mut report = |ok: bool, message: String| {
-        println!("{}  {message}", if ok { "ok  " } else { "FAIL" });
-        if !ok {
+    let mut line = |status: Status, message: String| {
+        println!("{}  {message}", status.label());
+        if status == Status::Fail {
             failures += 1;
         }
+    };
+    let mut report = |ok: bool, message: String| {
+        line(if ok { Status::Ok } else { Status::Fail }, message);
     };
     let fuse = Path::new("/dev/fuse").exists();
     report(fuse, "FUSE device /dev/fuse present".into());
@@ -62,79 +89,97 @@ pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
             Sources::default()
         }
     };
-    for dataset in config.datasets.iter().filter(|d| d.zarr.is_none()) {
-        match membership::resolve(dataset, &sources) {
-            Ok(found) => {
-                // A listed object is reachable with the credentials found.
-                let readable = found
-                    .members
-                    .iter()
-                    .filter(|m| m.version.is_some() || std::fs::File::open(&m.path).is_ok())
-                    .count();
-                let source = match &dataset.catalog {
-                    Some(catalog) => format!("catalog {}", catalog.display()),
-                    None => dataset.files.clone(),
-                };
-                report(
-                    !found.members.is_empty() && readable == found.members.len(),
-                    format!(
-                        "dataset {}: {} file(s) from {source} ({readable} readable, {} not matching the pattern)",
-                        dataset.name,
-                        found.members.len(),
-                        found.unmatched.len()
-                    ),
-                );
+    match Catalog::index_in_memory(&config, &sources, &|_| {}) {
+        Ok((catalog, _)) => {
+            for dataset in &config.datasets {
+                dataset_lines(dataset, &catalog, &mut line);
             }
-            Err(e) => report(false, e.to_string()),
-        }
-        if let Some(path) = &dataset.fixes {
-            let loaded = FixSet::load(path);
-            report(
-                loaded.is_ok(),
-                match loaded {
-                    Ok(set) => format!(
-                        "dataset {}: fix file {} has {} rule(s)",
-                        dataset.name,
-                        path.display(),
-                        set.rules.len()
-                    ),
-                    Err(e) => e.to_string(),
-                },
-            );
-        }
-    }
-    for dataset in &config.datasets {
-        let Some(location) = dataset.zarr.as_deref() else {
-            continue;
-        };
-        match listing::list(location, &dataset.storage, &sources) {
-            Ok(found) => {
-                let root = ["zarr.json", ".zmetadata", ".zgroup"]
-                    .iter()
-                    .any(|doc| found.objects.contains_key(*doc));
-                report(
-                    root,
-                    format!(
-                        "dataset {}: Zarr store {location}: {} object(s), {} metadata document(s){}",
-                        dataset.name,
-                        found.objects.len(),
-                        found.documents().len(),
-                        if root {
-                            ""
+            match Tree::build(&config, &catalog) {
+                Ok(tree) => {
+                    for error in &tree.left_out {
+                        line(Status::Skip, super::index::left_out_line(error));
+                    }
+                    let served = tree.root.children.len();
+                    let usable = super::index::ensure_usable(&tree);
+                    line(
+                        if usable.is_ok() {
+                            Status::Ok
                         } else {
-                            ", no zarr.json, .zmetadata or .zgroup at its root"
-                        }
-                    ),
-                );
+                            Status::Fail
+                        },
+                        format!(
+                            "tree: {served} dataset(s) served, {} left out, {} array(s)",
+                            tree.left_out.len(),
+                            tree.arrays().len()
+                        ),
+                    );
+                }
+                Err(e) => line(Status::Fail, e.to_string()),
             }
-            Err(e) => report(false, e.to_string()),
         }
+        Err(e) => line(Status::Fail, e.to_string()),
     }
     if failures > 0 {
         eprintln!("atlasfs: {failures} check(s) failed");
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The lines of one dataset: what its source holds, and each file that is skipped.
+fn dataset_lines(
+    dataset: &DatasetConfig,
+    catalog: &Catalog,
+    line: &mut impl FnMut(Status, String),
+) {
+    let name = &dataset.name;
+    if let Some(location) = &dataset.zarr {
+        match catalog.zarr_store(name) {
+            Ok(store) => line(
+                Status::Ok,
+                format!(
+                    "dataset {name}: Zarr store {location}: {:?}, {} metadata document(s)",
+                    store.format,
+                    store.documents.len()
+                ),
+            ),
+            Err(reason) => line(
+                Status::Skip,
+                format!("dataset {name}: Zarr store {location}: {reason}"),
+            ),
+        }
+        return;
+    }
+    let source = match &dataset.catalog {
+        Some(catalog) => format!("catalog {}", catalog.display()),
+        None => dataset.files.clone(),
+    };
+    if let Some(reason) = catalog.unavailable(name) {
+        line(Status::Skip, format!("dataset {name}: {source}: {reason}"));
+        return;
+    }
+    let (files, membership) = catalog.dataset(name);
+    let unusable = catalog.unusable(name);
+    let unmatched = membership.map_or(0, |m| m.unmatched.len());
+    line(
+        if files.is_empty() {
+            Status::Skip
+        } else {
+            Status::Ok
+        },
+        format!(
+            "dataset {name}: {} file(s) from {source} ({} usable, {} skipped, {unmatched} not matching the pattern)",
+            files.len() + unusable.len(),
+            files.len(),
+            unusable.len(),
+        ),
+    );
+    for (path, reason) in unusable {
+        line(
+            Status::Skip,
+            format!("dataset {name}: file {path}: {reason}"),
+        );
+    }
 }
 
 fn cache_writable(dir: &Path) -> std::io::Result<()> {

@@ -4,10 +4,11 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use atlasfs::config::MountConfig;
 use atlasfs::sources::catalog::{Catalog, IndexEvent, IndexReport};
 use atlasfs::sources::router::Sources;
+use atlasfs::tree::{Tree, TreeError};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Runs the index and prints its report.
@@ -17,8 +18,10 @@ pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     let sources = Sources::for_config(&config)?;
     let (catalog, report) = index_with_progress(&config, &sources)?;
     print_report(&report);
-    // Building the tree checks fixes and joins, and finds missing cells to report.
-    let tree = atlasfs::tree::Tree::build(&config, &catalog)?;
+    // Building the tree checks the config against the files, fixes and joins, and finds
+    // missing cells to report.
+    let tree = Tree::build(&config, &catalog)?;
+    report_left_out(&tree)?;
     for note in tree.notes.iter().filter(|n| n.starts_with("missing ")) {
         println!("{note}");
     }
@@ -37,6 +40,34 @@ pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
         println!("indexed in {:.2} s", started.elapsed().as_secs_f64());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The line reporting a dataset left out of the tree, with its reason.
+pub fn left_out_line(error: &TreeError) -> String {
+    format!("left out {}: {}", error.dataset, error.message)
+}
+
+/// Prints the datasets the tree left out as warnings on stderr.
+///
+/// # Errors
+/// As [`ensure_usable`].
+pub fn report_left_out(tree: &Tree) -> anyhow::Result<()> {
+    for error in &tree.left_out {
+        eprintln!("atlasfs: warning: {}", left_out_line(error));
+    }
+    ensure_usable(tree)
+}
+
+/// Fails when every dataset was left out, so there is nothing to serve.
+///
+/// # Errors
+/// A message naming each dataset left out and why.
+pub fn ensure_usable(tree: &Tree) -> anyhow::Result<()> {
+    if tree.nothing_usable() {
+        let each: Vec<String> = tree.left_out.iter().map(left_out_line).collect();
+        bail!("no dataset can be served: {}", each.join("; "));
+    }
+    Ok(())
 }
 
 /// Indexes `config`, drawing a progress bar on a terminal.

@@ -294,6 +294,7 @@ fn start(
     let sources = Arc::new(Sources::for_config(config)?);
     let (catalog, report) = super::index::index_with_progress(config, &sources)?;
     let tree = Tree::build(config, &catalog)?;
+    super::index::report_left_out(&tree)?;
     let mut served = Served::new(config, sources.clone());
     served.log_build(&report, &tree);
     served.serve_files(config, &catalog);

@@ -1,8 +1,10 @@
 //! Reloading a running mount: on SIGHUP, and every `[mount] refresh` when set, the daemon re-reads
 //! its config, re-indexes incrementally (unchanged files are not read again), builds a new tree
 //! and swaps it in (`atlasfs::frontend::fuse::Swapper`): files already open keep reading the
-//! snapshot they were opened on. A reload that fails (an invalid config, an unwritable catalog, a
-//! dataset that no longer builds) leaves the previous snapshot serving and logs why. Reloads run
+//! snapshot they were opened on. A dataset that no longer builds (no usable file, a join that
+//! fails) is left out of the new snapshot and logged while the others keep serving; a reload that
+//! fails (an invalid config, an unwritable catalog, no dataset left to serve) leaves the previous
+//! snapshot serving and logs why. Reloads run
 //! one at a time on their own thread; requests that arrive during one are folded into one more.
 
 use std::collections::{BTreeSet, HashSet};
@@ -32,6 +34,8 @@ pub struct Served {
     logged: HashSet<String>,
     /// Local files and object stores, shared with the key spaces served.
     sources: Arc<Sources>,
+    /// `left out <dataset>: <reason>` for each dataset the tree served leaves out.
+    left_out: Vec<String>,
 }
 
 impl Served {
@@ -43,7 +47,13 @@ impl Served {
             files: BTreeSet::new(),
             logged: HashSet::new(),
             sources,
+            left_out: Vec::new(),
         }
+    }
+
+    /// `left out <dataset>: <reason>` for each dataset the tree served leaves out.
+    pub fn left_out(&self) -> &[String] {
+        &self.left_out
     }
 
     /// Logs what an index could not use and what building the tree noted, leaving out lines
@@ -61,6 +71,14 @@ impl Served {
         }
         for note in &tree.notes {
             lines.push((tracing::Level::INFO, note.clone()));
+        }
+        self.left_out = tree
+            .left_out
+            .iter()
+            .map(super::index::left_out_line)
+            .collect();
+        for line in &self.left_out {
+            lines.push((tracing::Level::WARN, line.clone()));
         }
         for (level, line) in &lines {
             if self.logged.contains(line) {
@@ -113,6 +131,7 @@ impl Served {
         let (catalog, report) =
             Catalog::index(&config, &self.sources, &|_| {}).context("indexing failed")?;
         let tree = Tree::build(&config, &catalog)?;
+        super::index::ensure_usable(&tree)?;
         let skipped = self.log_build(&report, &tree);
         let arrays = tree.arrays().len();
         let next = swapper
@@ -121,8 +140,9 @@ impl Served {
         let forgotten = swapper.swap(Arc::new(next));
         let (new, removed) = self.serve_files(&config, &catalog);
         tracing::info!(
-            "reloaded: {} files ({new} new, {removed} removed, {skipped} skipped), {arrays} arrays",
-            self.files.len()
+            "reloaded: {} files ({new} new, {removed} removed, {skipped} skipped), {arrays} arrays, {} dataset(s) left out",
+            self.files.len(),
+            self.left_out.len()
         );
         tracing::debug!("reload: the kernel forgot {forgotten} entries");
         Ok(config)

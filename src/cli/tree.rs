@@ -15,6 +15,7 @@ pub fn run(config_path: &Path, path: Option<&str>) -> anyhow::Result<ExitCode> {
     let (catalog, report) = super::index::index_with_progress(&config, &sources)?;
     super::index::print_report(&report);
     let tree = Tree::build(&config, &catalog)?;
+    super::index::report_left_out(&tree)?;
     for note in &tree.notes {
         println!("{note}");
     }

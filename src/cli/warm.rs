@@ -70,7 +70,9 @@ pub fn run(args: WarmArgs) -> anyhow::Result<ExitCode> {
     let sources = Arc::new(Sources::for_config(&config)?);
     let (catalog, report) = super::index::index_with_progress(&config, &sources)?;
     super::index::print_report(&report);
-    let tree = Arc::new(Tree::build(&config, &catalog)?);
+    let tree = Tree::build(&config, &catalog)?;
+    super::index::report_left_out(&tree)?;
+    let tree = Arc::new(tree);
     let keys = KeySpace::with_cache(tree, config.mount.zarr_format, sources, Arc::new(cache));
     let plan = keys.warm_plan(&args.paths)?;
     let shard = args.shard.unwrap_or(Shard::ALL);

@@ -153,6 +153,7 @@ mod tests {
         let tree = Tree {
             root,
             notes: Vec::new(),
+            left_out: Vec::new(),
         };
         Arc::new(KeySpace::new(Arc::new(tree), ZarrFormat::V3))
     }

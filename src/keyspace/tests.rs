@@ -69,6 +69,7 @@ fn tree_of(days: u64, touched: Option<u64>) -> Arc<Tree> {
     Arc::new(Tree {
         root,
         notes: Vec::new(),
+        left_out: Vec::new(),
     })
 }
 

@@ -121,20 +121,45 @@ pub struct RemoteTraffic {
 pub struct Catalog {
     entries: HashMap<String, Entry>,
     datasets: BTreeMap<String, Membership>,
+    /// Datasets whose members could not be found (a failed listing, an unreadable intake-esm
+    /// catalog), with the reason.
+    unavailable: BTreeMap<String, String>,
     zarr: BTreeMap<String, Result<Arc<ZarrStoreMeta>, String>>,
 }
 
 impl Catalog {
     /// Indexes every dataset of `config` incrementally and persists the result, reading
-    /// object stores through `sources`.
+    /// object stores through `sources`. A dataset whose members cannot be found (a failed
+    /// listing, an unreadable intake-esm catalog) is recorded as unavailable (see
+    /// [`Catalog::unavailable`]); unusable files are only reported.
     ///
     /// # Errors
-    /// [`CatalogError`] for an invalid glob, a failed listing or an unwritable catalog;
-    /// unusable files are only reported.
+    /// [`CatalogError`] for an invalid glob or pattern, or an unwritable catalog.
     pub fn index(
         config: &MountConfig,
         sources: &Sources,
         progress: &(dyn Fn(IndexEvent) + Sync),
+    ) -> Result<(Catalog, IndexReport), CatalogError> {
+        Self::index_to(config, sources, progress, true)
+    }
+
+    /// Indexes like [`Catalog::index`], reusing the persisted catalog but writing nothing.
+    ///
+    /// # Errors
+    /// [`CatalogError`] for an invalid glob or pattern.
+    pub fn index_in_memory(
+        config: &MountConfig,
+        sources: &Sources,
+        progress: &(dyn Fn(IndexEvent) + Sync),
+    ) -> Result<(Catalog, IndexReport), CatalogError> {
+        Self::index_to(config, sources, progress, false)
+    }
+
+    fn index_to(
+        config: &MountConfig,
+        sources: &Sources,
+        progress: &(dyn Fn(IndexEvent) + Sync),
+        persist: bool,
     ) -> Result<(Catalog, IndexReport), CatalogError> {
         let catalog_path = config.catalog_file();
         let traffic_before = sources.traffic();
@@ -143,9 +168,18 @@ impl Catalog {
         let (mut entries, stores) = loaded.unwrap_or_default();
         let mut report = IndexReport::default();
         let mut datasets = BTreeMap::new();
+        let mut unavailable = BTreeMap::new();
         let mut wanted: Vec<(String, FileVersion)> = Vec::new();
         for dataset in config.datasets.iter().filter(|d| d.zarr.is_none()) {
-            let mut found = membership::resolve(dataset, sources)?;
+            let mut found = match membership::resolve(dataset, sources) {
+                Ok(found) => found,
+                Err(e @ MembershipError::Invalid { .. }) => return Err(e.into()),
+                Err(e) => {
+                    unavailable.insert(dataset.name.clone(), e.reason());
+                    continue;
+                }
+            };
+            let mut unreadable = Vec::new();
             let looked_up = sources.versions(
                 found
                     .members
@@ -170,11 +204,13 @@ impl Catalog {
                         true
                     }
                     Err(reason) => {
-                        report.skipped.push((member.path.clone(), reason));
+                        report.skipped.push((member.path.clone(), reason.clone()));
+                        unreadable.push((member.path.clone(), reason));
                         false
                     }
                 }
             });
+            found.unreadable = unreadable;
             report.unmatched.extend(found.unmatched.iter().cloned());
             datasets.insert(dataset.name.clone(), found);
         }
@@ -248,7 +284,7 @@ impl Catalog {
             }
         }
         // An unchanged catalog is not rewritten (so a read-only or full cache dir still mounts).
-        if !persisted || report.scanned > 0 || report.removed > 0 || zarr.changed {
+        if persist && (!persisted || report.scanned > 0 || report.removed > 0 || zarr.changed) {
             std::fs::create_dir_all(&config.cache.dir).map_err(|source| CatalogError::Write {
                 path: catalog_path.clone(),
                 source,
@@ -263,6 +299,7 @@ impl Catalog {
         let catalog = Catalog {
             entries,
             datasets,
+            unavailable,
             zarr: zarr.datasets,
         };
         Ok((catalog, report))
@@ -275,6 +312,38 @@ impl Catalog {
             Some(Err(reason)) => Err(reason.clone()),
             None => Err("its Zarr store was not indexed".to_owned()),
         }
+    }
+
+    /// Why the members of a dataset could not be found (a failed listing, an unreadable
+    /// intake-esm catalog), if they could not.
+    pub fn unavailable(&self, dataset: &str) -> Option<&str> {
+        self.unavailable.get(dataset).map(String::as_str)
+    }
+
+    /// The files of a dataset that could not be used, with the reason (unreadable, or the scan
+    /// error), in path order.
+    pub fn unusable(&self, dataset: &str) -> Vec<(&str, &str)> {
+        let Some(membership) = self.datasets.get(dataset) else {
+            return Vec::new();
+        };
+        let mut unusable: Vec<(&str, &str)> = membership
+            .members
+            .iter()
+            .filter_map(|member| match self.entries.get(&member.path) {
+                Some(Entry::Skipped { reason, .. }) => {
+                    Some((member.path.as_str(), reason.as_str()))
+                }
+                _ => None,
+            })
+            .chain(
+                membership
+                    .unreadable
+                    .iter()
+                    .map(|(path, reason)| (path.as_str(), reason.as_str())),
+            )
+            .collect();
+        unusable.sort();
+        unusable
     }
 
     /// The indexed files of a dataset with their keys, in path order; skipped files are left

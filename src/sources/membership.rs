@@ -51,8 +51,11 @@ pub struct Membership {
     pub members: Vec<Member>,
     /// How the keys structure the dataset.
     pub layout: Layout,
-    /// Files the glob matched but the pattern did not: path and reason.
+    /// Files the glob matched but the pattern did not: path relative to the glob's base (as the
+    /// pattern saw it) and reason.
     pub unmatched: Vec<(String, String)>,
+    /// Files listed but not readable (no version could be looked up): path and reason.
+    pub unreadable: Vec<(String, String)>,
 }
 
 /// A dataset whose members cannot be determined.
@@ -71,8 +74,8 @@ pub enum MembershipError {
     Remote {
         /// The dataset.
         dataset: String,
-        /// Why.
-        error: RemoteError,
+        /// Why (boxed: remote errors are large).
+        error: Box<RemoteError>,
     },
     /// The intake-esm catalog cannot be read.
     #[error("dataset {dataset}: {source}")]
@@ -82,6 +85,17 @@ pub enum MembershipError {
         /// Why.
         source: esm_catalog::EsmCatalogError,
     },
+}
+
+impl MembershipError {
+    /// What is wrong, without the dataset's name.
+    pub fn reason(&self) -> String {
+        match self {
+            MembershipError::Invalid { reason, .. } => reason.clone(),
+            MembershipError::Remote { error, .. } => error.to_string(),
+            MembershipError::Catalog { source, .. } => source.to_string(),
+        }
+    }
 }
 
 /// Finds the members of `dataset`, listing object stores through `sources`.
@@ -104,7 +118,7 @@ pub fn resolve(dataset: &DatasetConfig, sources: &Sources) -> Result<Membership,
         return Ok(Membership {
             members,
             layout,
-            unmatched: Vec::new(),
+            ..Membership::default()
         });
     }
     let pattern = dataset
@@ -148,7 +162,7 @@ pub fn resolve(dataset: &DatasetConfig, sources: &Sources) -> Result<Membership,
             .list(&dataset.files, &dataset.storage)
             .map_err(|error| MembershipError::Remote {
                 dataset: dataset.name.clone(),
-                error,
+                error: Box::new(error),
             })?
             .into_iter()
             .map(|(url, version)| (url, Some(version)))
@@ -187,9 +201,14 @@ pub fn resolve(dataset: &DatasetConfig, sources: &Sources) -> Result<Membership,
                 match pattern.match_path(&relative) {
                     Some(keys) => keys,
                     None => {
-                        membership
-                            .unmatched
-                            .push((text, format!("does not match pattern {}", pattern.text())));
+                        // Reported as the pattern saw it: relative to the glob's base.
+                        membership.unmatched.push((
+                            relative,
+                            format!(
+                                "does not match pattern {} (matched against paths under {base_text})",
+                                pattern.text()
+                            ),
+                        ));
                         continue;
                     }
                 }

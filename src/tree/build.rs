@@ -1,4 +1,5 @@
-//! Builds one dataset's group from its indexed files: fixes applied per file, then the layout —
+//! Builds one dataset's group from its Zarr store or its indexed files: the config checked
+//! against the files, fixes applied per file, then the layout —
 //! DataTree levels from keys, cells along new dimensions, files merged by a key, files joined
 //! along `concat_dim` — and finally the chunk grids (see [`super::plan`]).
 
@@ -7,12 +8,13 @@ use std::sync::Arc;
 
 use super::concat::{self, Source};
 use super::fixes::{self, FixSet, Fixed};
-use super::new_dims;
 use super::plan::{finish, GroupPlan, VarPlan};
+use super::{checks, new_dims, zarr};
 use super::{GroupNode, TreeError};
 use crate::config::DatasetConfig;
 use crate::operators::Transform;
-use crate::sources::membership::{Layout, Member};
+use crate::sources::catalog::Catalog;
+use crate::sources::membership::Layout;
 use crate::sources::model::{FileMeta, GroupMeta};
 
 /// A file after its fixes, with its keys.
@@ -30,31 +32,47 @@ impl Item {
     }
 }
 
-/// Builds the group of `config` from its indexed files and layout; `notes` collects what
-/// `atlasfs tree`/`index` report (fixes matched, missing cells).
+/// Builds the group of `config` from the catalog: its Zarr store, or its indexed files and
+/// layout; `notes` collects what `atlasfs tree`/`index` report (fixes matched, missing cells).
+///
+/// # Errors
+/// A [`TreeError`] of kind config when the config names a dimension, key or variable that no
+/// file has, or its fix file cannot be read; of kind data when the dataset has no usable file,
+/// its files cannot be joined or its store cannot be read.
 pub fn dataset(
     config: &DatasetConfig,
-    files: &[(Arc<FileMeta>, &Member)],
-    layout: &Layout,
-    fixes: Option<&FixSet>,
+    catalog: &Catalog,
     next_id: &mut usize,
     notes: &mut Vec<String>,
 ) -> Result<GroupNode, TreeError> {
-    let fail = |message: String| TreeError {
-        dataset: config.name.clone(),
-        message,
-    };
-    if files.is_empty() {
-        let what = if config.files.is_empty() {
-            "the catalog lists no usable file".to_owned()
-        } else {
-            format!("no usable file matches {}", config.files)
-        };
-        return Err(fail(what));
+    let name = config.name.as_str();
+    if config.zarr.is_some() {
+        let store = catalog
+            .zarr_store(name)
+            .map_err(|m| TreeError::data(name, m))?;
+        return Ok(zarr::dataset(store, name, next_id));
     }
+    if let Some(reason) = catalog.unavailable(name) {
+        return Err(TreeError::data(name, reason.to_owned()));
+    }
+    let fixes = config
+        .fixes
+        .as_deref()
+        .map(FixSet::load)
+        .transpose()
+        .map_err(|e| TreeError::config(name, e.to_string()))?;
+    let (files, membership) = catalog.dataset(name);
+    if files.is_empty() {
+        return Err(TreeError::data(name, no_usable_file(config, catalog)));
+    }
+    let layout = membership.map(|m| m.layout.clone()).unwrap_or_default();
+    if let (Some(fixes), Some(path)) = (&fixes, &config.fixes) {
+        checks::fix_names(fixes, path, &files, &layout).map_err(|m| TreeError::config(name, m))?;
+    }
+    let fail = |message: String| TreeError::data(name, message);
     let mut items = Vec::with_capacity(files.len());
-    for (meta, member) in files {
-        let fixed = match fixes {
+    for (meta, member) in &files {
+        let fixed = match &fixes {
             Some(fixes) => {
                 let relative = std::path::Path::new(&meta.path)
                     .strip_prefix(&layout.base)
@@ -84,14 +102,54 @@ pub fn dataset(
             keys: member.keys.clone(),
         });
     }
+    let metas: Vec<&FileMeta> = items.iter().map(Item::file).collect();
+    let key = if config.catalog.is_some() {
+        "the catalog's join_existing dim"
+    } else {
+        "concat_dim"
+    };
+    checks::concat_dim(&layout, &metas, key).map_err(|m| TreeError::config(name, m))?;
+    checks::chunks(&config.chunks, &layout, &metas).map_err(|m| TreeError::config(name, m))?;
     let structured =
         !layout.groups.is_empty() || layout.merge.is_some() || !layout.new_dims.is_empty();
     let plan = if structured {
-        tree_of_leaves(&items, layout, &config.name, notes).map_err(fail)?
+        tree_of_leaves(&items, &layout, name, notes).map_err(fail)?
     } else {
         join_items(&items, layout.concat_dim.as_deref(), true).map_err(fail)?
     };
-    Ok(finish(plan, &config.chunks, &config.name, next_id))
+    Ok(finish(plan, &config.chunks, name, next_id))
+}
+
+/// Why a dataset has no file to serve: the scan errors of its files, or that nothing matched.
+fn no_usable_file(config: &DatasetConfig, catalog: &Catalog) -> String {
+    /// At most this many files' reasons are quoted.
+    const QUOTED: usize = 3;
+    let source = if config.files.is_empty() {
+        "the catalog".to_owned()
+    } else {
+        config.files.clone()
+    };
+    let unusable = catalog.unusable(&config.name);
+    if unusable.is_empty() {
+        let (_, membership) = catalog.dataset(&config.name);
+        let unmatched = membership.map_or(0, |m| m.unmatched.len());
+        return match (&config.pattern, unmatched) {
+            (Some(pattern), 1..) => {
+                format!("none of the {unmatched} file(s) of {source} matches pattern {pattern}")
+            }
+            _ if config.files.is_empty() => "the catalog lists no file".to_owned(),
+            _ => format!("no file matches {source}"),
+        };
+    }
+    let mut reasons: Vec<String> = unusable
+        .iter()
+        .take(QUOTED)
+        .map(|(path, reason)| format!("{path}: {reason}"))
+        .collect();
+    if unusable.len() > QUOTED {
+        reasons.push(format!("and {} more", unusable.len() - QUOTED));
+    }
+    format!("no usable file in {source}: {}", reasons.join("; "))
 }
 
 /// Groups items by the `groups` keys into DataTree levels and builds each leaf.

@@ -1,6 +1,7 @@
 //! Chooses each served array's regular chunk grid: the native chunking where there is one,
-//! contiguous data split to a few MiB, small chunks coalesced along the concat axis toward a few
-//! MiB, and per-dimension overrides from the config.
+//! contiguous data split to a few MiB, small chunks coalesced toward a few MiB (along the concat
+//! axis of joined files, along the leading dimension not yet whole of a single file), and
+//! per-dimension overrides from the config.
 
 use crate::sources::model::{DType, Storage, VarMeta};
 
@@ -39,7 +40,10 @@ pub fn choose(
     for (c, &n) in chunks.iter_mut().zip(shape) {
         *c = (*c).min(n).max(1);
     }
-    if let Some(axis) = concat_axis.filter(|_| dtype != DType::String) {
+    // Joined files coalesce along the concat axis; a single file's chunks along the leading
+    // dimension they do not yet cover whole (the record dimension, as a rule).
+    let axis = concat_axis.or_else(|| (0..ndim).find(|&d| chunks[d] < shape[d]));
+    if let Some(axis) = axis.filter(|_| dtype != DType::String) {
         let bytes = chunks.iter().product::<u64>() * elem;
         if bytes * 2 <= TARGET_BYTES {
             let factor = (TARGET_BYTES / bytes.max(1)).min(MAX_COALESCED);
@@ -83,9 +87,31 @@ mod tests {
             choose(&first, &[365, 360, 720], DType::F32, Some(0)),
             vec![16, 180, 360]
         );
+        // A single file's chunks coalesce along the leading dimension.
         assert_eq!(
             choose(&first, &[365, 360, 720], DType::F32, None),
-            vec![1, 180, 360]
+            vec![16, 180, 360]
+        );
+        // Along the first dimension they do not cover whole.
+        let whole_time = var(vec![4, 360, 720], chunked(vec![4, 1, 720]));
+        assert_eq!(
+            choose(&whole_time, &[4, 360, 720], DType::F32, None),
+            vec![4, 256, 720]
+        );
+    }
+
+    #[test]
+    fn a_single_files_tiny_chunks_coalesce() {
+        let series = var(vec![1776], chunked(vec![1]));
+        assert_eq!(
+            choose(&series, &[1776], DType::F32, None),
+            vec![MAX_COALESCED]
+        );
+        // Chunks already large stay native.
+        let large = var(vec![100, 1000, 1000], chunked(vec![1, 1000, 1000]));
+        assert_eq!(
+            choose(&large, &[100, 1000, 1000], DType::F32, None),
+            vec![1, 1000, 1000]
         );
     }
 

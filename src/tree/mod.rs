@@ -5,6 +5,7 @@
 
 mod build;
 pub mod calendar;
+mod checks;
 mod chunking;
 mod concat;
 pub mod fixes;
@@ -21,14 +22,49 @@ use crate::operators::{Geometry, Recipe};
 use crate::sources::catalog::Catalog;
 use crate::sources::model::Attr;
 
+/// Whether a dataset fails through its configuration or through its data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TreeErrorKind {
+    /// The config names something that does not exist (a dimension, a key, a variable) or
+    /// cannot be read (a fix file): the whole config is refused.
+    Config,
+    /// The dataset's sources cannot be served as configured (no usable file, files that cannot
+    /// be joined, an unreadable Zarr store or listing): the dataset is left out, the others are
+    /// served.
+    Data,
+}
+
 /// A dataset that cannot be assembled as configured.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[error("dataset {dataset}: {message}")]
 pub struct TreeError {
     /// The dataset.
     pub dataset: String,
-    /// What is wrong, naming the files involved.
+    /// A config error or a data failure.
+    pub kind: TreeErrorKind,
+    /// What is wrong, naming the key and the valid choices, or the files involved.
     pub message: String,
+}
+
+impl TreeError {
+    /// A config error of `dataset`.
+    pub(crate) fn config(dataset: &str, message: String) -> TreeError {
+        TreeError {
+            dataset: dataset.to_owned(),
+            kind: TreeErrorKind::Config,
+            message,
+        }
+    }
+
+    /// A data failure of `dataset`: it is left out.
+    pub(crate) fn data(dataset: &str, message: String) -> TreeError {
+        TreeError {
+            dataset: dataset.to_owned(),
+            kind: TreeErrorKind::Data,
+            message,
+        }
+    }
 }
 
 /// A group: attributes and named children.
@@ -73,49 +109,43 @@ pub struct Tree {
     pub root: GroupNode,
     /// What building it found worth reporting: fixes that matched files, missing cells.
     pub notes: Vec<String>,
+    /// Datasets left out because their data cannot be served, each with its reason.
+    pub left_out: Vec<TreeError>,
 }
 
 impl Tree {
-    /// Builds the snapshot for `config` from an up-to-date catalog.
+    /// Builds the snapshot for `config` from an up-to-date catalog. A dataset whose data
+    /// cannot be served (no usable file, a join that fails, an unreadable Zarr store) is left
+    /// out and recorded in [`Tree::left_out`]; every other dataset is built.
     ///
     /// # Errors
-    /// [`TreeError`] when a dataset's files cannot be joined as configured (naming the files).
+    /// [`TreeError`] of kind [`TreeErrorKind::Config`] when the config names something that does
+    /// not exist (naming the dataset, the key and the valid choices).
     pub fn build(config: &MountConfig, catalog: &Catalog) -> Result<Tree, TreeError> {
         let mut next_id = 0;
-        let mut root = GroupNode::default();
-        let mut notes = Vec::new();
+        let mut tree = Tree::default();
         for dataset in &config.datasets {
-            let fail = |message: String| TreeError {
-                dataset: dataset.name.clone(),
-                message,
-            };
-            if dataset.zarr.is_some() {
-                let store = catalog.zarr_store(&dataset.name).map_err(fail)?;
-                let group = zarr::dataset(store, &dataset.name, &mut next_id);
-                root.children
-                    .insert(dataset.name.clone(), Node::Group(group));
-                continue;
+            let mut notes = Vec::new();
+            match build::dataset(dataset, catalog, &mut next_id, &mut notes) {
+                Ok(group) => {
+                    tree.root
+                        .children
+                        .insert(dataset.name.clone(), Node::Group(group));
+                    tree.notes.extend(notes);
+                }
+                Err(e) if e.kind == TreeErrorKind::Data => {
+                    tracing::debug!("left out {}: {}", e.dataset, e.message);
+                    tree.left_out.push(e);
+                }
+                Err(e) => return Err(e),
             }
-            let fixes = dataset
-                .fixes
-                .as_deref()
-                .map(fixes::FixSet::load)
-                .transpose()
-                .map_err(|e| fail(e.to_string()))?;
-            let (files, membership) = catalog.dataset(&dataset.name);
-            let layout = membership.map(|m| m.layout.clone()).unwrap_or_default();
-            let group = build::dataset(
-                dataset,
-                &files,
-                &layout,
-                fixes.as_ref(),
-                &mut next_id,
-                &mut notes,
-            )?;
-            root.children
-                .insert(dataset.name.clone(), Node::Group(group));
         }
-        Ok(Tree { root, notes })
+        Ok(tree)
+    }
+
+    /// Whether every dataset of the config was left out, so there is nothing to serve.
+    pub fn nothing_usable(&self) -> bool {
+        self.root.children.is_empty() && !self.left_out.is_empty()
     }
 
     /// The node at a `/`-separated path relative to the root (`""` is the root).

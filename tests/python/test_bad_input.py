@@ -183,7 +183,9 @@ def test_rewritten_source_is_never_served_stale(tmp_path, mounts, fixture_files,
         ds.set_auto_mask(False)
         old = {n: ds[n][:] for n in names}
 
-    m = mounts.mount([{"name": "data", "files": str(path)}])
+    # sst's native time chunking, so that many chunks are read (small native chunks of a single
+    # file are otherwise coalesced along time)
+    m = mounts.mount([{"name": "data", "files": str(path), "chunks": {"time": 3}}])
     open_mounted(m / "data")  # metadata read before the change
     if read_before:
         for n in names:

@@ -255,15 +255,34 @@ def test_layout_groups_and_consolidated_metadata(fidelity_mount, fixture_files):
             "forecast/ensemble/member", "obs/obs_v", "obs/time"} == set(arrays)
 
 
-def test_native_chunking_is_kept(fidelity_mount, fixture_files):
+def coalesced(native, shape, itemsize):
+    """The served chunk shape of a single file's chunked variable: the native chunks, small ones
+    (at most 2 MiB) joined along the leading dimension they do not cover whole, toward 4 MiB and
+    at most 256 of them."""
+    chunks = list(native)
+    axis = next((d for d in range(len(shape)) if chunks[d] < shape[d]), None)
+    nbytes = int(np.prod(chunks)) * itemsize
+    if axis is not None and nbytes * 2 <= 4 << 20:
+        factor = min((4 << 20) // nbytes, 256)
+        chunks[axis] = min(chunks[axis] * factor, shape[axis])
+    return chunks
+
+
+def test_native_chunking_is_kept_and_small_chunks_coalesced(fidelity_mount, fixture_files):
     mount, fmt = fidelity_mount
     arrays = _arrays(mount, "nc4_chunked_zlib", fmt)
     with netCDF4.Dataset(fixture_files["nc4_chunked_zlib"]) as ds:
         for name in ("sst", "anom", "raw", "counts"):
-            assert ds[name].chunking() != "contiguous"
-            assert list(arrays[name][1]) == list(ds[name].chunking()), name
+            var = ds[name]
+            assert var.chunking() != "contiguous"
+            want = coalesced(var.chunking(), var.shape, var.dtype.itemsize)
+            assert list(arrays[name][1]) == want, name
+            # only the leading dimension not covered whole is coalesced
+            lead = next(d for d in range(var.ndim) if var.chunking()[d] < var.shape[d])
+            assert [c for d, c in enumerate(want) if d != lead] == \
+                [c for d, c in enumerate(var.chunking()) if d != lead], name
     got = open_mounted(mount / "nc4_chunked_zlib", "")
-    assert tuple(got.sst.encoding["chunks"]) == (3, 16, 32)
+    assert tuple(got.sst.encoding["chunks"]) == (10, 16, 32)
 
 
 def test_every_file_reports_its_exact_size(fidelity_mount):

@@ -1,7 +1,8 @@
 """Path patterns and new dimensions.
 
 - a file that does not match the pattern is reported by ``atlasfs index``
-  (``unmatched <path>: does not match pattern <pattern>``) and left out; the rest mounts;
+  (``unmatched <relative path>: does not match pattern <pattern> (matched against paths under
+  <base>)``) and left out; the rest mounts;
 - ``{key:d}`` gives int64 coordinates sorted numerically, ``{key:%Y%m}``-style gives CF time
   coordinates (int64 days since 1970-01-01, proleptic_gregorian) sorted chronologically;
 - the case archive (archives.make_cases: polygon_id × injection_date × run, with gaps) with
@@ -127,9 +128,13 @@ def test_unmatched_files_are_reported_and_left_out(index_output, data, mount):
     lines = [l.strip() for l in index_output.splitlines() if l.strip().startswith("unmatched ")]
     reported = {}
     for line in lines:
-        m = re.match(r"^unmatched (.+): does not match pattern (.+)$", line)
+        # the path as the pattern saw it: relative to the glob's base directory
+        m = re.match(r"^unmatched (.+): does not match pattern (.+) "
+                     r"\(matched against paths under (.+)\)$", line)
         assert m, f"malformed line {line!r}"
-        reported[os.path.realpath(m.group(1))] = m.group(2)
+        assert not os.path.isabs(m.group(1)), line
+        assert os.path.realpath(m.group(3)) == os.path.realpath(data["sites"]), line
+        reported[os.path.realpath(os.path.join(m.group(3), m.group(1)))] = m.group(2)
     want = {os.path.realpath(data["sites"] / rel) for rel, ok in SITES_FILES.items() if not ok}
     assert set(reported) == want, index_output
     assert set(reported.values()) == {SITES_PATTERN}, index_output
