@@ -10,6 +10,7 @@ use super::boxes::{copy_box, fill_with, swap_bytes, Region};
 use super::decode::decode_chunk;
 use super::{ChunkError, Geometry, Part, Recipe, Transform};
 use crate::sources::bytes::{ByteSource, RangeRead, SourceError};
+use crate::sources::chunk_table::ChunkSlot;
 use crate::sources::model::{Endian, Filter, InlineData, Storage};
 
 /// Rows closer than this in a file are read as one range.
@@ -47,6 +48,8 @@ enum Task<'a> {
     /// An HDF5 chunk: decode, then copy a box of it.
     Chunk {
         part: &'a Part,
+        /// The chunk's index in the source variable's chunk grid, for messages.
+        index: Vec<u64>,
         range: Range<u64>,
         filters: &'a [Filter],
         filter_mask: u32,
@@ -293,7 +296,7 @@ fn plan_part<'a>(
             *endian,
             *record_stride,
             tasks,
-        ),
+        )?,
         Storage::Chunked {
             chunk_shape,
             filters,
@@ -332,8 +335,8 @@ fn plan_part<'a>(
                         .zip(&target.start)
                         .map(|((a, b), c)| a - b + c)
                         .collect();
-                    match chunks.get(&index) {
-                        None => fill_region(
+                    match chunks.lookup(&index) {
+                        ChunkSlot::Absent => fill_region(
                             dst,
                             &target.shape,
                             &dst_start,
@@ -342,9 +345,16 @@ fn plan_part<'a>(
                             base_fill,
                             elem,
                         ),
-                        Some(r) => tasks.push(Task::Chunk {
+                        ChunkSlot::Faulty(reason) => {
+                            return Err(error(
+                                part,
+                                format!("variable {} chunk {index:?}: {reason}", var.name),
+                            ))
+                        }
+                        ChunkSlot::Stored(r) => tasks.push(Task::Chunk {
                             part,
-                            range: r.offset..r.offset + r.len,
+                            index: index.clone(),
+                            range: within_file(part, r.offset, r.len, &format!("chunk {index:?}"))?,
                             filters,
                             filter_mask: r.filter_mask,
                             chunk_shape,
@@ -364,6 +374,24 @@ fn plan_part<'a>(
         }
     }
     Ok(())
+}
+
+/// The byte range `offset..offset + len` of a part's file, checked to lie inside the file as
+/// indexed (reads check that the file is still that version), so a corrupt address is an error
+/// naming the variable and `what` of it, never a read of whatever lies there.
+fn within_file(part: &Part, offset: u64, len: u64, what: &str) -> Result<Range<u64>, ChunkError> {
+    let size = part.version.size;
+    match offset.checked_add(len) {
+        Some(end) if end <= size => Ok(offset..end),
+        _ => Err(error(
+            part,
+            format!(
+                "variable {} {what}: {len} bytes at byte {offset} run past the end of the file \
+                 ({size} bytes)",
+                part.var.name
+            ),
+        )),
+    }
 }
 
 /// Steps a multi-index through the box `first..=last`; false when done.
@@ -409,7 +437,7 @@ fn plan_rows<'a>(
     endian: Endian,
     record_stride: Option<u64>,
     tasks: &mut Vec<Task<'a>>,
-) {
+) -> Result<(), ChunkError> {
     let shape = &part.var.shape;
     let ndim = shape.len();
     let e = elem as u64;
@@ -459,7 +487,7 @@ fn plan_rows<'a>(
         let end = rows[j - 1].0 + row_len as u64;
         tasks.push(Task::Rows {
             part,
-            range: start..end,
+            range: within_file(part, start, end - start, "data")?,
             rows: rows[i..j]
                 .iter()
                 .map(|&(f, o)| ((f - start) as usize, o, row_len))
@@ -468,6 +496,7 @@ fn plan_rows<'a>(
         });
         i = j;
     }
+    Ok(())
 }
 
 impl<'a> Task<'a> {
@@ -516,6 +545,7 @@ fn finish<'t, 'a>(
     let part = task.part();
     let range = task.range();
     if let Task::Chunk {
+        index,
         filters,
         filter_mask,
         chunk_shape,
@@ -528,7 +558,7 @@ fn finish<'t, 'a>(
             error(
                 part,
                 format!(
-                    "variable {} chunk at byte {}: {reason}",
+                    "variable {} chunk {index:?} at byte {}: {reason}",
                     part.var.name, range.start
                 ),
             )
@@ -537,7 +567,7 @@ fn finish<'t, 'a>(
             return Err(error(
                 part,
                 format!(
-                    "variable {} chunk at byte {} decodes to {} bytes, expected {expected}",
+                    "variable {} chunk {index:?} at byte {} decodes to {} bytes, expected {expected}",
                     part.var.name,
                     range.start,
                     bytes.len()

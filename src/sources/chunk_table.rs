@@ -1,5 +1,6 @@
 //! A compact, columnar table of HDF5 chunk references: for each stored chunk its grid index,
-//! byte offset, stored length and filter mask — a few integers per chunk, never JSON.
+//! byte offset, stored length and filter mask — a few integers per chunk, never JSON — and the
+//! stored chunks whose index entry was found corrupt, each with the reason reads of it fail.
 
 use serde::{Deserialize, Serialize};
 
@@ -14,6 +15,24 @@ pub struct ChunkRef {
     pub filter_mask: u32,
 }
 
+/// What the table holds for one grid index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkSlot<'a> {
+    /// Never written: reads as the fill value.
+    Absent,
+    /// Stored at this location.
+    Stored(ChunkRef),
+    /// Stored, but its index entry is corrupt: reading it must fail with this reason.
+    Faulty(&'a str),
+}
+
+/// A stored chunk that must not be read, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Fault {
+    linear: u64,
+    reason: String,
+}
+
 /// Chunk references of one chunked variable, sorted by linear (C-order) grid index.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChunkTable {
@@ -23,6 +42,8 @@ pub struct ChunkTable {
     lens: Vec<u64>,
     /// Empty when every mask is zero (the usual case).
     masks: Vec<u32>,
+    /// Corrupt entries, sorted by linear index; none of them is in the columns above.
+    faults: Vec<Fault>,
 }
 
 impl ChunkTable {
@@ -41,6 +62,7 @@ impl ChunkTable {
                 Vec::new()
             },
             grid,
+            faults: Vec::new(),
         }
     }
 
@@ -69,16 +91,72 @@ impl ChunkTable {
             .unwrap_or(0)
     }
 
-    /// The stored chunk at a grid index, or `None` when it was never written.
-    pub fn get(&self, index: &[u64]) -> Option<ChunkRef> {
-        let l = linear_index(&self.grid, index)?;
-        let i = self.linear.binary_search(&l).ok()?;
-        Some(ChunkRef {
+    /// Number of stored chunks whose entry is corrupt.
+    pub fn faults(&self) -> usize {
+        self.faults.len()
+    }
+
+    /// What is stored at a grid index (outside the grid: [`ChunkSlot::Absent`]).
+    pub fn lookup(&self, index: &[u64]) -> ChunkSlot<'_> {
+        let Some(l) = linear_index(&self.grid, index) else {
+            return ChunkSlot::Absent;
+        };
+        if let Ok(i) = self.linear.binary_search(&l) {
+            return ChunkSlot::Stored(self.row(i));
+        }
+        match self.faults.binary_search_by_key(&l, |f| f.linear) {
+            Ok(i) => ChunkSlot::Faulty(&self.faults[i].reason),
+            Err(_) => ChunkSlot::Absent,
+        }
+    }
+
+    /// Moves every stored chunk for which `check` (given its grid index) names a reason into
+    /// the faulty entries, so reading it fails with that reason.
+    pub fn retain_valid(&mut self, mut check: impl FnMut(&[u64], ChunkRef) -> Option<String>) {
+        let mut keep = Vec::with_capacity(self.linear.len());
+        let mut found = Vec::new();
+        for i in 0..self.linear.len() {
+            let index = unravel(&self.grid, self.linear[i]);
+            match check(&index, self.row(i)) {
+                None => keep.push(i),
+                Some(reason) => found.push(Fault {
+                    linear: self.linear[i],
+                    reason,
+                }),
+            }
+        }
+        if found.is_empty() {
+            return;
+        }
+        let pick = |column: &[u64]| keep.iter().map(|&i| column[i]).collect::<Vec<_>>();
+        let (linear, offsets, lens) = (pick(&self.linear), pick(&self.offsets), pick(&self.lens));
+        if !self.masks.is_empty() {
+            self.masks = keep.iter().map(|&i| self.masks[i]).collect();
+        }
+        (self.linear, self.offsets, self.lens) = (linear, offsets, lens);
+        self.faults.extend(found);
+        self.faults.sort_by_key(|f| f.linear);
+    }
+
+    fn row(&self, i: usize) -> ChunkRef {
+        ChunkRef {
             offset: self.offsets[i],
             len: self.lens[i],
             filter_mask: self.masks.get(i).copied().unwrap_or(0),
-        })
+        }
     }
+}
+
+/// The grid index at C-order position `linear` of a grid of `grid` chunks per dimension.
+fn unravel(grid: &[u64], mut linear: u64) -> Vec<u64> {
+    let mut index = vec![0u64; grid.len()];
+    for (i, &g) in index.iter_mut().zip(grid).rev() {
+        if g > 0 {
+            *i = linear % g;
+            linear /= g;
+        }
+    }
+    index
 }
 
 /// The entries inside a grid of `grid` chunks per dimension, by C-order position, sorted; of
@@ -134,11 +212,42 @@ mod tests {
             ],
         );
         assert_eq!(table.len(), 3);
-        assert_eq!(table.get(&[0, 0]).unwrap().offset, 100);
-        assert_eq!(table.get(&[1, 2]).unwrap().offset, 500);
-        assert_eq!(table.get(&[1, 1]), None);
-        assert_eq!(table.get(&[2, 0]), None, "outside the grid");
+        assert_eq!(table.lookup(&[0, 0]), ChunkSlot::Stored(r(100)));
+        assert_eq!(table.lookup(&[1, 2]), ChunkSlot::Stored(r(500)));
+        assert_eq!(table.lookup(&[1, 1]), ChunkSlot::Absent);
+        assert_eq!(table.lookup(&[2, 0]), ChunkSlot::Absent, "outside the grid");
         assert!(table.masks.is_empty(), "all-zero masks are not stored");
+    }
+
+    #[test]
+    fn faulty_chunks_fail_with_their_reason_and_leave_the_others() {
+        let mut skipped = r(900);
+        skipped.filter_mask = 2;
+        let mut table = ChunkTable::new(
+            vec![2, 3],
+            vec![
+                (vec![0, 0], r(0)),
+                (vec![0, 2], skipped),
+                (vec![1, 1], r(1 << 40)),
+                (vec![1, 2], r(500)),
+            ],
+        );
+        let mut seen = Vec::new();
+        table.retain_valid(|index, c| {
+            seen.push(index.to_vec());
+            (c.offset == 0 || c.offset > 1000).then(|| format!("bad {}", c.offset))
+        });
+        assert_eq!(seen, [vec![0, 0], vec![0, 2], vec![1, 1], vec![1, 2]]);
+        assert_eq!((table.len(), table.faults()), (2, 2));
+        assert_eq!(table.lookup(&[0, 0]), ChunkSlot::Faulty("bad 0"));
+        assert_eq!(
+            table.lookup(&[1, 1]),
+            ChunkSlot::Faulty("bad 1099511627776")
+        );
+        assert_eq!(table.lookup(&[0, 2]), ChunkSlot::Stored(skipped));
+        assert_eq!(table.lookup(&[1, 2]), ChunkSlot::Stored(r(500)));
+        assert_eq!(table.lookup(&[0, 1]), ChunkSlot::Absent);
+        assert_eq!(table.max_end(), 910, "faulty chunks do not count");
     }
 
     #[test]
@@ -146,7 +255,7 @@ mod tests {
         let mut skipped = r(7);
         skipped.filter_mask = 1;
         let table = ChunkTable::new(vec![2], vec![(vec![1], skipped), (vec![0], r(3))]);
-        assert_eq!(table.get(&[1]).unwrap().filter_mask, 1);
-        assert_eq!(table.get(&[0]).unwrap().filter_mask, 0);
+        assert_eq!(table.lookup(&[1]), ChunkSlot::Stored(skipped));
+        assert_eq!(table.lookup(&[0]), ChunkSlot::Stored(r(3)));
     }
 }

@@ -1,6 +1,8 @@
 //! Where an HDF5 dataset's bytes live: reads the dataset's layout and filter-pipeline messages
 //! and walks its chunk index (B-tree v1/v2, fixed/extensible array, single, implicit) into a
-//! [`ChunkTable`]. Reads metadata only, never chunk data.
+//! [`ChunkTable`] of absolute file offsets (HDF5 addresses are relative to the superblock,
+//! which a user block moves). Reads metadata only, never chunk data; the chunk index's own
+//! checksums are verified as it is walked.
 
 use hdf5_reader::messages::filter_pipeline::{FILTER_DEFLATE, FILTER_FLETCHER32, FILTER_SHUFFLE};
 use hdf5_reader::messages::layout::{ChunkIndexing, DataLayout};
@@ -8,6 +10,7 @@ use hdf5_reader::messages::HdfMessage;
 use hdf5_reader::{ByteOrder, Datatype, Hdf5File};
 
 use super::chunk_table::{ChunkRef, ChunkTable};
+use super::hdf5_array_checksums::{verify_extensible_array, verify_fixed_array};
 use super::model::{Endian, Filter, Storage};
 
 /// What the layout of one dataset turned out to be.
@@ -47,6 +50,8 @@ pub fn read_layout(file: &Hdf5File, path: &str) -> Result<Layout, String> {
         _ => Endian::Little,
     };
     let shape = dataset.shape().to_vec();
+    // Every address in the file is relative to where the superblock was found.
+    let base = file.superblock().base_address;
     match layout {
         DataLayout::Compact { .. } => Ok(Layout::Compact),
         DataLayout::Contiguous { address, .. } => {
@@ -54,7 +59,7 @@ pub fn read_layout(file: &Hdf5File, path: &str) -> Result<Layout, String> {
                 Ok(Layout::Storage(Storage::Unwritten))
             } else {
                 Ok(Layout::Storage(Storage::Contiguous {
-                    offset: address,
+                    offset: address.saturating_add(base),
                     endian,
                     record_stride: None,
                 }))
@@ -66,6 +71,15 @@ pub fn read_layout(file: &Hdf5File, path: &str) -> Result<Layout, String> {
             element_size,
             chunk_indexing,
         } => {
+            // Layout messages of version 4 and later leave the element size to the datatype.
+            let element_size = match element_size {
+                0 => dataset
+                    .raw_element_size()
+                    .ok()
+                    .and_then(|n| u32::try_from(n).ok())
+                    .ok_or("the element size is unknown")?,
+                n => n,
+            };
             let mut filters = Vec::new();
             for f in pipeline.iter().flat_map(|p| &p.filters) {
                 filters.push(match f.id {
@@ -100,7 +114,7 @@ pub fn read_layout(file: &Hdf5File, path: &str) -> Result<Layout, String> {
                     chunks: ChunkTable::new(grid, Vec::new()),
                 }));
             }
-            let entries = collect_entries(
+            let entries = match collect_entries(
                 file,
                 address,
                 &shape,
@@ -108,7 +122,20 @@ pub fn read_layout(file: &Hdf5File, path: &str) -> Result<Layout, String> {
                 &chunk_dims,
                 element_size as usize,
                 chunk_indexing.as_ref(),
-            )?;
+            ) {
+                Ok(entries) => entries,
+                Err(e) => {
+                    return Ok(Layout::Storage(Storage::Unsupported {
+                        reason: format!("chunk index is corrupt: {e}"),
+                    }))
+                }
+            };
+            // Unfiltered chunks of the newer indexes have no size field: they take the whole
+            // chunk.
+            let chunk_bytes = chunk_shape
+                .iter()
+                .product::<u64>()
+                .saturating_mul(u64::from(element_size));
             let refs = entries.into_iter().map(|e| {
                 let index = e
                     .offsets
@@ -117,8 +144,12 @@ pub fn read_layout(file: &Hdf5File, path: &str) -> Result<Layout, String> {
                     .map(|(&o, &c)| o / c)
                     .collect::<Vec<_>>();
                 let r = ChunkRef {
-                    offset: e.address,
-                    len: e.size,
+                    offset: e.address.saturating_add(base),
+                    len: if e.size == 0 && filters.is_empty() {
+                        chunk_bytes
+                    } else {
+                        e.size
+                    },
                     filter_mask: e.filter_mask,
                 };
                 (index, r)
@@ -147,7 +178,7 @@ fn collect_entries(
     let sb = file.superblock();
     let (os, ls) = (sb.offset_size, sb.length_size);
     let ndim = shape.len();
-    let result = match indexing {
+    match indexing {
         None => {
             let leaves = hdf5_reader::btree_v1::collect_btree_v1_leaves_storage(
                 storage,
@@ -196,7 +227,8 @@ fn collect_entries(
             ndim as u32,
             chunk_dims,
             None,
-        ),
+        )
+        .map_err(|e| e.to_string()),
         Some(ChunkIndexing::Implicit) => hdf5_reader::chunk_index::collect_implicit_chunk_entries(
             address,
             shape,
@@ -204,17 +236,21 @@ fn collect_entries(
             element_size,
             None,
             storage.len(),
-        ),
+        )
+        .map_err(|e| e.to_string()),
         Some(ChunkIndexing::FixedArray { .. }) => {
             hdf5_reader::fixed_array::collect_fixed_array_chunk_entries_storage(
                 storage, address, os, ls, shape, chunk_dims, None,
             )
+            .map_err(|e| e.to_string())
+            .and_then(|entries| verify_fixed_array(storage, address, os, ls).map(|()| entries))
         }
         Some(ChunkIndexing::ExtensibleArray { .. }) => {
             hdf5_reader::extensible_array::collect_extensible_array_chunk_entries_storage(
                 storage, address, os, ls, shape, max_dims, chunk_dims, None,
             )
+            .map_err(|e| e.to_string())
+            .and_then(|entries| verify_extensible_array(storage, address, os, ls).map(|()| entries))
         }
-    };
-    result.map_err(|e| e.to_string())
+    }
 }

@@ -234,7 +234,8 @@ pub enum Storage {
     },
     /// Never written: every element is the fill value.
     Unwritten,
-    /// The variable cannot be served; reads fail with this reason (e.g. an unsupported filter).
+    /// The variable cannot be served; reads fail with this reason (e.g. an unsupported filter,
+    /// a corrupt chunk index, contiguous data at an impossible address).
     Unsupported {
         /// Why.
         reason: String,

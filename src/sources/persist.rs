@@ -12,7 +12,7 @@ use super::zarr_store::ZarrStoreMeta;
 
 const MAGIC: &[u8; 8] = b"ATLASCAT";
 /// Bump whenever the model changes shape.
-const FORMAT_VERSION: u32 = 3;
+const FORMAT_VERSION: u32 = 4;
 
 /// Source files by path.
 pub type Files = HashMap<String, Entry>;

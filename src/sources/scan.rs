@@ -7,6 +7,8 @@ use std::path::Path;
 use hdf5_reader::Hdf5File;
 use netcdf_reader::{NcAttrValue, NcAttribute, NcFile, NcFormat, NcGroup, NcType, NcVariable};
 
+use super::hdf5_checks::validate_group;
+use super::hdf5_extents::{truncation, FileExtents, MetadataRecorder};
 use super::hdf5_layout::{read_layout, Layout};
 use super::model::{
     Attr, AttrValue, DType, DimMeta, Endian, FileFormat, FileMeta, FileVersion, GroupMeta,
@@ -111,28 +113,51 @@ pub fn scan(
     };
     let group = nc.root_group().map_err(ScanError::new)?;
     let root = match format {
-        FileFormat::Netcdf4 => {
-            let h5 = match &source {
-                ScanSource::Local(path) => Hdf5File::open(path),
-                ScanSource::Storage { storage, .. } => Hdf5File::from_storage(storage.clone()),
-            }
-            .map_err(ScanError::new)?;
-            let mut ctx = Nc4Context {
-                nc: &nc,
-                h5: &h5,
-                warnings,
-            };
-            ctx.group(group, "")?
+        FileFormat::Netcdf4 => nc4_root(&nc, group, &source, version.size, warnings)?,
+        _ => {
+            let root = classic_group(&nc, group, &source, version.size, warnings)?;
+            check_extents(&root, version.size)?;
+            root
         }
-        _ => classic_group(&nc, group, &source, version.size, warnings)?,
     };
-    check_extents(&root, version.size)?;
     Ok(FileMeta {
         path: source.name(),
         version,
         format,
         root,
     })
+}
+
+/// Indexes the groups of a NetCDF-4 file of `file_size` bytes, and validates where its
+/// variables' bytes are said to lie against the metadata read meanwhile.
+fn nc4_root(
+    nc: &NcFile,
+    group: &NcGroup,
+    source: &ScanSource<'_>,
+    file_size: u64,
+    warnings: &mut Vec<String>,
+) -> Result<GroupMeta, ScanError> {
+    let storage: hdf5_reader::storage::DynStorage = match source {
+        ScanSource::Local(path) => std::sync::Arc::new(
+            hdf5_reader::storage::FileStorage::open(path).map_err(ScanError::new)?,
+        ),
+        ScanSource::Storage { storage, .. } => storage.clone(),
+    };
+    let recorder = MetadataRecorder::new(storage);
+    let h5 = Hdf5File::from_storage(recorder.clone()).map_err(ScanError::new)?;
+    if let Some(reason) = truncation(recorder.as_ref(), h5.superblock(), file_size) {
+        return Err(ScanError::new(reason));
+    }
+    recorder.start();
+    let mut ctx = Nc4Context {
+        nc,
+        h5: &h5,
+        warnings,
+    };
+    let mut root = ctx.group(group, "")?;
+    let extents = FileExtents::new(file_size, h5.superblock(), &recorder);
+    validate_group(&mut root, "", &extents, warnings);
+    Ok(root)
 }
 
 /// Rejects files whose recorded byte ranges run past their end (truncated copies).

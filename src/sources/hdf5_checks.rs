@@ -1,0 +1,132 @@
+//! Index-time validation of where a NetCDF-4 file says its variables' bytes are: every stored
+//! chunk and contiguous variable must lie after the superblock, inside the file, clear of the
+//! metadata the indexer read, with a stored length that fits its chunk. What fails is kept in
+//! the catalog as faulty (a chunk) or unusable (a contiguous variable) with the reason, so
+//! reading it fails with that reason instead of serving whatever bytes lie there.
+
+use super::chunk_table::ChunkRef;
+use super::hdf5_extents::FileExtents;
+use super::model::{Filter, GroupMeta, Storage, VarMeta};
+
+/// Stored lengths of compressed chunks above this many bytes per uncompressed byte, plus
+/// [`DEFLATE_SLACK`], are corrupt: zlib grows incompressible data by far less.
+const DEFLATE_GROWTH_DIVISOR: u64 = 8;
+/// Fixed allowance of a compressed chunk's length over its uncompressed size.
+const DEFLATE_SLACK: u64 = 1024;
+
+/// Validates every variable of `group` and its subgroups (whose path starts with `prefix`);
+/// names what it found corrupt in `warnings`.
+pub(crate) fn validate_group(
+    group: &mut GroupMeta,
+    prefix: &str,
+    extents: &FileExtents,
+    warnings: &mut Vec<String>,
+) {
+    for var in &mut group.vars {
+        let path = format!("{prefix}/{}", var.name);
+        if let Some(warning) = validate_var(var, extents) {
+            warnings.push(format!("variable {path}: {warning}"));
+        }
+    }
+    for child in &mut group.groups {
+        let path = format!("{prefix}/{}", child.name);
+        validate_group(child, &path, extents, warnings);
+    }
+}
+
+/// Validates one variable's storage; a summary of what it marked corrupt, if anything.
+fn validate_var(var: &mut VarMeta, extents: &FileExtents) -> Option<String> {
+    let elem = var.dtype.size().unwrap_or(1) as u64;
+    let nbytes = var.nbytes();
+    match &mut var.storage {
+        Storage::Contiguous { offset, .. } if nbytes > 0 => {
+            let reason = format!("contiguous data: {}", extents.check_data(*offset, nbytes)?);
+            var.storage = Storage::Unsupported {
+                reason: reason.clone(),
+            };
+            Some(reason)
+        }
+        Storage::Chunked {
+            chunk_shape,
+            filters,
+            chunks,
+            ..
+        } => {
+            let expected = chunk_shape.iter().product::<u64>().saturating_mul(elem);
+            let mut first = None;
+            chunks.retain_valid(|index, chunk| {
+                let why = extents
+                    .check_data(chunk.offset, chunk.len)
+                    .or_else(|| check_len(chunk, filters, expected))?;
+                first.get_or_insert_with(|| format!("chunk {index:?}: {why}"));
+                Some(why)
+            });
+            let first = first?;
+            Some(format!(
+                "{} chunk(s) with a corrupt index entry fail to read (first: {first})",
+                chunks.faults()
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// Why a chunk's stored length cannot be right for a chunk of `expected` uncompressed bytes
+/// through the filters its mask leaves on, or `None`.
+fn check_len(chunk: ChunkRef, filters: &[Filter], expected: u64) -> Option<String> {
+    let active = |f: &Filter| {
+        filters
+            .iter()
+            .position(|g| g == f)
+            .is_some_and(|i| i >= 32 || chunk.filter_mask & (1 << i) == 0)
+    };
+    let checksum = if active(&Filter::Fletcher32) { 4 } else { 0 };
+    let len = chunk.len;
+    if active(&Filter::Deflate) {
+        let bound = expected
+            .saturating_add(expected / DEFLATE_GROWTH_DIVISOR)
+            .saturating_add(DEFLATE_SLACK + checksum);
+        return (len > bound)
+            .then(|| format!("stored length {len} is impossible for a chunk of {expected} bytes"));
+    }
+    let exact = expected.saturating_add(checksum);
+    (len != exact)
+        .then(|| format!("stored length {len}, but this uncompressed chunk takes {exact} bytes"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunk(len: u64, filter_mask: u32) -> ChunkRef {
+        ChunkRef {
+            offset: 4096,
+            len,
+            filter_mask,
+        }
+    }
+
+    #[test]
+    fn uncompressed_chunks_must_have_their_exact_size() {
+        assert_eq!(check_len(chunk(800, 0), &[], 800), None);
+        assert!(check_len(chunk(799, 0), &[], 800).is_some());
+        assert!(check_len(chunk(1 << 40, 0), &[], 800).is_some());
+        let shuffled = [Filter::Shuffle { element_size: 4 }, Filter::Fletcher32];
+        assert_eq!(check_len(chunk(804, 0), &shuffled, 800), None);
+        assert!(check_len(chunk(800, 0), &shuffled, 800).is_some());
+    }
+
+    #[test]
+    fn compressed_chunks_are_bounded_and_masks_count() {
+        let filters = [Filter::Shuffle { element_size: 8 }, Filter::Deflate];
+        assert_eq!(check_len(chunk(17, 0), &filters, 8000), None);
+        assert_eq!(
+            check_len(chunk(8000 + 1000 + 1024, 0), &filters, 8000),
+            None
+        );
+        assert!(check_len(chunk(8000 + 1000 + 1025, 0), &filters, 8000).is_some());
+        // Deflate skipped for this chunk (bit 1): it is stored raw.
+        assert_eq!(check_len(chunk(8000, 0b10), &filters, 8000), None);
+        assert!(check_len(chunk(17, 0b10), &filters, 8000).is_some());
+    }
+}

@@ -1,0 +1,404 @@
+"""HDF5 integrity: user blocks, chunk addresses that point where no data can be, and the
+checksums HDF5 stores.
+
+Semantics under test (DESIGN.md "Never partial, never corrupt"):
+
+- an HDF5 / NetCDF-4 file behind a user block (512, 4096 bytes before the superblock) serves
+  every variable exactly as netCDF4-python reads the same file — local and on object storage;
+- a chunk whose index entry points at address 0, into the superblock, past the end of the file
+  or onto metadata, or records an impossible length, fails its read with EIO and a daemon log
+  line naming the file, the variable and the chunk; every other chunk and variable still reads;
+- a Fletcher-32 mismatch fails that chunk with EIO;
+- a flipped byte in a checksummed structure (fixed/extensible array blocks, v2 B-tree nodes,
+  v2 object headers) never yields a wrong value: the read fails with EIO, or the variable
+  (or the file) is left out.
+
+Expected values come from netCDF4-python reading the original (or prepended) files.
+"""
+
+from __future__ import annotations
+
+import struct
+import warnings
+
+import h5py
+import netCDF4
+import numpy as np
+import pytest
+import zarr
+
+from conftest import is_eio
+from s3server import atlasfs_env, s3_url, storage_table
+
+USER_BLOCKS = [512, 4096]
+
+
+# --------------------------------------------------------------------------
+# fixtures written with netCDF4-python and h5py
+
+
+def write_nc4(path) -> None:
+    """NetCDF-4 (default library version): chunked zlib+shuffle along an unlimited dimension,
+    contiguous, Fletcher-32, and a variable in a group."""
+    rng = np.random.default_rng(11)
+    with netCDF4.Dataset(path, "w", format="NETCDF4") as ds:
+        ds.createDimension("t", None)
+        ds.createDimension("y", 20)
+        ds.createDimension("x", 30)
+        ds.createVariable("x", "f8", ("x",))[:] = np.arange(30) * 0.5
+        z = ds.createVariable("z", "f4", ("t", "y", "x"), zlib=True, shuffle=True,
+                              chunksizes=(1, 10, 15))
+        z[0:4] = rng.standard_normal((4, 20, 30)).astype("f4")
+        c = ds.createVariable("c", "f8", ("y", "x"), contiguous=True)
+        c[:] = rng.standard_normal((20, 30))
+        f = ds.createVariable("f", "i4", ("y", "x"), fletcher32=True, chunksizes=(5, 30))
+        f[:] = rng.integers(-1000, 1000, (20, 30))
+        g = ds.createGroup("g")
+        g.createVariable("u", "i2", ("y", "x"), chunksizes=(10, 10))[:] = \
+            rng.integers(-300, 300, (20, 30))
+
+
+def write_latest(path, **kw) -> None:
+    """HDF5 with the newest formats (superblock v3, v2 object headers): fixed-array,
+    extensible-array and v2 B-tree chunk indexes, filtered and not, and contiguous data."""
+    rng = np.random.default_rng(12)
+    with h5py.File(path, "w", libver="latest", **kw) as h:
+        h.create_dataset("fa", data=rng.standard_normal((20, 30)).astype("f4"), chunks=(5, 10))
+        h.create_dataset("fac", data=rng.standard_normal((20, 30)).astype("f4"),
+                         chunks=(5, 10), compression="gzip", shuffle=True)
+        h.create_dataset("ea", data=rng.standard_normal((40, 30)), chunks=(2, 10),
+                         maxshape=(None, 30))
+        h.create_dataset("eaz", data=rng.standard_normal((40, 30)), chunks=(2, 10),
+                         maxshape=(None, 30), compression="gzip", fletcher32=True)
+        h.create_dataset("bt2", data=rng.standard_normal((20, 30)), chunks=(5, 10),
+                         maxshape=(None, None))
+        h.create_dataset("cont", data=rng.standard_normal((20, 30)))
+
+
+def prepend(src, dst, size: int) -> None:
+    dst.write_bytes(b"\0" * size + src.read_bytes())
+
+
+@pytest.fixture(scope="module")
+def sources(tmp_path_factory) -> dict:
+    """name -> path: the two kinds, each as written and behind 512- and 4096-byte user
+    blocks, and a file libhdf5 itself wrote with a 1024-byte user block."""
+    d = tmp_path_factory.mktemp("integrity")
+    out = {"nc4": d / "nc4.nc", "latest": d / "latest.h5"}
+    write_nc4(out["nc4"])
+    write_latest(out["latest"])
+    for kind in ("nc4", "latest"):
+        for size in USER_BLOCKS:
+            out[f"{kind}_ub{size}"] = d / f"{kind}_ub{size}.nc"
+            prepend(out[kind], out[f"{kind}_ub{size}"], size)
+    out["latest_native_ub1024"] = d / "latest_native_ub1024.h5"
+    write_latest(out["latest_native_ub1024"], userblock_size=1024)
+    return out
+
+
+# --------------------------------------------------------------------------
+# reading both sides
+
+
+def reference(path) -> dict:
+    """Every variable of a file as netCDF4-python reads it (raw, unmasked), by path."""
+    out = {}
+
+    def walk(group, prefix):
+        group.set_auto_maskandscale(False)
+        for name, var in group.variables.items():
+            out[prefix + name] = np.asarray(var[...])
+        for name, child in group.groups.items():
+            walk(child, f"{prefix}{name}/")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with netCDF4.Dataset(path) as ds:
+            walk(ds, "")
+    return out
+
+
+def served_group(mount, name):
+    return zarr.open_group(str(mount / name), mode="r")
+
+
+def has_array(group, path) -> bool:
+    try:
+        group[path]
+        return True
+    except KeyError:
+        return False
+
+
+def served_chunks(array):
+    """Each served chunk of ``array``: its slices."""
+    grid = [range(0, n, c) for n, c in zip(array.shape, array.chunks)]
+    for starts in np.ndindex(*[len(g) for g in grid]):
+        yield tuple(slice(g[i], min(g[i] + c, n))
+                    for g, i, c, n in zip(grid, starts, array.chunks, array.shape))
+
+
+def overlaps(slices, box) -> bool:
+    return all(s.start < b.stop and b.start < s.stop for s, b in zip(slices, box))
+
+
+def assert_reads_eio(array, where=()):
+    with pytest.raises(Exception) as info:
+        array[where]
+    assert is_eio(info.value), repr(info.value)
+
+
+def assert_only_box_fails(array, expected, box):
+    """Every served chunk overlapping ``box`` fails with EIO; every other equals ``expected``."""
+    failed = 0
+    for slices in served_chunks(array):
+        if overlaps(slices, box):
+            assert_reads_eio(array, slices)
+            failed += 1
+        else:
+            np.testing.assert_array_equal(array[slices], expected[slices], err_msg=str(slices))
+    assert failed, "no served chunk covers the corrupted one"
+
+
+# --------------------------------------------------------------------------
+# user blocks
+
+
+@pytest.fixture(scope="module")
+def user_block_mount(module_mounts, sources):
+    return module_mounts.mount([{"name": name, "files": str(path)}
+                                for name, path in sources.items()])
+
+
+@pytest.mark.parametrize("name", ["nc4", "latest"]
+                         + [f"{k}_ub{n}" for k in ("nc4", "latest") for n in USER_BLOCKS]
+                         + ["latest_native_ub1024"])
+def test_every_variable_equals_netcdf4_python(user_block_mount, sources, name):
+    expected = reference(sources[name])
+    assert {"z", "c", "f", "g/u"} <= set(expected) or {"fa", "ea", "bt2", "cont"} <= set(expected)
+    group = served_group(user_block_mount, name)
+    for path, values in expected.items():
+        np.testing.assert_array_equal(group[path][...], values, err_msg=f"{name}:{path}")
+
+
+def test_user_block_granule_on_object_storage(mounts, sources, s3_server, tmp_path):
+    bucket = s3_server.create_bucket("userblock")
+    for name in ("nc4_ub512", "latest_ub4096"):
+        s3_server.upload_file(bucket, f"{name}.nc", sources[name])
+    storage = storage_table(s3_server.endpoint)
+    m = mounts.mount([{"name": name, "files": s3_url(bucket, f"{name}.nc"), "storage": storage}
+                      for name in ("nc4_ub512", "latest_ub4096")],
+                     env=atlasfs_env(config_dir=tmp_path / "aws"))
+    for name in ("nc4_ub512", "latest_ub4096"):
+        group = served_group(m, name)
+        for path, values in reference(sources[name]).items():
+            np.testing.assert_array_equal(group[path][...], values, err_msg=f"{name}:{path}")
+
+
+# --------------------------------------------------------------------------
+# impossible chunk addresses and lengths (the v1 B-tree of a NetCDF-4 file)
+
+CORRUPT_CHUNK = (1, 0, 1)  # of z, chunks (1, 10, 15): t = 1, y 0..10, x 15..30
+CORRUPT_BOX = (slice(1, 2), slice(0, 10), slice(15, 30))
+
+
+def btree_entry(data: bytes, path, var: str, index, user_block: int) -> tuple[int, int]:
+    """(position of the chunk's B-tree key, its key length): the key (size, filter mask,
+    element offsets) is followed by the chunk's address, relative to the superblock."""
+    with h5py.File(path) as h:
+        d = h[var]
+        coords = tuple(i * c for i, c in zip(index, d.chunks))
+        info = d.id.get_chunk_info_by_coord(coords)
+    key = struct.pack("<II", info.size, info.filter_mask) + struct.pack(
+        f"<{len(coords) + 1}Q", *coords, 0)
+    entry = key + struct.pack("<Q", info.byte_offset - user_block)
+    assert data.count(entry) == 1, "the chunk's B-tree entry is not unique"
+    return data.find(entry), len(key)
+
+
+def corrupt_entry(src, dst, case: str, user_block: int = 0) -> None:
+    data = bytearray(src.read_bytes())
+    pos, key_len = btree_entry(bytes(data), src, "z", CORRUPT_CHUNK, user_block)
+    field = pos + key_len
+    if case == "zero":
+        data[field:field + 8] = struct.pack("<Q", 0)
+    elif case == "superblock":
+        data[field:field + 8] = struct.pack("<Q", 16)
+    elif case == "past_eof":
+        data[field:field + 8] = struct.pack("<Q", len(data) + (1 << 20))
+    elif case == "metadata":  # onto the B-tree node holding the entry
+        node = data.rfind(b"TREE", 0, pos) - user_block
+        assert node >= 0
+        data[field:field + 8] = struct.pack("<Q", node)
+    elif case == "size_zero":
+        data[pos:pos + 4] = struct.pack("<I", 0)
+    elif case == "size_huge":
+        data[pos:pos + 4] = struct.pack("<I", 0x7FFF_FFF0)
+    else:
+        raise ValueError(case)
+    dst.write_bytes(bytes(data))
+
+
+ADDRESS_CASES = {
+    "zero": "superblock",
+    "superblock": "superblock",
+    "past_eof": "past the end of the file",
+    "metadata": "metadata",
+    "size_zero": "zero-length",
+    "size_huge": "",
+    "zero_ub512": "superblock",
+}
+
+
+@pytest.fixture(scope="module")
+def corrupted(tmp_path_factory, sources):
+    d = tmp_path_factory.mktemp("corrupted")
+    out = {}
+    for case in ADDRESS_CASES:
+        if case.endswith("_ub512"):
+            src, kind, ub = sources["nc4_ub512"], case.removesuffix("_ub512"), 512
+        else:
+            src, kind, ub = sources["nc4"], case, 0
+        out[case] = d / f"{case}.nc"
+        corrupt_entry(src, out[case], kind, ub)
+    return out
+
+
+@pytest.fixture(scope="module")
+def corrupted_mount(module_mounts, corrupted):
+    return module_mounts.mount([{"name": case, "files": str(path)}
+                                for case, path in corrupted.items()])
+
+
+@pytest.mark.parametrize("case", list(ADDRESS_CASES))
+def test_impossible_chunk_fails_alone_with_eio(corrupted_mount, corrupted, sources, case):
+    original = sources["nc4_ub512" if case.endswith("_ub512") else "nc4"]
+    expected = reference(original)
+    group = served_group(corrupted_mount, case)
+    assert_only_box_fails(group["z"], expected["z"], CORRUPT_BOX)
+    for path in ("c", "f", "g/u", "x"):
+        np.testing.assert_array_equal(group[path][...], expected[path], err_msg=path)
+    log = corrupted_mount.log_text()
+    lines = [line for line in log.splitlines()
+             if str(corrupted[case]) in line and "variable z chunk [1, 0, 1]" in line]
+    assert lines, log[-3000:]
+    assert any(ADDRESS_CASES[case] in line for line in lines), lines
+
+
+# --------------------------------------------------------------------------
+# checksums
+
+
+def test_fletcher32_mismatch_fails_that_chunk(mounts, sources, tmp_path):
+    src = sources["nc4"]
+    with h5py.File(src) as h:
+        info = h["f"].id.get_chunk_info_by_coord((10, 0))  # rows 10..15
+    data = bytearray(src.read_bytes())
+    data[info.byte_offset + 17] ^= 0x40
+    path = tmp_path / "fletcher.nc"
+    path.write_bytes(bytes(data))
+    expected = reference(src)
+    m = mounts.mount([{"name": "d", "files": str(path)}])
+    group = served_group(m, "d")
+    assert_only_box_fails(group["f"], expected["f"], (slice(10, 15), slice(0, 30)))
+    np.testing.assert_array_equal(group["z"][...], expected["z"])
+    assert any("Fletcher-32" in line and str(path) in line and "variable f" in line
+               for line in m.log_text().splitlines()), m.log_text()[-3000:]
+
+
+def shift_address(data: bytearray, path, var: str, coords) -> None:
+    """Moves the (unique) stored address of one chunk of ``var`` by 8 bytes, so that
+    without a checksum check it would read shifted values."""
+    with h5py.File(path) as h:
+        address = h[var].id.get_chunk_info_by_coord(coords).byte_offset
+    packed = struct.pack("<Q", address)
+    assert data.count(packed) == 1, f"the address of {var} {coords} is not unique"
+    pos = data.find(packed)
+    data[pos:pos + 8] = struct.pack("<Q", address + 8)
+
+
+# (variable, chunk coordinates, box of the chunk): entries in a fixed-array data block, in an
+# extensible array's index block and in one of its data blocks
+INDEX_CASES = {
+    "fixed_array_data_block": ("fa", (5, 10), (slice(5, 10), slice(10, 20))),
+    "extensible_array_index_block": ("ea", (0, 0), (slice(0, 2), slice(0, 10))),
+    "extensible_array_data_block": ("ea", (20, 20), (slice(20, 22), slice(20, 30))),
+}
+
+
+@pytest.mark.parametrize("case", list(INDEX_CASES))
+def test_corrupt_chunk_index_block_is_never_read_as_values(mounts, sources, tmp_path, case):
+    var, coords, box = INDEX_CASES[case]
+    src = sources["latest"]
+    data = bytearray(src.read_bytes())
+    shift_address(data, src, var, coords)
+    path = tmp_path / f"{case}.h5"
+    path.write_bytes(bytes(data))
+    expected = reference(src)
+    m = mounts.mount([{"name": "d", "files": str(path)}])
+    group = served_group(m, "d")
+    array = group[var]
+    assert_reads_eio(array, box)
+    for slices in served_chunks(array):  # the rest fails or is right, never wrong
+        try:
+            values = array[slices]
+        except Exception as e:  # noqa: BLE001
+            assert is_eio(e), repr(e)
+            continue
+        np.testing.assert_array_equal(values, expected[var][slices])
+    for other in ("fac", "eaz", "bt2", "cont"):
+        np.testing.assert_array_equal(group[other][...], expected[other], err_msg=other)
+    assert any("checksum mismatch" in line and str(path) in line and f"variable {var}" in line
+               for line in m.log_text().splitlines()), m.log_text()[-3000:]
+
+
+SIGNATURES = [b"OHDR", b"BTHD", b"BTLF", b"FAHD", b"FADB", b"EAHD", b"EAIB", b"EADB"]
+
+
+@pytest.fixture(scope="module")
+def flipped(tmp_path_factory, sources):
+    """One copy of the newest-format file per checksummed structure, with one byte flipped
+    inside it (after its signature and version)."""
+    src = sources["latest"]
+    data = src.read_bytes()
+    d = tmp_path_factory.mktemp("flipped")
+    out = {}
+    for sig in SIGNATURES:
+        start = 0
+        while (pos := data.find(sig, start)) >= 0:
+            start = pos + 1
+            copy = bytearray(data)
+            copy[pos + 9] ^= 0x01
+            name = f"{sig.decode().lower()}_{pos}"
+            out[name] = d / f"{name}.h5"
+            out[name].write_bytes(bytes(copy))
+    assert {n.split("_")[0] for n in out} == {s.decode().lower() for s in SIGNATURES}
+    return out
+
+
+def test_flipped_metadata_byte_never_yields_a_wrong_value(module_mounts, sources, flipped):
+    expected = reference(sources["latest"])
+    m = module_mounts.mount([{"name": name, "files": str(path)}
+                             for name, path in flipped.items()])
+    unnoticed = []
+    for name in flipped:
+        try:
+            group = served_group(m, name)
+        except (KeyError, FileNotFoundError, zarr.errors.GroupNotFoundError):
+            continue  # the whole file was refused
+        noticed = False
+        for var, values in expected.items():
+            if not has_array(group, var):
+                noticed = True  # left out
+                continue
+            try:
+                served = group[var][...]
+            except Exception as e:  # noqa: BLE001
+                assert is_eio(e), f"{name}:{var}: {e!r}"
+                noticed = True
+                continue
+            np.testing.assert_array_equal(served, values, err_msg=f"{name}:{var}")
+        if not noticed:
+            unnoticed.append(name)
+    # Every flipped byte lies under a checksum: each must have been noticed, not only survived.
+    assert not unnoticed, unnoticed
