@@ -30,7 +30,8 @@ import mutation_campaign as mc  # noqa: E402
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="scripts/fuzz", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--long", action="store_true", help="a long campaign")
     ap.add_argument("--seed", type=int, help="campaign seed")
     ap.add_argument("--count", type=int, help="number of mutants")
