@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -62,20 +63,18 @@ def main(argv: list[str]) -> int:
     try:
         campaign = mc.Campaign(mgr, workdir / "campaign", seed, count, batch=args.batch)
         report = campaign.run()
+        if args.json:
+            args.json.write_text(json.dumps({**report.counts(), "findings": report.findings},
+                                            indent=2))
+        print(report.text())
     finally:
         for m in mgr.mounts:
             m.unmount()
-    print(report.text())
-    if args.json:
-        args.json.write_text(json.dumps({**report.counts(), "findings": report.findings}, indent=2))
-    if args.keep:
-        print(f"work directory kept: {workdir}")
-    else:
-        import shutil
-
-        shutil.rmtree(workdir, ignore_errors=True)
+        if args.keep:
+            print(f"work directory kept: {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
     return 1 if report.bad() else 0
-
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
