@@ -546,6 +546,47 @@ mod tests {
     }
 
     #[test]
+    fn layout_keys_must_be_fields_of_the_pattern() {
+        let config = |extra: &str| {
+            MountConfig::parse(
+                &format!("[[dataset]]\nname = \"d\"\nfiles = \"*.nc\"\n{extra}"),
+                Path::new("x.toml"),
+            )
+        };
+        let pattern = "pattern = \"{site}/{year:d}.nc\"\n";
+        assert!(config(&format!(
+            "{pattern}groups = [\"site\"]\nnew_dims = [\"year\"]\n"
+        ))
+        .is_ok());
+        for (extra, named) in [
+            ("groups = [\"stie\"]\n", "groups: \"stie\""),
+            ("new_dims = [\"yeer\"]\n", "new_dims: \"yeer\""),
+            ("merge = \"var\"\n", "merge: \"var\""),
+        ] {
+            let err = config(&format!("{pattern}{extra}"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(named) && err.contains("site, year"), "{err}");
+        }
+        let err = config("groups = [\"site\"]\n").unwrap_err().to_string();
+        assert!(err.contains("no `pattern`"), "{err}");
+        let err = config("pattern = \"{site\"\n").unwrap_err().to_string();
+        assert!(err.contains("not closed"), "{err}");
+    }
+
+    #[test]
+    fn layout_keys_do_not_apply_to_a_catalog() {
+        let text = "[[dataset]]\nname = \"d\"\ncatalog = \"c.json\"\nconcat_dim = \"time\"\n";
+        let err = MountConfig::parse(text, Path::new("x.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("concat_dim") && err.contains("aggregation_control"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn refresh_takes_humane_durations() {
         assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
         assert_eq!(parse_duration("10m").unwrap(), Duration::from_secs(600));

@@ -11,11 +11,12 @@ use super::fixes::{self, FixSet, Fixed};
 use super::plan::{finish, GroupPlan, VarPlan};
 use super::{checks, new_dims, zarr};
 use super::{GroupNode, TreeError};
-use crate::config::DatasetConfig;
+use crate::config::{is_url, DatasetConfig};
 use crate::operators::Transform;
 use crate::sources::catalog::Catalog;
 use crate::sources::membership::Layout;
 use crate::sources::model::{FileMeta, GroupMeta};
+use crate::sources::pattern::glob_base;
 
 /// A file after its fixes, with its keys.
 #[derive(Clone)]
@@ -138,6 +139,10 @@ fn no_usable_file(config: &DatasetConfig, catalog: &Catalog) -> String {
                 format!("none of the {unmatched} file(s) of {source} matches pattern {pattern}")
             }
             _ if config.files.is_empty() => "the catalog lists no file".to_owned(),
+            _ if !is_url(&config.files) && !glob_base(&config.files).exists() => format!(
+                "no file matches {source}: {} does not exist",
+                glob_base(&config.files).display()
+            ),
             _ => format!("no file matches {source}"),
         };
     }

@@ -273,6 +273,18 @@ def test_unusable_single_file_datasets_are_left_out(atlasfs_bin, tmp_path, mount
         assert_same_dataset(open_original(broken_files[name]), open_mounted(m / name), name)
 
 
+def test_a_glob_matching_nothing_leaves_its_dataset_out(atlasfs_bin, tmp_path, broken_files):
+    ghost = tmp_path / "no-such-dir"
+    config = write_config(tmp_path / "c.toml", [
+        {"name": "good4", "files": str(broken_files["good4"])},
+        {"name": "ghost", "files": str(ghost / "*.nc")}], cache_dir=tmp_path / "cache")
+    res = run_atlasfs(atlasfs_bin, "index", config, timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+    left_out = left_out_lines(res.stderr)
+    assert set(left_out) == {"ghost"}, res.stderr
+    assert f"{ghost} does not exist" in left_out["ghost"], left_out["ghost"]
+
+
 def write_join_failures(d: Path) -> dict:
     cal = [write_series(d / "cal" / "a.nc", 0),
            write_series(d / "cal" / "b.nc", 4, calendar="noleap")]
