@@ -91,6 +91,11 @@ impl ChunkTable {
             .unwrap_or(0)
     }
 
+    /// Every stored chunk with its grid index, in C order.
+    pub fn entries(&self) -> impl Iterator<Item = (Vec<u64>, ChunkRef)> + '_ {
+        (0..self.linear.len()).map(|i| (unravel(&self.grid, self.linear[i]), self.row(i)))
+    }
+
     /// Number of stored chunks whose entry is corrupt.
     pub fn faults(&self) -> usize {
         self.faults.len()
@@ -248,6 +253,8 @@ mod tests {
         assert_eq!(table.lookup(&[1, 2]), ChunkSlot::Stored(r(500)));
         assert_eq!(table.lookup(&[0, 1]), ChunkSlot::Absent);
         assert_eq!(table.max_end(), 910, "faulty chunks do not count");
+        let left: Vec<_> = table.entries().collect();
+        assert_eq!(left, [(vec![0, 2], skipped), (vec![1, 2], r(500))]);
     }
 
     #[test]

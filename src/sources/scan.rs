@@ -10,10 +10,12 @@ use netcdf_reader::{NcAttrValue, NcAttribute, NcFile, NcFormat, NcGroup, NcType,
 use super::hdf5_checks::validate_group;
 use super::hdf5_extents::{truncation, FileExtents, MetadataRecorder};
 use super::hdf5_layout::{read_layout, Layout};
+use super::hdf5_overlaps::mark_overlaps;
 use super::model::{
     Attr, AttrValue, DType, DimMeta, Endian, FileFormat, FileMeta, FileVersion, GroupMeta,
     InlineData, Storage, VarMeta,
 };
+use super::nc3_checks;
 
 /// Coordinate variables up to this many bytes are kept in the catalog.
 const INLINE_COORDINATE_BYTES: u64 = 1 << 20;
@@ -157,6 +159,7 @@ fn nc4_root(
     let mut root = ctx.group(group, "")?;
     let extents = FileExtents::new(file_size, h5.superblock(), &recorder);
     validate_group(&mut root, "", &extents, warnings);
+    mark_overlaps(&mut root, warnings);
     Ok(root)
 }
 
@@ -290,6 +293,8 @@ fn classic_group(
     let classic = nc
         .as_classic()
         .ok_or_else(|| ScanError::new("not a classic file"))?;
+    nc3_checks::check_header(|buf, at| source.read_exact_at(buf, at), file_size)
+        .map_err(ScanError::new)?;
     let stride = netcdf_reader::classic::data::compute_record_stride(&group.variables)
         .map_err(ScanError::new)?;
     let mut numrecs = classic.numrecs();
@@ -341,13 +346,15 @@ fn classic_group(
             d.len = numrecs;
         }
     }
-    Ok(GroupMeta {
+    let mut root = GroupMeta {
         name: String::new(),
         dims,
         vars,
         attrs: attrs(&group.attributes),
         groups: Vec::new(),
-    })
+    };
+    nc3_checks::leave_out_unnamed(&mut root, warnings);
+    Ok(root)
 }
 
 /// Reads a whole contiguous NetCDF-3 variable as little-endian bytes.
