@@ -1,5 +1,7 @@
 //! Logging setup: `ATLASFS_LOG` (a tracing filter, default `info`) to stderr or to a file.
+//! Colours only on a terminal: a log written to a pipe or a file is plain text.
 
+use std::io::IsTerminal;
 use std::path::Path;
 
 use tracing_subscriber::EnvFilter;
@@ -8,11 +10,12 @@ fn filter() -> EnvFilter {
     EnvFilter::try_from_env("ATLASFS_LOG").unwrap_or_else(|_| EnvFilter::new("info,fuser=error"))
 }
 
-/// Logs to stderr.
+/// Logs to stderr, in colour when it is a terminal.
 pub fn init_stderr() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter())
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .try_init();
 }

@@ -5,8 +5,10 @@ mod check;
 mod index;
 mod logging;
 mod mount;
+mod mountpoint;
 mod reload;
 mod stats_writer;
+mod summary;
 mod tree;
 mod warm;
 
@@ -31,6 +33,10 @@ enum Command {
     Unmount {
         /// Where atlasfs is mounted.
         mountpoint: PathBuf,
+        /// Detach the mount now even if files under it are open; the daemon exits once the
+        /// last of them is closed.
+        #[arg(long)]
+        lazy: bool,
     },
     /// Scan the sources and (re)build the persisted catalog incrementally.
     Index {
@@ -61,7 +67,7 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Mount(args) => mount::run(args),
-        Command::Unmount { mountpoint } => mount::unmount(&mountpoint),
+        Command::Unmount { mountpoint, lazy } => mount::unmount(&mountpoint, lazy),
         Command::Index { config } => {
             logging::init_stderr();
             index::run(&config)
@@ -86,8 +92,87 @@ pub fn run() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("atlasfs: error: {e:#}");
+            eprintln!("atlasfs: error: {}", error_text(&e));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The error and its causes, each said once: a cause whose text the previous link already
+/// contains is left out. A FUSE mount whose daemon died (`ENOTCONN`) is named, with the
+/// command that clears it.
+pub(crate) fn error_text(error: &anyhow::Error) -> String {
+    let mut links: Vec<String> = Vec::new();
+    for link in error.chain() {
+        let text = link.to_string();
+        if !links
+            .last()
+            .is_some_and(|previous| previous.contains(&text))
+        {
+            links.push(text);
+        }
+    }
+    let mut text = links.join(": ");
+    let disconnected = error.chain().any(|link| {
+        link.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.raw_os_error() == Some(libc::ENOTCONN))
+    }) || text.contains(&format!("(os error {})", libc::ENOTCONN));
+    if disconnected {
+        let dead = mountpoint::dead_fuse_mounts();
+        if dead.is_empty() {
+            text.push_str(
+                "\n(a FUSE mount whose daemon has died is in the way; \
+                 `atlasfs unmount MOUNTPOINT` clears it)",
+            );
+        }
+        for path in dead {
+            text.push_str(&format!(
+                "\n{} is a FUSE mount whose daemon has died; `atlasfs unmount {}` clears it",
+                path.display(),
+                path.display()
+            ));
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_text;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot read config c.toml: {source}")]
+    struct Repeats {
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn a_cause_already_in_its_parent_is_said_once() {
+        let io = std::io::Error::from_raw_os_error(libc::ENOENT);
+        let error = anyhow::Error::new(Repeats { source: io }).context("loading the config");
+        let text = error_text(&error);
+        assert_eq!(
+            text.matches("No such file or directory").count(),
+            1,
+            "{text}"
+        );
+        assert!(text.starts_with("loading the config: cannot read config c.toml: "));
+    }
+
+    #[test]
+    fn distinct_causes_are_all_said() {
+        let io = std::io::Error::from_raw_os_error(libc::EACCES);
+        let error = anyhow::Error::new(io).context("opening log l");
+        assert_eq!(
+            error_text(&error),
+            "opening log l: Permission denied (os error 13)"
+        );
+    }
+
+    #[test]
+    fn a_dead_fuse_mount_is_named_with_its_cure() {
+        let io = std::io::Error::from_raw_os_error(libc::ENOTCONN);
+        let text = error_text(&anyhow::Error::new(io).context("mountpoint m"));
+        assert!(text.contains("atlasfs unmount"), "{text}");
     }
 }

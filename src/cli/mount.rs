@@ -24,8 +24,13 @@ fn parse_size(text: &str) -> Result<u64, String> {
     atlasfs::config::parse_size(text)
 }
 
+use super::mountpoint::{self, Prepare, UnmountError};
 use super::reload::{Reloader, Served};
 use super::stats_writer::StatsWriter;
+use super::summary::MountSummary;
+
+/// The first line a daemon sends its parent once the mount is ready; the summary follows.
+const READY: &str = "ok\n";
 
 /// Arguments of `atlasfs mount`.
 #[derive(Args)]
@@ -34,6 +39,12 @@ pub struct MountArgs {
     config: PathBuf,
     /// Empty directory to mount on.
     mountpoint: PathBuf,
+    /// Create the mountpoint if it does not exist.
+    #[arg(long)]
+    mkdir: bool,
+    /// Mount on a directory that is not empty (its contents are hidden while mounted).
+    #[arg(long)]
+    allow_non_empty: bool,
     /// Stay in the foreground (logs to stderr) instead of daemonizing.
     #[arg(long)]
     foreground: bool,
@@ -61,11 +72,15 @@ pub struct MountArgs {
 /// Mounts, in the foreground or as a daemon.
 pub fn run(args: MountArgs) -> anyhow::Result<ExitCode> {
     let config = MountConfig::load(&args.config)?;
-    if !args.mountpoint.is_dir() {
-        bail!(
-            "mountpoint {} is not a directory",
-            args.mountpoint.display()
-        );
+    // The daemon mounts where its parent already checked.
+    if args.ready_fd.is_none() {
+        let options = Prepare {
+            allow_non_empty: args.allow_non_empty,
+            mkdir: args.mkdir,
+        };
+        for done in mountpoint::prepare(&args.mountpoint, &options)? {
+            eprintln!("atlasfs: {done}");
+        }
     }
     // Refuse a busy cache dir before starting a daemon (which would log into the other
     // mount's log); the daemon takes the lock for real.
@@ -172,7 +187,12 @@ fn daemonize(args: &MountArgs, config: &MountConfig) -> anyhow::Result<ExitCode>
     drop(writer);
     let mut message = String::new();
     std::fs::File::from(reader).read_to_string(&mut message)?;
-    if message.trim() == "ok" {
+    if let Some(summary) = message.strip_prefix(READY) {
+        let mut lines = summary.trim().lines();
+        println!("{}", lines.next().unwrap_or_default());
+        for left_out in lines {
+            eprintln!("atlasfs: warning: {left_out}");
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let status = child.wait()?;
@@ -196,24 +216,23 @@ fn serve(args: &MountArgs, config: &MountConfig) -> anyhow::Result<ExitCode> {
     let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])?;
     let result = start(args, config);
     let (session, swapper, served) = match result {
-        Ok(session) => {
+        Ok((session, swapper, served, summary)) => {
+            let line = summary.line(&args.mountpoint, &config.path, args.log_file.as_deref());
+            tracing::info!("{line}");
             if let Some(mut ready) = ready {
-                let _ = ready.write_all(b"ok\n");
+                // Datasets left out follow the summary, one line each.
+                let left_out: String = served.left_out().iter().map(|l| format!("\n{l}")).collect();
+                let _ = writeln!(ready, "{READY}{line}{left_out}");
             }
-            session
+            (session, swapper, served)
         }
         Err(e) => {
             if let Some(mut ready) = ready {
-                let _ = write!(ready, "{e:#}");
+                let _ = write!(ready, "{}", super::error_text(&e));
             }
             return Err(e);
         }
     };
-    tracing::info!(
-        "mounted {} at {}",
-        config.path.display(),
-        args.mountpoint.display()
-    );
     let pid_file = pid_file(&args.mountpoint);
     if let Some(pid_file) = &pid_file {
         let _ = std::fs::write(pid_file, std::process::id().to_string());
@@ -269,7 +288,7 @@ fn serve(args: &MountArgs, config: &MountConfig) -> anyhow::Result<ExitCode> {
 fn start(
     args: &MountArgs,
     config: &MountConfig,
-) -> anyhow::Result<(fuser::BackgroundSession, Swapper, Served)> {
+) -> anyhow::Result<(fuser::BackgroundSession, Swapper, Served, MountSummary)> {
     // Taken first, so a second mount of the same cache dir fails before indexing.
     let cache = ChunkCache::open_dir(
         &config.cache.dir,
@@ -297,7 +316,8 @@ fn start(
     super::index::report_left_out(&tree)?;
     let mut served = Served::new(config, sources.clone());
     served.log_build(&report, &tree);
-    served.serve_files(config, &catalog);
+    let (files, _) = served.serve_files(config, &catalog);
+    let summary = MountSummary::new(&tree, &report, files);
     let tree = Arc::new(tree);
     let keys = Arc::new(
         KeySpace::with_cache(tree, config.mount.zarr_format, sources, Arc::new(cache))
@@ -320,12 +340,12 @@ fn start(
     }
     let (session, swapper) = fuse::mount(keys, &args.mountpoint, &options)
         .with_context(|| format!("mounting at {}", args.mountpoint.display()))?;
-    Ok((session, swapper, served))
+    Ok((session, swapper, served, summary))
 }
 
 /// Where the daemon serving `mountpoint` records its pid.
 fn pid_file(mountpoint: &Path) -> Option<PathBuf> {
-    let canonical = std::fs::canonicalize(mountpoint).ok()?;
+    let canonical = mountpoint::resolve(mountpoint).ok()?;
     let hash = xxhash_rust::xxh3::xxh3_64(canonical.as_os_str().as_encoded_bytes());
     let dir = std::env::var_os("XDG_RUNTIME_DIR")
         .map(PathBuf::from)
@@ -335,36 +355,38 @@ fn pid_file(mountpoint: &Path) -> Option<PathBuf> {
     Some(dir.join(format!("{hash:016x}.pid")))
 }
 
-/// Unmounts and waits (up to 30 s) for the daemon to exit.
-pub fn unmount(mountpoint: &Path) -> anyhow::Result<ExitCode> {
-    if !is_atlasfs_mount(mountpoint) {
+/// Unmounts and waits (up to 30 s) for the daemon to exit; `lazy` detaches a busy mount at
+/// once and does not wait.
+pub fn unmount(mountpoint: &Path, lazy: bool) -> anyhow::Result<ExitCode> {
+    if !mountpoint::mounted_at(mountpoint).is_some_and(|m| m.is_atlasfs()) {
         bail!("{} is not an atlasfs mount", mountpoint.display());
     }
     let pid = pid_file(mountpoint)
         .and_then(|f| std::fs::read_to_string(f).ok())
         .and_then(|s| s.trim().parse::<i32>().ok());
-    let tried = ["fusermount3", "fusermount", "umount"]
-        .iter()
-        .find_map(|tool| {
-            let mut command = Command::new(tool);
-            if *tool == "umount" {
-                command.arg(mountpoint);
+    match mountpoint::unmount(mountpoint, lazy) {
+        Ok(()) => {}
+        Err(UnmountError::Busy) => {
+            let holders = mountpoint::holders(mountpoint);
+            let held_by = if holders.is_empty() {
+                "no process this user can see holds it".to_owned()
             } else {
-                command.arg("-u").arg(mountpoint);
-            }
-            command.stderr(Stdio::piped()).output().ok()
-        });
-    match tried {
-        Some(output) if output.status.success() => {}
-        Some(output) => bail!(
-            "cannot unmount {}: {}",
-            mountpoint.display(),
-            String::from_utf8_lossy(&output.stderr).trim()
-        ),
-        None => bail!(
-            "no fusermount3 or umount found to unmount {}",
-            mountpoint.display()
-        ),
+                holders
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            };
+            bail!(
+                "cannot unmount {}: it is busy ({held_by}); end those processes or leave the \
+                 mount, or pass --lazy to detach it now (its daemon exits once they are done)",
+                mountpoint.display()
+            );
+        }
+        Err(e) => bail!("cannot unmount {}: {e}", mountpoint.display()),
+    }
+    if lazy {
+        return Ok(ExitCode::SUCCESS);
     }
     if let Some(pid) = pid {
         let deadline = Instant::now() + Duration::from_secs(30);
@@ -373,33 +395,4 @@ pub fn unmount(mountpoint: &Path) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Whether `mountpoint` appears in the mount table as an atlasfs FUSE mount.
-fn is_atlasfs_mount(mountpoint: &Path) -> bool {
-    // A mount whose daemon died cannot be resolved (ENOTCONN); fall back to the absolute path.
-    let Ok(canonical) =
-        std::fs::canonicalize(mountpoint).or_else(|_| std::path::absolute(mountpoint))
-    else {
-        return false;
-    };
-    let Ok(table) = std::fs::read_to_string("/proc/self/mounts") else {
-        return true; // cannot tell; let the unmount tool decide
-    };
-    table.lines().any(|line| {
-        let mut fields = line.split(' ');
-        let (source, target) = (fields.next(), fields.next());
-        source == Some("atlasfs")
-            && target.map(unescape_mount_path).as_deref()
-                == Some(canonical.as_os_str().to_string_lossy().as_ref())
-    })
-}
-
-/// Mount-table paths escape space, tab, newline and backslash as octal.
-fn unescape_mount_path(field: &str) -> String {
-    field
-        .replace("\\040", " ")
-        .replace("\\011", "\t")
-        .replace("\\012", "\n")
-        .replace("\\134", "\\")
 }

@@ -25,14 +25,12 @@ pub enum SourceError {
         path: String,
     },
     /// The source changed since it was indexed.
-    #[error("source {path} changed since it was indexed (size {found_size}, was {expected_size}); reload the mount (SIGHUP) or remount to serve the new version")]
+    #[error("source {path} changed since it was indexed ({change}); reload the mount (SIGHUP) or remount to serve the new version")]
     Changed {
         /// The source.
         path: String,
-        /// Size recorded in the catalog.
-        expected_size: u64,
-        /// Size now.
-        found_size: u64,
+        /// What changed.
+        change: VersionChange,
     },
     /// The object store refused access.
     #[error("access to {path} denied: {reason}")]
@@ -58,6 +56,64 @@ pub enum SourceError {
         /// The I/O error.
         source: std::io::Error,
     },
+}
+
+/// The version a source was indexed at against the version found; displayed as what differs:
+/// `size 1024 → 2048 bytes`, `mtime 2026-01-02 03:04:05.000000000 UTC → …`, `ETag`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VersionChange {
+    /// The version the catalog recorded.
+    pub indexed: FileVersion,
+    /// The version found now, when the source said.
+    pub found: Option<FileVersion>,
+}
+
+impl std::fmt::Display for VersionChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Some(found) = self.found else {
+            return f.write_str("its version no longer matches the catalog");
+        };
+        let (was, now) = (self.indexed, found);
+        let mut parts = Vec::new();
+        if was.size != now.size {
+            parts.push(format!("size {} → {} bytes", was.size, now.size));
+        }
+        if was.mtime_ns != now.mtime_ns {
+            parts.push(format!(
+                "mtime {} → {}",
+                utc(was.mtime_ns),
+                utc(now.mtime_ns)
+            ));
+        }
+        if was.etag != now.etag {
+            parts.push("ETag".to_owned());
+        }
+        if parts.is_empty() {
+            parts.push("its version no longer matches the catalog".to_owned());
+        }
+        f.write_str(&parts.join(", "))
+    }
+}
+
+/// Nanoseconds since the Unix epoch as a UTC date and time.
+fn utc(ns: i64) -> String {
+    let (secs, nanos) = (ns.div_euclid(1_000_000_000), ns.rem_euclid(1_000_000_000));
+    // SAFETY: `tm` is plain data; gmtime_r writes into it (or fails) and keeps no pointer.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let time: libc::time_t = secs;
+    // SAFETY: both pointers are valid for the call.
+    if unsafe { libc::gmtime_r(&time, &mut tm) }.is_null() {
+        return format!("{secs}.{nanos:09} s after the epoch");
+    }
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}.{nanos:09} UTC",
+        i64::from(tm.tm_year) + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec
+    )
 }
 
 /// Ranged reads from versioned sources.
@@ -164,8 +220,10 @@ impl LocalFiles {
         if found != version {
             return Err(SourceError::Changed {
                 path: path.to_owned(),
-                expected_size: version.size,
-                found_size: found.size,
+                change: VersionChange {
+                    indexed: version,
+                    found: Some(found),
+                },
             });
         }
         Ok(meta)
@@ -254,5 +312,63 @@ impl ByteSource for LocalFiles {
                 Ok(buf)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn version(size: u64, mtime_ns: i64) -> FileVersion {
+        FileVersion {
+            size,
+            mtime_ns,
+            etag: 0,
+        }
+    }
+
+    #[test]
+    fn a_change_names_what_changed() {
+        let size = VersionChange {
+            indexed: version(100, 5),
+            found: Some(version(140, 5)),
+        };
+        assert_eq!(size.to_string(), "size 100 → 140 bytes");
+        let mtime = VersionChange {
+            indexed: version(100, 1_000_000_000),
+            found: Some(version(100, 86_400_000_000_123)),
+        };
+        assert_eq!(
+            mtime.to_string(),
+            "mtime 1970-01-01 00:00:01.000000000 UTC → 1970-01-02 00:00:00.000000123 UTC"
+        );
+        let unknown = VersionChange {
+            indexed: version(1, 1),
+            found: None,
+        };
+        assert!(unknown.to_string().contains("no longer matches"));
+    }
+
+    #[test]
+    fn a_touched_local_file_is_reported_with_both_mtimes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a.nc");
+        std::fs::write(&path, b"abcd").unwrap();
+        let path = path.to_str().unwrap();
+        let indexed = local_version(&std::fs::metadata(path).unwrap());
+        let later = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
+        File::options()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_modified(later)
+            .unwrap();
+        let error = LocalFiles::default().read_all(path, indexed).unwrap_err();
+        let message = error.to_string();
+        assert!(
+            message.contains("changed since it was indexed (mtime "),
+            "{message}"
+        );
+        assert!(!message.contains("size"), "{message}");
     }
 }

@@ -1,7 +1,8 @@
-//! Checks of a dataset's config against its files: every dimension, key and variable the config
-//! names (`concat_dim`, `chunks`, a fix rule's `match` keys and variable names) must exist in
-//! some file of the dataset. A failure is a config error, which refuses the whole config —
-//! unlike files that cannot be joined, which only leave their dataset out.
+//! Checks of a dataset's config against its files: every dimension, key, variable and attribute
+//! the config names (`concat_dim`, `chunks`, a fix rule's `match` keys, variables and promoted
+//! global attributes) must exist in some file of the dataset. A failure is a config error, which
+//! refuses the whole config — unlike files that cannot be joined, which only leave their dataset
+//! out.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -124,6 +125,15 @@ pub(crate) fn fix_names(
         names.extend(rule.rename.values().cloned());
         names.extend(rule.promote_attrs.values().cloned());
     }
+    let mut globals = BTreeSet::new();
+    for (meta, _) in files {
+        globals.extend(meta.root.attrs.iter().map(|a| a.name.clone()));
+    }
+    for rule in &fixes.rules {
+        for name in rule.set_attrs.get(".").into_iter().flat_map(|a| a.keys()) {
+            globals.insert(name.clone());
+        }
+    }
     let fail = |number: usize, what: String| {
         Err(format!(
             "fix file {}: rule {number}: {what}",
@@ -155,6 +165,15 @@ pub(crate) fn fix_names(
                 rule.drop_attrs.keys().filter(global).collect(),
             ),
         ];
+        if let Some(attr) = rule.promote_attrs.keys().find(|a| !globals.contains(*a)) {
+            return fail(
+                i + 1,
+                format!(
+                    "promote_attrs names global attribute {attr:?}, which no file of the dataset has (global attributes: {})",
+                    listing(&globals)
+                ),
+            );
+        }
         for (action, used) in named {
             if let Some(name) = used.into_iter().find(|n| !names.contains(*n)) {
                 return fail(

@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -166,6 +167,17 @@ def daemon_pids(mountpoint) -> list[int]:
         if any(os.path.realpath(a) == target for a in argv if a.startswith("/")):
             pids.append(int(entry))
     return pids
+
+
+def wait_for(predicate, timeout=15.0, interval=0.1):
+    """Polls ``predicate`` until it returns something true or ``timeout`` seconds pass;
+    returns its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
 
 
 def force_unmount(path) -> None:

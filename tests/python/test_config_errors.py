@@ -50,6 +50,7 @@ def write_series(path: Path, start: int, n: int = 4, *, calendar: str = "standar
     path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(start + 1000 * len(calendar))
     with netCDF4.Dataset(path, "w", format=fmt) as ds:
+        ds.title = f"series from day {start}"
         ds.createDimension("time", None)
         ds.createDimension("lat", NY)
         ds.createDimension("lon", NX)
@@ -190,6 +191,10 @@ def bad_case(kind: str, sources: dict, tmp_path: Path) -> tuple[dict, list[str]]
         fixes.write_text('[[fix]]\nmatch = { stie = "a" }\nscale = { sst = 2.0 }\n')
         return ({**sites, "groups": ["site"], "fixes": str(fixes)},
                 [str(fixes), "rule 1", "match key", '"stie"', "site, year"])
+    if kind == "fix_promoted_attr":
+        fixes.write_text('[[fix]]\npromote_attrs = { sorce = "source" }\n')
+        return ({"files": joined, "concat_dim": "time", "fixes": str(fixes)},
+                [str(fixes), "rule 1", "promote_attrs", '"sorce"', "title"])
     if kind == "catalog_layout":
         return ({"catalog": str(tmp_path / "cat.json"), "concat_dim": "time"},
                 ["concat_dim", "catalog", "aggregation_control"])
@@ -197,7 +202,7 @@ def bad_case(kind: str, sources: dict, tmp_path: Path) -> tuple[dict, list[str]]
 
 
 BAD_KEYS = ["concat_dim", "chunks", "groups", "new_dims", "merge", "groups_without_pattern",
-            "fix_variable", "fix_match_key", "catalog_layout"]
+            "fix_variable", "fix_match_key", "fix_promoted_attr", "catalog_layout"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)

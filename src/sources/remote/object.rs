@@ -18,7 +18,7 @@ use tokio::sync::Semaphore;
 
 use super::location::join;
 use super::{redacted, version_of};
-use crate::sources::bytes::SourceError;
+use crate::sources::bytes::{SourceError, VersionChange};
 use crate::sources::model::FileVersion;
 
 /// Ranges closer than this are fetched by one request.
@@ -100,7 +100,7 @@ impl RemoteStore {
         }
         let found = self.head(key).await?;
         if !same_object(found, version) {
-            return Err(self.changed(key, version, found.size));
+            return Err(self.changed(key, version, Some(found)));
         }
         Ok(())
     }
@@ -180,7 +180,7 @@ impl RemoteStore {
         range: Range<u64>,
     ) -> Result<Bytes, SourceError> {
         if range.end > version.size {
-            return Err(self.changed(key, version, version.size));
+            return Err(self.changed(key, version, None));
         }
         if range.is_empty() {
             return Ok(Bytes::new());
@@ -227,7 +227,7 @@ impl RemoteStore {
             .map_err(|e| self.classify(key, e))?;
         let found = version_of(&result.meta);
         if !same_object(found, version) {
-            return Err(Attempt::Fail(self.changed(key, version, found.size)));
+            return Err(Attempt::Fail(self.changed(key, version, Some(found))));
         }
         let bytes = result
             .bytes()
@@ -290,8 +290,15 @@ impl RemoteStore {
             object_store::Error::Precondition { .. } | object_store::Error::NotModified { .. } => {
                 Attempt::Fail(SourceError::Changed {
                     path,
-                    expected_size: 0,
-                    found_size: 0,
+                    // The store refused the version asked for; which one it has, it did not say.
+                    change: VersionChange {
+                        indexed: FileVersion {
+                            size: 0,
+                            mtime_ns: 0,
+                            etag: 0,
+                        },
+                        found: None,
+                    },
                 })
             }
             other => {
@@ -312,11 +319,13 @@ impl RemoteStore {
         }
     }
 
-    fn changed(&self, key: &str, version: FileVersion, found_size: u64) -> SourceError {
+    fn changed(&self, key: &str, version: FileVersion, found: Option<FileVersion>) -> SourceError {
         SourceError::Changed {
             path: join(&self.url, key),
-            expected_size: version.size,
-            found_size,
+            change: VersionChange {
+                indexed: version,
+                found,
+            },
         }
     }
 
