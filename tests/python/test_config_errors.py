@@ -290,6 +290,21 @@ def test_a_glob_matching_nothing_leaves_its_dataset_out(atlasfs_bin, tmp_path, b
     assert f"{ghost} does not exist" in left_out["ghost"], left_out["ghost"]
 
 
+def test_an_unreadable_zarr_store_leaves_its_dataset_out(atlasfs_bin, tmp_path, mounts,
+                                                         broken_files):
+    store = tmp_path / "nowhere.zarr"
+    cache = tmp_path / "cache"
+    config = write_config(tmp_path / "c.toml", [
+        {"name": "good4", "files": str(broken_files["good4"])},
+        {"name": "z", "zarr": str(store)}], cache_dir=cache)
+    m, res = mount_for_test(mounts, config, cache)
+    assert res.returncode == 0, res.stdout + res.stderr
+    left_out = left_out_lines(res.stderr)
+    assert set(left_out) == {"z"} and str(store) in left_out["z"], res.stderr
+    assert datasets_served(m.path) == {"good4"}
+    assert_same_dataset(open_original(broken_files["good4"]), open_mounted(m / "good4"), "good4")
+
+
 def write_join_failures(d: Path) -> dict:
     cal = [write_series(d / "cal" / "a.nc", 0),
            write_series(d / "cal" / "b.nc", 4, calendar="noleap")]
