@@ -14,7 +14,6 @@ import errno
 import os
 import re
 import shutil
-import time
 import warnings
 
 import h5py
@@ -25,7 +24,7 @@ import xarray as xr
 import zarr
 
 from conftest import (assert_same_dataset, daemon_pids, is_eio, is_mounted, run_atlasfs,
-                      write_config)
+                      wait_for, write_config)
 
 
 def open_original(path) -> xr.Dataset:
@@ -39,15 +38,6 @@ def open_mounted(path, **kw) -> xr.Dataset:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return xr.open_zarr(str(path), consolidated=True, chunks=None, **kw)
-
-
-def wait_for(predicate, timeout=10.0, interval=0.1):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval)
 
 
 # --------------------------------------------------------------------------
