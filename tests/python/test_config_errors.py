@@ -305,6 +305,21 @@ def test_an_unreadable_zarr_store_leaves_its_dataset_out(atlasfs_bin, tmp_path, 
     assert_same_dataset(open_original(broken_files["good4"]), open_mounted(m / "good4"), "good4")
 
 
+def test_a_failed_listing_leaves_its_dataset_out(atlasfs_bin, tmp_path, broken_files,
+                                                 s3_server, s3_env):
+    from s3server import s3_url, storage_table
+
+    url = s3_url("no-such-bucket", "*.nc")
+    config = write_config(tmp_path / "c.toml", [
+        {"name": "good4", "files": str(broken_files["good4"])},
+        {"name": "remote", "files": url, "storage": storage_table(s3_server.endpoint)}],
+        cache_dir=tmp_path / "cache")
+    res = run_atlasfs(atlasfs_bin, "index", config, timeout=120, env=s3_env)
+    assert res.returncode == 0, res.stdout + res.stderr
+    left_out = left_out_lines(res.stderr)
+    assert set(left_out) == {"remote"} and "no-such-bucket" in left_out["remote"], res.stderr
+
+
 def write_join_failures(d: Path) -> dict:
     cal = [write_series(d / "cal" / "a.nc", 0),
            write_series(d / "cal" / "b.nc", 4, calendar="noleap")]
