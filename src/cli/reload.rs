@@ -165,7 +165,10 @@ impl Served {
             }
             Ok(_) => refresh,
             Err(e) => {
-                tracing::error!("reload failed, still serving the previous tree: {e:#}");
+                tracing::error!(
+                    "reload failed, still serving the previous tree: {}",
+                    super::error_text(&e)
+                );
                 refresh
             }
         }
