@@ -6,9 +6,12 @@
 //! - [`bitround`]: numcodecs-compatible mantissa rounding (`BitRound(keepbits)`).
 //! - [`pack`]: CF packing of floats into 8- and 16-bit integers, with a mergeable data range.
 //! - [`coarsen`]: NaN-skipping block reduction along two axes, composable level by level.
+//! - [`expr`]: a small expression language over named n-d arrays, with xarray's broadcasting
+//!   by dimension name and numpy's type promotion.
 
 pub mod bitround;
 pub mod coarsen;
+pub mod expr;
 mod float;
 pub mod pack;
 
