@@ -4,6 +4,10 @@
 //! the catalog as faulty (a chunk) or unusable (a contiguous variable) with the reason, so
 //! reading it fails with that reason instead of serving whatever bytes lie there.
 
+use std::collections::HashMap;
+
+use hdf5_reader::chunk_index::ChunkEntry;
+
 use super::chunk_table::ChunkRef;
 use super::hdf5_extents::FileExtents;
 use super::model::{Filter, GroupMeta, Storage, VarMeta};
@@ -71,6 +75,42 @@ fn validate_var(var: &mut VarMeta, extents: &FileExtents) -> Option<String> {
     }
 }
 
+/// Why a chunk index's entries cannot all be right, if they cannot: an entry's element offsets
+/// off the chunk grid (or a non-zero trailing element offset) or outside `grid`, or two entries
+/// for one chunk. Such an entry's own chunk cannot be told (its key is what is corrupt), so the
+/// whole index is untrustworthy, as libhdf5 also refuses it.
+pub(crate) fn misplaced_entry(
+    entries: &[ChunkEntry],
+    chunk_shape: &[u64],
+    grid: &[u64],
+) -> Option<String> {
+    let mut seen = HashMap::new();
+    for e in entries {
+        let index: Vec<u64> = e
+            .offsets
+            .iter()
+            .zip(chunk_shape)
+            .map(|(&o, &c)| o / c)
+            .collect();
+        let off_grid = e.offsets.iter().zip(chunk_shape).any(|(&o, &c)| o % c != 0)
+            || e.offsets.iter().skip(chunk_shape.len()).any(|&o| o != 0)
+            || index.iter().zip(grid).any(|(&i, &g)| i >= g);
+        if off_grid {
+            return Some(format!(
+                "an entry at address {} has element offsets {:?}, off the chunk grid",
+                e.address, e.offsets
+            ));
+        }
+        if let Some(other) = seen.insert(index.clone(), e.address) {
+            return Some(format!(
+                "two entries claim chunk {index:?} (at addresses {other} and {})",
+                e.address
+            ));
+        }
+    }
+    None
+}
+
 /// Why a chunk's stored length cannot be right for a chunk of `expected` uncompressed bytes
 /// through the filters its mask leaves on, or `None`.
 fn check_len(chunk: ChunkRef, filters: &[Filter], expected: u64) -> Option<String> {
@@ -104,6 +144,27 @@ mod tests {
             len,
             filter_mask,
         }
+    }
+
+    #[test]
+    fn entries_off_the_grid_or_claiming_one_chunk_twice_are_named() {
+        let entry = |offsets: &[u64], address| ChunkEntry {
+            address,
+            size: 10,
+            filter_mask: 0,
+            offsets: offsets.to_vec(),
+        };
+        let good = [entry(&[0, 0, 0], 100), entry(&[0, 15, 0], 200)];
+        let why = |last| {
+            let mut entries = good.to_vec();
+            entries.push(last);
+            misplaced_entry(&entries, &[10, 15], &[3, 2]).unwrap_or_default()
+        };
+        assert_eq!(misplaced_entry(&good, &[10, 15], &[3, 2]), None);
+        assert!(why(entry(&[10, 0, 4], 300)).contains("[10, 0, 4], off the chunk grid"));
+        assert!(why(entry(&[10, 17], 300)).contains("off the chunk grid"));
+        assert!(why(entry(&[30, 0], 300)).contains("off the chunk grid"));
+        assert!(why(entry(&[0, 15], 300)).contains("chunk [0, 1] (at addresses 200 and 300)"));
     }
 
     #[test]

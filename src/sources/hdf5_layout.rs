@@ -11,6 +11,7 @@ use hdf5_reader::{ByteOrder, Datatype, Hdf5File};
 
 use super::chunk_table::{ChunkRef, ChunkTable};
 use super::hdf5_array_checksums::{verify_extensible_array, verify_fixed_array};
+use super::hdf5_checks::misplaced_entry;
 use super::model::{Endian, Filter, Storage};
 
 /// What the layout of one dataset turned out to be.
@@ -136,6 +137,11 @@ pub fn read_layout(file: &Hdf5File, path: &str) -> Result<Layout, String> {
                 .iter()
                 .product::<u64>()
                 .saturating_mul(u64::from(element_size));
+            if let Some(why) = misplaced_entry(&entries, &chunk_shape, &grid) {
+                return Ok(Layout::Storage(Storage::Unsupported {
+                    reason: format!("chunk index is corrupt: {why}"),
+                }));
+            }
             let refs = entries.into_iter().map(|e| {
                 let index = e
                     .offsets
@@ -202,7 +208,8 @@ fn collect_entries(
                             address: chunk_address,
                             size: chunk_size as u64,
                             filter_mask,
-                            offsets: offsets[..ndim].to_vec(),
+                            // With the trailing element offset, which must be 0.
+                            offsets,
                         })
                     }
                     _ => return Err("unexpected key in chunk B-tree".to_owned()),
