@@ -10,6 +10,7 @@ use hdf5_reader::chunk_index::ChunkEntry;
 
 use super::chunk_table::ChunkRef;
 use super::hdf5_extents::FileExtents;
+use super::hdf5_overlaps::mark_overlaps;
 use super::model::{Filter, GroupMeta, Storage, VarMeta};
 
 /// Stored lengths of compressed chunks above this many bytes per uncompressed byte, plus
@@ -18,9 +19,47 @@ const DEFLATE_GROWTH_DIVISOR: u64 = 8;
 /// Fixed allowance of a compressed chunk's length over its uncompressed size.
 const DEFLATE_SLACK: u64 = 1024;
 
+/// Validates every variable of the file whose root is `root`, including the layout of those
+/// whose values were read into the catalog (`inlined`: their paths and layouts): such a
+/// variable whose layout fails keeps the validated layout, so the values read through it are
+/// never served. Names what it found corrupt in `warnings`.
+pub(crate) fn validate_file(
+    root: &mut GroupMeta,
+    inlined: Vec<(String, Storage)>,
+    extents: &FileExtents,
+    warnings: &mut Vec<String>,
+) {
+    let mut values = Vec::new();
+    for (path, layout) in inlined {
+        if let Some(var) = var_mut(root, &path) {
+            let inline = std::mem::replace(&mut var.storage, layout.clone());
+            values.push((path, layout, inline));
+        }
+    }
+    validate_group(root, "", extents, warnings);
+    mark_overlaps(root, warnings);
+    for (path, layout, inline) in values {
+        match var_mut(root, &path) {
+            Some(var) if var.storage == layout => var.storage = inline,
+            _ => {}
+        }
+    }
+}
+
+/// The variable at `path` (`/group/name`) below `root`.
+fn var_mut<'a>(root: &'a mut GroupMeta, path: &str) -> Option<&'a mut VarMeta> {
+    let path = path.trim_start_matches('/');
+    let (groups, name) = path.rsplit_once('/').unwrap_or(("", path));
+    let mut group = root;
+    for part in groups.split('/').filter(|p| !p.is_empty()) {
+        group = group.groups.iter_mut().find(|g| g.name == part)?;
+    }
+    group.vars.iter_mut().find(|v| v.name == name)
+}
+
 /// Validates every variable of `group` and its subgroups (whose path starts with `prefix`);
 /// names what it found corrupt in `warnings`.
-pub(crate) fn validate_group(
+fn validate_group(
     group: &mut GroupMeta,
     prefix: &str,
     extents: &FileExtents,

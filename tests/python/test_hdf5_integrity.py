@@ -324,6 +324,36 @@ def test_moved_chunk_key_never_serves_fill_or_another_chunk(mounts, sources, tmp
                for line in m.log_text().splitlines()), m.log_text()[-3000:]
 
 
+@pytest.mark.parametrize("case", ["zero", "onto_data"])
+def test_small_variable_at_an_impossible_address_is_not_served(mounts, tmp_path, case):
+    """Small variables are read into the catalog when indexed; one whose contiguous address is
+    impossible must fail like any other, not serve the bytes read from there."""
+    src = tmp_path / "small.h5"
+    rng = np.random.default_rng(13)
+    with h5py.File(src, "w", libver="earliest") as h:  # v1 object headers, no checksums
+        h.create_dataset("small", data=rng.standard_normal(30))  # 240 bytes: inlined
+        h.create_dataset("big", data=rng.standard_normal((20, 30)))
+        h.create_dataset("other", data=rng.standard_normal((20, 30)), chunks=(10, 10))
+    data = bytearray(src.read_bytes())
+    with h5py.File(src) as h:
+        small, big = h["small"].id.get_offset(), h["big"].id.get_offset()
+    field = struct.pack("<QQ", small, 240)  # the layout message: address, size
+    assert data.count(field) == 1
+    pos = data.find(field)
+    data[pos:pos + 8] = struct.pack("<Q", 0 if case == "zero" else big + 16)
+    path = tmp_path / f"{case}.h5"
+    path.write_bytes(bytes(data))
+    expected = reference(src)
+    m = mounts.mount([{"name": "d", "files": str(path)}])
+    group = served_group(m, "d")
+    assert_reads_eio(group["small"])
+    if case == "onto_data":  # which of the two is right cannot be told
+        assert_reads_eio(group["big"])
+    else:
+        np.testing.assert_array_equal(group["big"][...], expected["big"])
+    np.testing.assert_array_equal(group["other"][...], expected["other"])
+
+
 # --------------------------------------------------------------------------
 # checksums
 
