@@ -146,6 +146,12 @@ fn no_usable_file(config: &DatasetConfig, catalog: &Catalog) -> String {
             _ => format!("no file matches {source}"),
         };
     }
+    if let [(path, reason)] = unusable.as_slice() {
+        if *path == source {
+            // A dataset of one named file: its path is the source, say it once.
+            return format!("{path} is not usable: {reason}");
+        }
+    }
     let mut reasons: Vec<String> = unusable
         .iter()
         .take(QUOTED)
