@@ -168,10 +168,15 @@ fn dataset_lines(
             Status::Ok
         },
         format!(
-            "dataset {name}: {} file(s) from {source} ({} usable, {} skipped, {unmatched} not matching the pattern)",
+            "dataset {name}: {} file(s) from {source} ({} usable, {} skipped{})",
             files.len() + unusable.len(),
             files.len(),
             unusable.len(),
+            if unmatched > 0 {
+                format!(", {unmatched} not matching the pattern")
+            } else {
+                String::new()
+            },
         ),
     );
     for (path, reason) in unusable {

@@ -54,12 +54,28 @@ impl MountSummary {
         if self.unmatched > 0 {
             line.push_str(&format!(", {} unmatched", self.unmatched));
         }
-        line.push_str(&format!(" (details: atlasfs index {}", config.display()));
-        if let Some(log) = log {
-            line.push_str(&format!(", log {}", log.display()));
+        let mut notes = Vec::new();
+        if self.left_out + self.skipped + self.unmatched > 0 {
+            notes.push(format!("details: atlasfs index {}", config.display()));
         }
-        line.push(')');
+        if let Some(log) = log {
+            notes.push(format!("log {}", tidy(log).display()));
+        }
+        if !notes.is_empty() {
+            line.push_str(&format!(" ({})", notes.join(", ")));
+        }
         line
+    }
+}
+
+/// `log` with its directory resolved (`configs/../cache/atlasfs.log` → `/srv/cache/atlasfs.log`)
+/// when that directory exists, else as given.
+fn tidy(log: &Path) -> std::path::PathBuf {
+    match (log.parent(), log.file_name()) {
+        (Some(dir), Some(name)) => std::fs::canonicalize(dir)
+            .map(|dir| dir.join(name))
+            .unwrap_or_else(|_| log.to_path_buf()),
+        _ => log.to_path_buf(),
     }
 }
 
@@ -106,6 +122,22 @@ mod tests {
             summary.line(Path::new("/a"), Path::new("c"), None),
             "mounted /a: 1 dataset (1 left out), 1 array, 1 file indexed, 0 skipped, \
              4 unmatched (details: atlasfs index c)"
+        );
+    }
+
+    #[test]
+    fn a_clean_index_points_to_the_log_only() {
+        let summary = MountSummary {
+            datasets: 1,
+            left_out: 0,
+            arrays: 2,
+            files: 60,
+            skipped: 0,
+            unmatched: 0,
+        };
+        assert_eq!(
+            summary.line(Path::new("/a"), Path::new("c"), Some(Path::new("/l.log"))),
+            "mounted /a: 1 dataset, 2 arrays, 60 files indexed, 0 skipped (log /l.log)"
         );
     }
 }
