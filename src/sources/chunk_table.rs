@@ -143,6 +143,24 @@ impl ChunkTable {
         self.faults.sort_by_key(|f| f.linear);
     }
 
+    /// Makes each chunk of `marks` (grid index, reason) faulty, stored or not: its index entry
+    /// is known to be corrupt, so it may have been lost as well as moved.
+    pub fn mark_faulty(&mut self, marks: Vec<(Vec<u64>, String)>) {
+        if marks.is_empty() {
+            return;
+        }
+        let mut reasons: std::collections::HashMap<Vec<u64>, String> = marks.into_iter().collect();
+        self.retain_valid(|index, _| reasons.remove(index));
+        for (index, reason) in reasons {
+            let Some(linear) = linear_index(&self.grid, &index) else {
+                continue;
+            };
+            if let Err(at) = self.faults.binary_search_by_key(&linear, |f| f.linear) {
+                self.faults.insert(at, Fault { linear, reason });
+            }
+        }
+    }
+
     fn row(&self, i: usize) -> ChunkRef {
         ChunkRef {
             offset: self.offsets[i],
@@ -253,8 +271,22 @@ mod tests {
         assert_eq!(table.lookup(&[1, 2]), ChunkSlot::Stored(r(500)));
         assert_eq!(table.lookup(&[0, 1]), ChunkSlot::Absent);
         assert_eq!(table.max_end(), 910, "faulty chunks do not count");
+        table.mark_faulty(vec![
+            (vec![1, 0], "lost".to_owned()),
+            (vec![1, 2], "moved".to_owned()),
+        ]);
+        assert_eq!(table.lookup(&[1, 0]), ChunkSlot::Faulty("lost"));
+        assert_eq!(table.lookup(&[1, 2]), ChunkSlot::Faulty("moved"));
+        assert_eq!(table.lookup(&[0, 0]), ChunkSlot::Faulty("bad 0"));
+        table.mark_faulty(vec![(vec![1, 2], "again".to_owned())]);
+        assert_eq!(
+            table.lookup(&[1, 2]),
+            ChunkSlot::Faulty("moved"),
+            "the first reason stays"
+        );
+        assert_eq!(table.faults(), 4);
         let left: Vec<_> = table.entries().collect();
-        assert_eq!(left, [(vec![0, 2], skipped), (vec![1, 2], r(500))]);
+        assert_eq!(left, [(vec![0, 2], skipped)]);
     }
 
     #[test]

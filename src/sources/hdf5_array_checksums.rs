@@ -4,28 +4,43 @@
 //! there would move a chunk; this module walks those blocks and verifies every checksum. Reads
 //! metadata only, through the same storage as the index walk (addresses relative to the
 //! superblock). Run after the walk, which has verified the header these sizes come from.
+//!
+//! A block that holds a whole index's structure (a non-paged fixed-array data block, an
+//! extensible array's index block) failing is an error; a page, data block or secondary block
+//! failing is [`Damage`] to the entries it holds, by element number.
+
+use std::ops::Range;
 
 use hdf5_reader::checksum::jenkins_lookup3;
 use hdf5_reader::storage::Storage;
 
+/// Entries of a chunk index whose block failed its checksum: their element numbers and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Damage {
+    /// Element numbers (the index's own numbering of chunks).
+    pub(crate) elements: Range<u64>,
+    /// Why they cannot be trusted.
+    pub(crate) reason: String,
+}
+
 /// Verifies every data block (and page) checksum of the fixed array whose header is at
-/// `header`.
+/// `header`; the pages that fail.
 ///
 /// # Errors
-/// A message naming the block whose checksum does not match, or that cannot be read.
+/// A message naming the data block whose checksum does not match, or that cannot be read.
 pub(crate) fn verify_fixed_array(
     storage: &dyn Storage,
     header: u64,
     offset_size: u8,
     length_size: u8,
-) -> Result<(), String> {
+) -> Result<Vec<Damage>, String> {
     let (os, ls) = (usize::from(offset_size), usize::from(length_size));
     let h = read(storage, header, 8 + ls + os + 4, "fixed array header")?;
     let (entry_size, page_bits) = (byte(&h, 6)?, byte(&h, 7)?);
     let nelmts = uint(&h, 8, ls)?;
     let block = uint(&h, 8 + ls, os)?;
     if is_undefined(block, offset_size) {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let prefix = 4 + 1 + 1 + os;
     let per_page = (page_bits > 0 && page_bits < 64)
@@ -33,7 +48,7 @@ pub(crate) fn verify_fixed_array(
         .filter(|&per_page| nelmts > per_page);
     let Some(per_page) = per_page else {
         let len = run_len(nelmts, entry_size)?.saturating_add(prefix);
-        return check(storage, block, len, "fixed array data block");
+        return check(storage, block, len, "fixed array data block").map(|()| Vec::new());
     };
     let pages = nelmts.div_ceil(per_page);
     let bitmap_len = to_usize(pages.div_ceil(8))?;
@@ -46,28 +61,36 @@ pub(crate) fn verify_fixed_array(
     verify(&head, block, "fixed array data block")?;
     let bitmap = &head[prefix..prefix + bitmap_len];
     let mut position = add(block, (prefix + bitmap_len + 4) as u64)?;
+    let mut damage = Vec::new();
     for page in 0..pages {
-        let entries = per_page.min(nelmts - page * per_page);
+        let first = page * per_page;
+        let entries = per_page.min(nelmts - first);
         let len = run_len(entries, entry_size)?;
         if bit(bitmap, page) {
-            check(storage, position, len, "fixed array data block page")?;
+            if let Err(reason) = check(storage, position, len, "fixed array data block page") {
+                damage.push(Damage {
+                    elements: first..first + entries,
+                    reason,
+                });
+            }
         }
         position = add(position, len as u64)?;
     }
-    Ok(())
+    Ok(damage)
 }
 
 /// Verifies the checksums of the index block, secondary blocks and data blocks (and pages) of
-/// the extensible array whose header is at `header`.
+/// the extensible array whose header is at `header`; the blocks below the index block that
+/// fail.
 ///
 /// # Errors
-/// A message naming the block whose checksum does not match, or that cannot be read.
+/// A message naming the index block when its checksum does not match or it cannot be read.
 pub(crate) fn verify_extensible_array(
     storage: &dyn Storage,
     header: u64,
     offset_size: u8,
     length_size: u8,
-) -> Result<(), String> {
+) -> Result<Vec<Damage>, String> {
     let (os, ls) = (usize::from(offset_size), usize::from(length_size));
     let h = read(
         storage,
@@ -78,7 +101,7 @@ pub(crate) fn verify_extensible_array(
     let array = ArrayParams::new(&h, offset_size)?;
     let index_block = uint(&h, 12 + 6 * ls, os)?;
     if is_undefined(index_block, offset_size) {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let layout = array.super_blocks()?;
     let direct_super_blocks =
@@ -89,6 +112,9 @@ pub(crate) fn verify_extensible_array(
     let len = 4 + 1 + 1 + os + inline + (direct_blocks + secondary) * os + 4;
     let ib = read(storage, index_block, len, "extensible array index block")?;
     verify(&ib, index_block, "extensible array index block")?;
+    let mut damage = Vec::new();
+    // Elements are numbered through the index block's own, then each super block's.
+    let mut first = u64::from(array.idx_blk_elmts);
     let mut at = 4 + 1 + 1 + os + inline;
     let direct_sizes = layout[..direct_super_blocks]
         .iter()
@@ -97,18 +123,45 @@ pub(crate) fn verify_extensible_array(
         let address = uint(&ib, at, os)?;
         at += os;
         if !is_undefined(address, offset_size) {
-            array.verify_data_block(storage, address, elmts, None)?;
+            let block = DataBlock {
+                address,
+                elmts,
+                first,
+                pages: None,
+            };
+            array.verify_data_block(storage, &block, &mut damage);
         }
+        first = first.saturating_add(elmts);
     }
     at = 4 + 1 + 1 + os + inline + direct_blocks * os;
     for &(elmts, blocks) in &layout[direct_super_blocks..] {
         let address = uint(&ib, at, os)?;
         at += os;
+        let count = elmts.saturating_mul(blocks);
         if !is_undefined(address, offset_size) {
-            array.verify_secondary_block(storage, address, elmts, blocks)?;
+            let found = array.verify_secondary_block(storage, address, elmts, blocks, first);
+            match found {
+                Ok(found) => damage.extend(found),
+                Err(reason) => damage.push(Damage {
+                    elements: first..first.saturating_add(count),
+                    reason,
+                }),
+            }
         }
+        first = first.saturating_add(count);
     }
-    Ok(())
+    Ok(damage)
+}
+
+/// A data block of an extensible array to verify.
+struct DataBlock<'a> {
+    address: u64,
+    /// Elements it holds.
+    elmts: u64,
+    /// Number of its first element.
+    first: u64,
+    /// For data blocks of a secondary block: its page bitmap and this block's first bit in it.
+    pages: Option<(&'a [u8], u64)>,
 }
 
 /// The creation parameters of an extensible array, from its header.
@@ -179,13 +232,16 @@ impl ArrayParams {
         4 + 1 + 1 + usize::from(self.offset_size) + usize::from(self.max_nelmts_bits).div_ceil(8)
     }
 
+    /// The damage below a secondary block whose elements start at `first`; an error when the
+    /// block itself fails.
     fn verify_secondary_block(
         &self,
         storage: &dyn Storage,
         address: u64,
         elmts: u64,
         blocks: u64,
-    ) -> Result<(), String> {
+        first: u64,
+    ) -> Result<Vec<Damage>, String> {
         let os = usize::from(self.offset_size);
         let pages = self.pages(elmts);
         let bitmap_len = to_usize(blocks.saturating_mul(pages.div_ceil(8)))?;
@@ -199,49 +255,68 @@ impl ArrayParams {
         verify(&sb, address, "extensible array secondary block")?;
         let bitmap = &sb[self.prefix_len()..self.prefix_len() + bitmap_len];
         let mut at = self.prefix_len() + bitmap_len;
+        let mut damage = Vec::new();
         for block in 0..blocks {
-            let data_block = uint(&sb, at, os)?;
+            let address = uint(&sb, at, os)?;
             at += os;
-            if !is_undefined(data_block, self.offset_size) {
-                let first_page = block.saturating_mul(pages);
-                self.verify_data_block(storage, data_block, elmts, Some((bitmap, first_page)))?;
+            if !is_undefined(address, self.offset_size) {
+                let block = DataBlock {
+                    address,
+                    elmts,
+                    first: first.saturating_add(block.saturating_mul(elmts)),
+                    pages: Some((bitmap, block.saturating_mul(pages))),
+                };
+                self.verify_data_block(storage, &block, &mut damage);
             }
         }
-        Ok(())
+        Ok(damage)
     }
 
-    /// `pages`: the secondary block's page bitmap and this block's first bit in it.
+    /// Adds to `damage` what of `block` fails: all of it, or some of its pages.
     fn verify_data_block(
         &self,
         storage: &dyn Storage,
-        address: u64,
-        elmts: u64,
-        pages: Option<(&[u8], u64)>,
-    ) -> Result<(), String> {
-        let prefix = self.prefix_len();
-        let page_count = self.pages(elmts);
-        if page_count == 0 {
-            let len = run_len(elmts, self.element_size)?.saturating_add(prefix);
-            return check(storage, address, len, "extensible array data block");
-        }
-        check(storage, address, prefix + 4, "extensible array data block")?;
-        let Some((bitmap, first)) = pages else {
-            return Ok(());
+        block: &DataBlock,
+        damage: &mut Vec<Damage>,
+    ) {
+        let whole = |reason| Damage {
+            elements: block.first..block.first.saturating_add(block.elmts),
+            reason,
         };
-        let page_len = run_len(self.page_nelmts, self.element_size)?;
-        let mut position = add(address, (prefix + 4) as u64)?;
-        for page in 0..page_count {
-            if bit(bitmap, first.saturating_add(page)) {
-                check(
-                    storage,
-                    position,
-                    page_len,
-                    "extensible array data block page",
-                )?;
-            }
-            position = add(position, page_len as u64)?;
+        let what = "extensible array data block";
+        let prefix = self.prefix_len();
+        let page_count = self.pages(block.elmts);
+        let checked = if page_count == 0 {
+            run_len(block.elmts, self.element_size)
+                .and_then(|len| check(storage, block.address, len.saturating_add(prefix), what))
+        } else {
+            check(storage, block.address, prefix + 4, what)
+        };
+        if let Err(reason) = checked {
+            damage.push(whole(reason));
+            return;
         }
-        Ok(())
+        let (Some((bitmap, first_bit)), Ok(page_len)) =
+            (block.pages, run_len(self.page_nelmts, self.element_size))
+        else {
+            return;
+        };
+        let mut position = block.address.saturating_add((prefix + 4) as u64);
+        for page in 0..page_count {
+            if bit(bitmap, first_bit.saturating_add(page)) {
+                let what = "extensible array data block page";
+                if let Err(reason) = check(storage, position, page_len, what) {
+                    let first = block.first.saturating_add(page * self.page_nelmts);
+                    let last = (first.saturating_add(self.page_nelmts))
+                        .min(block.first.saturating_add(block.elmts));
+                    damage.push(Damage {
+                        elements: first..last,
+                        reason,
+                    });
+                }
+            }
+            position = position.saturating_add(page_len as u64);
+        }
     }
 }
 
@@ -363,13 +438,13 @@ mod tests {
         file
     }
 
-    fn verify_fa(file: Vec<u8>) -> Result<(), String> {
+    fn verify_fa(file: Vec<u8>) -> Result<Vec<Damage>, String> {
         verify_fixed_array(&BytesStorage::new(file), 0, 8, 8)
     }
 
     #[test]
     fn an_intact_fixed_array_passes_and_a_flipped_entry_bit_fails() {
-        assert_eq!(verify_fa(fixed_array(5)), Ok(()));
+        assert_eq!(verify_fa(fixed_array(5)), Ok(Vec::new()));
         let mut file = fixed_array(5);
         file[64 + 14 + 8] ^= 0x10;
         let err = verify_fa(file).unwrap_err();

@@ -10,7 +10,11 @@ use hdf5_reader::messages::HdfMessage;
 use hdf5_reader::{ByteOrder, Datatype, Hdf5File};
 
 use super::chunk_table::{ChunkRef, ChunkTable};
-use super::hdf5_array_checksums::{verify_extensible_array, verify_fixed_array};
+use hdf5_reader::chunk_index::ChunkEntry;
+
+use super::hdf5_array_checksums::{verify_extensible_array, verify_fixed_array, Damage};
+use super::hdf5_array_numbering::Numbering;
+use super::hdf5_checks::misplaced_entry;
 use super::model::{Endian, Filter, Storage};
 
 /// What the layout of one dataset turned out to be.
@@ -114,7 +118,7 @@ pub fn read_layout(file: &Hdf5File, path: &str) -> Result<Layout, String> {
                     chunks: ChunkTable::new(grid, Vec::new()),
                 }));
             }
-            let entries = match collect_entries(
+            let (entries, damaged) = match collect_entries(
                 file,
                 address,
                 &shape,
@@ -136,6 +140,11 @@ pub fn read_layout(file: &Hdf5File, path: &str) -> Result<Layout, String> {
                 .iter()
                 .product::<u64>()
                 .saturating_mul(u64::from(element_size));
+            if let Some(why) = misplaced_entry(&entries, &chunk_shape, &grid) {
+                return Ok(Layout::Storage(Storage::Unsupported {
+                    reason: format!("chunk index is corrupt: {why}"),
+                }));
+            }
             let refs = entries.into_iter().map(|e| {
                 let index = e
                     .offsets
@@ -154,7 +163,8 @@ pub fn read_layout(file: &Hdf5File, path: &str) -> Result<Layout, String> {
                 };
                 (index, r)
             });
-            let chunks = ChunkTable::new(grid, refs);
+            let mut chunks = ChunkTable::new(grid, refs);
+            chunks.mark_faulty(damaged);
             Ok(Layout::Storage(Storage::Chunked {
                 chunk_shape,
                 filters,
@@ -165,6 +175,10 @@ pub fn read_layout(file: &Hdf5File, path: &str) -> Result<Layout, String> {
     }
 }
 
+/// A chunk (grid index) whose index entry lies in a block that failed its checksum, and why.
+type DamagedChunk = (Vec<u64>, String);
+
+/// The entries of a chunk index, and the chunks whose entries are damaged.
 fn collect_entries(
     file: &Hdf5File,
     address: u64,
@@ -173,7 +187,7 @@ fn collect_entries(
     chunk_dims: &[u32],
     element_size: usize,
     indexing: Option<&ChunkIndexing>,
-) -> Result<Vec<hdf5_reader::chunk_index::ChunkEntry>, String> {
+) -> Result<(Vec<ChunkEntry>, Vec<DamagedChunk>), String> {
     let storage = file.storage();
     let sb = file.superblock();
     let (os, ls) = (sb.offset_size, sb.length_size);
@@ -198,27 +212,31 @@ fn collect_entries(
                         filter_mask,
                         offsets,
                     } if offsets.len() >= ndim => {
-                        entries.push(hdf5_reader::chunk_index::ChunkEntry {
+                        entries.push(ChunkEntry {
                             address: chunk_address,
                             size: chunk_size as u64,
                             filter_mask,
-                            offsets: offsets[..ndim].to_vec(),
+                            // With the trailing element offset, which must be 0.
+                            offsets,
                         })
                     }
                     _ => return Err("unexpected key in chunk B-tree".to_owned()),
                 }
             }
-            Ok(entries)
+            Ok((entries, Vec::new()))
         }
         Some(ChunkIndexing::SingleChunk {
             filtered_size,
             filters,
-        }) => Ok(vec![hdf5_reader::chunk_index::single_chunk_entry(
-            address,
-            *filtered_size,
-            *filters,
-            ndim,
-        )]),
+        }) => Ok((
+            vec![hdf5_reader::chunk_index::single_chunk_entry(
+                address,
+                *filtered_size,
+                *filters,
+                ndim,
+            )],
+            Vec::new(),
+        )),
         Some(ChunkIndexing::BTreeV2) => hdf5_reader::chunk_index::collect_v2_chunk_entries_storage(
             storage,
             address,
@@ -228,6 +246,7 @@ fn collect_entries(
             chunk_dims,
             None,
         )
+        .map(|entries| (entries, Vec::new()))
         .map_err(|e| e.to_string()),
         Some(ChunkIndexing::Implicit) => hdf5_reader::chunk_index::collect_implicit_chunk_entries(
             address,
@@ -237,20 +256,55 @@ fn collect_entries(
             None,
             storage.len(),
         )
+        .map(|entries| (entries, Vec::new()))
         .map_err(|e| e.to_string()),
         Some(ChunkIndexing::FixedArray { .. }) => {
             hdf5_reader::fixed_array::collect_fixed_array_chunk_entries_storage(
                 storage, address, os, ls, shape, chunk_dims, None,
             )
             .map_err(|e| e.to_string())
-            .and_then(|entries| verify_fixed_array(storage, address, os, ls).map(|()| entries))
+            .and_then(|entries| {
+                let damage = verify_fixed_array(storage, address, os, ls)?;
+                let grid = chunk_grid(shape, chunk_dims);
+                Ok((entries, damaged_chunks(damage, &Numbering::Fixed { grid })))
+            })
         }
         Some(ChunkIndexing::ExtensibleArray { .. }) => {
             hdf5_reader::extensible_array::collect_extensible_array_chunk_entries_storage(
                 storage, address, os, ls, shape, max_dims, chunk_dims, None,
             )
             .map_err(|e| e.to_string())
-            .and_then(|entries| verify_extensible_array(storage, address, os, ls).map(|()| entries))
+            .and_then(|entries| {
+                let damage = verify_extensible_array(storage, address, os, ls)?;
+                let grid = chunk_grid(shape, chunk_dims);
+                let chunk_shape: Vec<u64> = chunk_dims.iter().map(|&c| u64::from(c)).collect();
+                let numbering = Numbering::extensible(&grid, &chunk_shape, max_dims);
+                Ok((entries, damaged_chunks(damage, &numbering)))
+            })
         }
     }
+}
+
+/// Chunks per dimension of `shape` in chunks of `chunk_dims`.
+fn chunk_grid(shape: &[u64], chunk_dims: &[u32]) -> Vec<u64> {
+    shape
+        .iter()
+        .zip(chunk_dims)
+        .map(|(&s, &c)| s.div_ceil(u64::from(c).max(1)))
+        .collect()
+}
+
+/// The chunks (grid index, reason) whose index entries lie in damaged blocks.
+fn damaged_chunks(damage: Vec<Damage>, numbering: &Numbering) -> Vec<DamagedChunk> {
+    let end = numbering.end();
+    let mut out = Vec::new();
+    for d in damage {
+        let reason = format!("its chunk index entry is corrupt: {}", d.reason);
+        for element in d.elements.start..d.elements.end.min(end) {
+            if let Some(index) = numbering.chunk(element) {
+                out.push((index, reason.clone()));
+            }
+        }
+    }
+    out
 }

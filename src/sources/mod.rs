@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod chunk_table;
 pub mod esm_catalog;
 mod hdf5_array_checksums;
+mod hdf5_array_numbering;
 mod hdf5_checks;
 mod hdf5_extents;
 mod hdf5_layout;

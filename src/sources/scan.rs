@@ -7,10 +7,9 @@ use std::path::Path;
 use hdf5_reader::Hdf5File;
 use netcdf_reader::{NcAttrValue, NcAttribute, NcFile, NcFormat, NcGroup, NcType, NcVariable};
 
-use super::hdf5_checks::validate_group;
+use super::hdf5_checks::validate_file;
 use super::hdf5_extents::{truncation, FileExtents, MetadataRecorder};
 use super::hdf5_layout::{read_layout, Layout};
-use super::hdf5_overlaps::mark_overlaps;
 use super::model::{
     Attr, AttrValue, DType, DimMeta, Endian, FileFormat, FileMeta, FileVersion, GroupMeta,
     InlineData, Storage, VarMeta,
@@ -155,11 +154,12 @@ fn nc4_root(
         nc,
         h5: &h5,
         warnings,
+        inlined: Vec::new(),
     };
     let mut root = ctx.group(group, "")?;
+    let inlined = ctx.inlined;
     let extents = FileExtents::new(file_size, h5.superblock(), &recorder);
-    validate_group(&mut root, "", &extents, warnings);
-    mark_overlaps(&mut root, warnings);
+    validate_file(&mut root, inlined, &extents, warnings);
     Ok(root)
 }
 
@@ -200,6 +200,8 @@ struct Nc4Context<'a> {
     nc: &'a NcFile,
     h5: &'a Hdf5File,
     warnings: &'a mut Vec<String>,
+    /// Variables whose values were read into the catalog, with the layout they were read from.
+    inlined: Vec<(String, Storage)>,
 }
 
 impl Nc4Context<'_> {
@@ -259,6 +261,9 @@ impl Nc4Context<'_> {
             || (is_axis && nbytes <= INLINE_COORDINATE_BYTES);
         meta.storage = if inline && !matches!(layout, Layout::Storage(Storage::Unsupported { .. }))
         {
+            if let Layout::Storage(storage) = &layout {
+                self.inlined.push((path.to_owned(), storage.clone()));
+            }
             let nc_path = path.trim_start_matches('/');
             if dtype == DType::String {
                 let strings = self

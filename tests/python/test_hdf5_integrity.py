@@ -66,6 +66,8 @@ def write_latest(path, **kw) -> None:
         h.create_dataset("fa", data=rng.standard_normal((20, 30)).astype("f4"), chunks=(5, 10))
         h.create_dataset("fac", data=rng.standard_normal((20, 30)).astype("f4"),
                          chunks=(5, 10), compression="gzip", shuffle=True)
+        # 2048 chunks: a fixed array of two pages
+        h.create_dataset("fap", data=rng.standard_normal(2048).astype("f4"), chunks=(1,))
         h.create_dataset("ea", data=rng.standard_normal((40, 30)), chunks=(2, 10),
                          maxshape=(None, 30))
         h.create_dataset("eaz", data=rng.standard_normal((40, 30)), chunks=(2, 10),
@@ -296,6 +298,64 @@ def test_impossible_chunk_fails_alone_with_eio(corrupted_mount, corrupted, sourc
     assert any(said in line for line in lines), lines
 
 
+@pytest.mark.parametrize("offsets", [(2, 0, 15, 0), (1, 0, 17, 0), (1, 0, 15, 8)],
+                         ids=["onto_another_chunk", "off_the_grid", "trailing_offset"])
+def test_moved_chunk_key_never_serves_fill_or_another_chunk(mounts, sources, tmp_path, offsets):
+    """A B-tree key whose element offsets were changed leaves its own chunk without an entry
+    (which would read as the fill value): the variable's chunk index is refused."""
+    src = sources["nc4"]
+    data = bytearray(src.read_bytes())
+    pos, key_len = btree_entry(bytes(data), src, "z", CORRUPT_CHUNK, 0)
+    data[pos + 8:pos + key_len] = struct.pack("<4Q", *offsets)
+    path = tmp_path / "moved.nc"
+    path.write_bytes(bytes(data))
+    expected = reference(src)
+    m = mounts.mount([{"name": "d", "files": str(path)}])
+    group = served_group(m, "d")
+    assert_reads_eio(group["z"], CORRUPT_BOX)
+    for slices in served_chunks(group["z"]):  # the rest fails or is right, never wrong
+        try:
+            values = group["z"][slices]
+        except Exception as e:  # noqa: BLE001
+            assert is_eio(e), repr(e)
+            continue
+        np.testing.assert_array_equal(values, expected["z"][slices])
+    for path_ in ("c", "f", "g/u"):
+        np.testing.assert_array_equal(group[path_][...], expected[path_], err_msg=path_)
+    assert any("chunk index is corrupt" in line and str(path) in line and "variable z" in line
+               for line in m.log_text().splitlines()), m.log_text()[-3000:]
+
+
+@pytest.mark.parametrize("case", ["zero", "onto_data"])
+def test_small_variable_at_an_impossible_address_is_not_served(mounts, tmp_path, case):
+    """Small variables are read into the catalog when indexed; one whose contiguous address is
+    impossible must fail like any other, not serve the bytes read from there."""
+    src = tmp_path / "small.h5"
+    rng = np.random.default_rng(13)
+    with h5py.File(src, "w", libver="earliest") as h:  # v1 object headers, no checksums
+        h.create_dataset("small", data=rng.standard_normal(30))  # 240 bytes: inlined
+        h.create_dataset("big", data=rng.standard_normal((20, 30)))
+        h.create_dataset("other", data=rng.standard_normal((20, 30)), chunks=(10, 10))
+    data = bytearray(src.read_bytes())
+    with h5py.File(src) as h:
+        small, big = h["small"].id.get_offset(), h["big"].id.get_offset()
+    field = struct.pack("<QQ", small, 240)  # the layout message: address, size
+    assert data.count(field) == 1
+    pos = data.find(field)
+    data[pos:pos + 8] = struct.pack("<Q", 0 if case == "zero" else big + 16)
+    path = tmp_path / f"{case}.h5"
+    path.write_bytes(bytes(data))
+    expected = reference(src)
+    m = mounts.mount([{"name": "d", "files": str(path)}])
+    group = served_group(m, "d")
+    assert_reads_eio(group["small"])
+    if case == "onto_data":  # which of the two is right cannot be told
+        assert_reads_eio(group["big"])
+    else:
+        np.testing.assert_array_equal(group["big"][...], expected["big"])
+    np.testing.assert_array_equal(group["other"][...], expected["other"])
+
+
 # --------------------------------------------------------------------------
 # checksums
 
@@ -328,28 +388,37 @@ def shift_address(data: bytearray, path, var: str, coords) -> None:
     data[pos:pos + 8] = struct.pack("<Q", address + 8)
 
 
-# (variable, chunk coordinates, box of the chunk): entries in a fixed-array data block, in an
-# extensible array's index block and in one of its data blocks
+# (variable, chunk coordinates, box of the chunk, a box that must still read): entries in a
+# fixed-array data block and in one of its pages, in an extensible array's index block and in
+# one of its data blocks. A block holding the whole index fails the whole variable; a page or
+# data block fails the chunks it locates only.
 INDEX_CASES = {
-    "fixed_array_data_block": ("fa", (5, 10), (slice(5, 10), slice(10, 20))),
-    "extensible_array_index_block": ("ea", (0, 0), (slice(0, 2), slice(0, 10))),
-    "extensible_array_data_block": ("ea", (20, 20), (slice(20, 22), slice(20, 30))),
+    "fixed_array_data_block": ("fa", (5, 10), (slice(5, 10), slice(10, 20)), None),
+    "fixed_array_page": ("fap", (1500,), (slice(1500, 1501),), (slice(0, 1024),)),
+    "extensible_array_index_block": ("ea", (0, 0), (slice(0, 2), slice(0, 10)), None),
+    "extensible_array_data_block": ("ea", (20, 20), (slice(20, 22), slice(20, 30)),
+                                    (slice(0, 2), slice(0, 30))),
 }
 
 
 @pytest.mark.parametrize("case", list(INDEX_CASES))
 def test_corrupt_chunk_index_block_is_never_read_as_values(mounts, sources, tmp_path, case):
-    var, coords, box = INDEX_CASES[case]
+    var, coords, box, must_read = INDEX_CASES[case]
     src = sources["latest"]
     data = bytearray(src.read_bytes())
     shift_address(data, src, var, coords)
     path = tmp_path / f"{case}.h5"
     path.write_bytes(bytes(data))
     expected = reference(src)
-    m = mounts.mount([{"name": "d", "files": str(path)}])
+    # Served chunks as small as the native ones along the arrays' first dimension, so a
+    # damaged block fails only the served chunks of the native chunks it locates.
+    native = {"dim_40": 2, "dim_2048": 1}
+    m = mounts.mount([{"name": "d", "files": str(path), "chunks": native}])
     group = served_group(m, "d")
     array = group[var]
     assert_reads_eio(array, box)
+    if must_read is not None:
+        np.testing.assert_array_equal(array[must_read], expected[var][must_read])
     for slices in served_chunks(array):  # the rest fails or is right, never wrong
         try:
             values = array[slices]
@@ -357,7 +426,9 @@ def test_corrupt_chunk_index_block_is_never_read_as_values(mounts, sources, tmp_
             assert is_eio(e), repr(e)
             continue
         np.testing.assert_array_equal(values, expected[var][slices])
-    for other in ("fac", "eaz", "bt2", "cont"):
+    for other in ("fac", "eaz", "bt2", "cont", "fa", "ea"):
+        if other == var:
+            continue
         np.testing.assert_array_equal(group[other][...], expected[other], err_msg=other)
     assert any("checksum mismatch" in line and str(path) in line and f"variable {var}" in line
                for line in m.log_text().splitlines()), m.log_text()[-3000:]
