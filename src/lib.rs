@@ -3,6 +3,8 @@
 //! Data flows top to bottom on a read, and the modules follow that shape:
 //!
 //! - [`frontend`]: FUSE adapter; translates kernel requests into key-space calls and nothing else.
+//! - [`service`]: one object owning the start-up chain (config → sources → catalog → tree →
+//!   cache → key space) and reloads; every front end and command sits on it.
 //! - [`keyspace`]: Zarr keys (`zarr.json`, `.zarray`, chunk keys, …) over the tree.
 //! - [`tree`]: an immutable snapshot of datasets, groups and arrays built from config + catalog.
 //! - [`operators`]: per-chunk recipes that compute a chunk's bytes from the sources.
@@ -13,15 +15,17 @@
 //!
 //! [`config`] holds the mount configuration (TOML) shared by all of them.
 //!
+//! A [`service::Service`] indexes the sources, builds the tree and serves its key space; the key
+//! space is blocking, so async code calls it through `tokio::task::spawn_blocking`:
+//!
 //! ```no_run
-//! use atlasfs::{config::MountConfig, sources::catalog::Catalog, tree::Tree, keyspace::KeySpace};
+//! use atlasfs::config::MountConfig;
+//! use atlasfs::service::{Service, ServiceOptions};
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let config = MountConfig::load("mount-configs/sst.toml".as_ref())?;
-//! let sources = atlasfs::sources::router::Sources::for_config(&config)?;
-//! let (catalog, _report) = Catalog::index(&config, &sources, &mut |_| {})?;
-//! let tree = Tree::build(&config, &catalog)?;
-//! let keys = KeySpace::new(std::sync::Arc::new(tree), config.mount.zarr_format);
-//! let bytes = keys.read("sst/zarr.json", 0, 1 << 20)?;
+//! let service = Service::start(config, ServiceOptions::inspect(), &|_| {})?;
+//! let bytes = service.keys().read("sst/zarr.json", 0, 1 << 20)?;
+//! service.reload()?; // re-index and swap in a new snapshot; a failure keeps the old one
 //! # let _ = bytes; Ok(()) }
 //! ```
 
@@ -30,5 +34,6 @@ pub mod config;
 pub mod frontend;
 pub mod keyspace;
 pub mod operators;
+pub mod service;
 pub mod sources;
 pub mod tree;

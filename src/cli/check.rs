@@ -9,9 +9,9 @@ use std::process::ExitCode;
 
 use atlasfs::cache::{CacheLock, LockError, LockMode};
 use atlasfs::config::{DatasetConfig, MountConfig};
+use atlasfs::service::{sources_for, ServiceError, ServiceOptions, Startup};
 use atlasfs::sources::catalog::Catalog;
 use atlasfs::sources::router::Sources;
-use atlasfs::tree::Tree;
 
 /// The outcome of one check line.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -82,25 +82,27 @@ pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
             },
         );
     }
-    let sources = match Sources::for_config(&config) {
+    let options = ServiceOptions::check();
+    let sources = match sources_for(&config) {
         Ok(sources) => sources,
         Err(e) => {
             report(false, e.to_string());
             Sources::default()
         }
     };
-    match Catalog::index_in_memory(&config, &sources, &|_| {}) {
-        Ok((catalog, _)) => {
+    match Startup::with_sources(config.clone(), options, sources)?.index(&|_| {}) {
+        Ok(indexed) => {
             for dataset in &config.datasets {
-                dataset_lines(dataset, &catalog, &mut line);
+                dataset_lines(dataset, indexed.catalog(), &mut line);
             }
-            match Tree::build(&config, &catalog) {
-                Ok(tree) => {
-                    for error in &tree.left_out {
-                        line(Status::Skip, super::index::left_out_line(error));
+            match indexed.build() {
+                Ok(service) => {
+                    let tree = service.tree();
+                    for left_out in service.left_out() {
+                        line(Status::Skip, left_out);
                     }
                     let served = tree.root.children.len();
-                    let usable = super::index::ensure_usable(&tree);
+                    let usable = service.ensure_usable();
                     line(
                         if usable.is_ok() {
                             Status::Ok
@@ -117,6 +119,8 @@ pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
                 Err(e) => line(Status::Fail, e.to_string()),
             }
         }
+        // The catalog's own message: `check` words its lines without the index's context.
+        Err(ServiceError::Index(e)) => line(Status::Fail, e.to_string()),
         Err(e) => line(Status::Fail, e.to_string()),
     }
     if failures > 0 {

@@ -4,29 +4,33 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
 use atlasfs::config::MountConfig;
-use atlasfs::sources::catalog::{Catalog, IndexEvent, IndexReport};
-use atlasfs::sources::router::Sources;
-use atlasfs::tree::{Tree, TreeError};
+use atlasfs::service::{Indexed, Service, ServiceOptions, Startup};
+use atlasfs::sources::catalog::{IndexEvent, IndexReport};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Runs the index and prints its report.
 pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     let config = MountConfig::load(config_path)?;
     let started = std::time::Instant::now();
-    let sources = Sources::for_config(&config)?;
-    let (catalog, report) = index_with_progress(&config, &sources)?;
-    print_report(&report);
+    let indexed = index_with_progress(Startup::open(config, ServiceOptions::inspect())?)?;
+    print_report(indexed.report());
     // Building the tree checks the config against the files, fixes and joins, and finds
     // missing cells to report.
-    let tree = Tree::build(&config, &catalog)?;
-    report_left_out(&tree)?;
-    for note in tree.notes.iter().filter(|n| n.starts_with("missing ")) {
+    let service = indexed.build()?;
+    report_left_out(&service)?;
+    for note in service
+        .tree()
+        .notes
+        .iter()
+        .filter(|n| n.starts_with("missing "))
+    {
         println!("{note}");
     }
+    let snapshot = service.snapshot();
+    let report = snapshot.report();
     let total = report.scanned + report.unchanged;
-    let files = config.datasets.iter().any(|d| d.zarr.is_none());
+    let files = snapshot.config().datasets.iter().any(|d| d.zarr.is_none());
     if files {
         let skipped = report.skipped.len().min(total);
         println!(
@@ -42,39 +46,19 @@ pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The line reporting a dataset left out of the tree, with its reason.
-pub fn left_out_line(error: &TreeError) -> String {
-    format!("left out {}: {}", error.dataset, error.message)
-}
-
-/// Prints the datasets the tree left out as warnings on stderr.
+/// Prints the datasets the service's tree left out as warnings on stderr.
 ///
 /// # Errors
-/// As [`ensure_usable`].
-pub fn report_left_out(tree: &Tree) -> anyhow::Result<()> {
-    for error in &tree.left_out {
-        eprintln!("atlasfs: warning: {}", left_out_line(error));
+/// When every dataset was left out, naming each and why.
+pub fn report_left_out(service: &Service) -> anyhow::Result<()> {
+    for line in service.left_out() {
+        eprintln!("atlasfs: warning: {line}");
     }
-    ensure_usable(tree)
+    Ok(service.ensure_usable()?)
 }
 
-/// Fails when every dataset was left out, so there is nothing to serve.
-///
-/// # Errors
-/// A message naming each dataset left out and why.
-pub fn ensure_usable(tree: &Tree) -> anyhow::Result<()> {
-    if tree.nothing_usable() {
-        let each: Vec<String> = tree.left_out.iter().map(left_out_line).collect();
-        bail!("no dataset can be served: {}", each.join("; "));
-    }
-    Ok(())
-}
-
-/// Indexes `config`, drawing a progress bar on a terminal.
-pub fn index_with_progress(
-    config: &MountConfig,
-    sources: &Sources,
-) -> anyhow::Result<(Catalog, IndexReport)> {
+/// Indexes the sources of `startup`, drawing a progress bar on a terminal.
+pub fn index_with_progress(startup: Startup) -> anyhow::Result<Indexed> {
     let bar = ProgressBar::hidden();
     bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
     bar.set_style(
@@ -85,9 +69,9 @@ pub fn index_with_progress(
         IndexEvent::Started { total } => bar.set_length(total as u64),
         IndexEvent::FileDone => bar.inc(1),
     };
-    let result = Catalog::index(config, sources, &progress).context("indexing failed");
+    let result = startup.index(&progress);
     bar.finish_and_clear();
-    result
+    Ok(result?)
 }
 
 /// Prints files that could not be used and variables left out.

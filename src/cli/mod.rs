@@ -6,7 +6,6 @@ mod index;
 mod logging;
 mod mount;
 mod mountpoint;
-mod reload;
 mod stats_writer;
 mod summary;
 mod tree;
@@ -102,17 +101,7 @@ pub fn run() -> ExitCode {
 /// contains is left out. A FUSE mount whose daemon died (`ENOTCONN`) is named, with the
 /// command that clears it.
 pub(crate) fn error_text(error: &anyhow::Error) -> String {
-    let mut links: Vec<String> = Vec::new();
-    for link in error.chain() {
-        let text = link.to_string();
-        if !links
-            .last()
-            .is_some_and(|previous| previous.contains(&text))
-        {
-            links.push(text);
-        }
-    }
-    let mut text = links.join(": ");
+    let mut text = atlasfs::service::causes(error.as_ref());
     let disconnected = error.chain().any(|link| {
         link.downcast_ref::<std::io::Error>()
             .is_some_and(|e| e.raw_os_error() == Some(libc::ENOTCONN))

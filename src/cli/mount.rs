@@ -1,7 +1,7 @@
 //! `atlasfs mount` and `atlasfs unmount`: the daemon's life. Without `--foreground`, the command
 //! re-executes itself as a detached daemon and returns once that daemon reports the mount ready
 //! (or its error) over a pipe. SIGINT/SIGTERM unmount cleanly; SIGHUP (and `[mount] refresh`)
-//! reloads the config and the index into a new snapshot (see `reload.rs`).
+//! reloads the config and the index into a new snapshot (see `atlasfs::service`).
 
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd, RawFd};
@@ -12,12 +12,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use atlasfs::cache::{CacheLock, ChunkCache, LockError, LockMode};
+use atlasfs::cache::{CacheLock, LockError, LockMode};
 use atlasfs::config::MountConfig;
 use atlasfs::frontend::fuse::{self, FuseOptions, Swapper};
-use atlasfs::keyspace::{KeySpace, ReadAheadConfig};
-use atlasfs::sources::router::Sources;
-use atlasfs::tree::Tree;
+use atlasfs::keyspace::ReadAheadConfig;
+use atlasfs::service::{Reloader, Service, ServiceOptions, Startup};
 use clap::Args;
 
 fn parse_size(text: &str) -> Result<u64, String> {
@@ -25,7 +24,6 @@ fn parse_size(text: &str) -> Result<u64, String> {
 }
 
 use super::mountpoint::{self, Prepare, UnmountError};
-use super::reload::{Reloader, Served};
 use super::stats_writer::StatsWriter;
 use super::summary::MountSummary;
 
@@ -215,16 +213,20 @@ fn serve(args: &MountArgs, config: &MountConfig) -> anyhow::Result<ExitCode> {
     // Taken over first, so a SIGHUP while indexing queues a reload instead of ending the daemon.
     let mut signals = signal_hook::iterator::Signals::new([signal_hook::consts::SIGHUP])?;
     let result = start(args, config);
-    let (session, swapper, served) = match result {
-        Ok((session, swapper, served, summary)) => {
+    let (session, swapper, service) = match result {
+        Ok((session, swapper, service, summary)) => {
             let line = summary.line(&args.mountpoint, &config.path, args.log_file.as_deref());
             tracing::info!("{line}");
             if let Some(mut ready) = ready {
                 // Datasets left out follow the summary, one line each.
-                let left_out: String = served.left_out().iter().map(|l| format!("\n{l}")).collect();
+                let left_out: String = service
+                    .left_out()
+                    .iter()
+                    .map(|l| format!("\n{l}"))
+                    .collect();
                 let _ = writeln!(ready, "{READY}{line}{left_out}");
             }
-            (session, swapper, served)
+            (session, swapper, service)
         }
         Err(e) => {
             if let Some(mut ready) = ready {
@@ -243,9 +245,9 @@ fn serve(args: &MountArgs, config: &MountConfig) -> anyhow::Result<ExitCode> {
         tracing::info!("refreshing every {every:?}");
     }
     let reloader = {
-        let (mut served, swapper) = (served, swapper.clone());
+        let service = service.clone();
         Reloader::start(config.mount.refresh, move |refresh| {
-            served.reload_logged(&swapper, refresh)
+            service.reload_logged(refresh)
         })?
     };
     let mut stats = StatsWriter::new(&config.cache.dir, &args.mountpoint);
@@ -288,15 +290,24 @@ fn serve(args: &MountArgs, config: &MountConfig) -> anyhow::Result<ExitCode> {
 fn start(
     args: &MountArgs,
     config: &MountConfig,
-) -> anyhow::Result<(fuser::BackgroundSession, Swapper, Served, MountSummary)> {
-    // Taken first, so a second mount of the same cache dir fails before indexing.
-    let cache = ChunkCache::open_dir(
-        &config.cache.dir,
-        config.cache.memory,
-        config.cache.max_size,
-        LockMode::Exclusive,
+) -> anyhow::Result<(
+    fuser::BackgroundSession,
+    Swapper,
+    Arc<Service>,
+    MountSummary,
+)> {
+    let read_ahead = ReadAheadConfig {
+        depth: args
+            .read_ahead_chunks
+            .unwrap_or(ReadAheadConfig::default().depth),
+        ..ReadAheadConfig::default()
+    };
+    // Takes the cache dir's lock first, so a second mount of the same dir fails before indexing.
+    let startup = Startup::open(
+        config.clone(),
+        ServiceOptions::mount().with_read_ahead(Some(read_ahead)),
     )?;
-    match cache.stats().disk {
+    match startup.cache().stats().disk {
         Some(disk) => tracing::info!(
             "cache: {} in memory over {} on disk ({} entries, {} bytes held) in {}",
             config.cache.memory,
@@ -310,23 +321,13 @@ fn start(
             config.cache.memory
         ),
     }
-    let sources = Arc::new(Sources::for_config(config)?);
-    let (catalog, report) = super::index::index_with_progress(config, &sources)?;
-    let tree = Tree::build(config, &catalog)?;
-    super::index::report_left_out(&tree)?;
-    let mut served = Served::new(config, sources.clone());
-    served.log_build(&report, &tree);
-    let (files, _) = served.serve_files(config, &catalog);
-    let summary = MountSummary::new(&tree, &report, files);
-    let tree = Arc::new(tree);
-    let keys = Arc::new(
-        KeySpace::with_cache(tree, config.mount.zarr_format, sources, Arc::new(cache))
-            .with_readahead(ReadAheadConfig {
-                depth: args
-                    .read_ahead_chunks
-                    .unwrap_or(ReadAheadConfig::default().depth),
-                ..ReadAheadConfig::default()
-            }),
+    let service = super::index::index_with_progress(startup)?.build()?;
+    super::index::report_left_out(&service)?;
+    service.log_build();
+    let summary = MountSummary::new(
+        &service.tree(),
+        service.snapshot().report(),
+        service.files_served(),
     );
     let mut options = FuseOptions {
         allow_other: args.allow_other,
@@ -338,9 +339,10 @@ fn start(
     if let Some(bytes) = args.kernel_read_ahead {
         options.read_ahead = bytes;
     }
-    let (session, swapper) = fuse::mount(keys, &args.mountpoint, &options)
+    let (session, swapper) = fuse::mount(service.keys(), &args.mountpoint, &options)
         .with_context(|| format!("mounting at {}", args.mountpoint.display()))?;
-    Ok((session, swapper, served, summary))
+    service.attach(Arc::new(swapper.clone()));
+    Ok((session, swapper, Arc::new(service), summary))
 }
 
 /// Where the daemon serving `mountpoint` records its pid.

@@ -5,17 +5,18 @@ use std::process::ExitCode;
 
 use anyhow::bail;
 use atlasfs::config::MountConfig;
-use atlasfs::sources::router::Sources;
-use atlasfs::tree::{GroupNode, Node, NodeRef, Tree};
+use atlasfs::service::{ServiceOptions, Startup};
+use atlasfs::tree::{GroupNode, Node, NodeRef};
 
 /// Builds the tree and prints it.
 pub fn run(config_path: &Path, path: Option<&str>) -> anyhow::Result<ExitCode> {
     let config = MountConfig::load(config_path)?;
-    let sources = Sources::for_config(&config)?;
-    let (catalog, report) = super::index::index_with_progress(&config, &sources)?;
-    super::index::print_report(&report);
-    let tree = Tree::build(&config, &catalog)?;
-    super::index::report_left_out(&tree)?;
+    let startup = Startup::open(config, ServiceOptions::inspect())?;
+    let indexed = super::index::index_with_progress(startup)?;
+    super::index::print_report(indexed.report());
+    let service = indexed.build()?;
+    super::index::report_left_out(&service)?;
+    let tree = service.tree();
     for note in &tree.notes {
         println!("{note}");
     }

@@ -6,15 +6,12 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use atlasfs::cache::{ChunkCache, LockMode};
 use atlasfs::config::MountConfig;
 use atlasfs::keyspace::warm::{Shard, Warmed};
 use atlasfs::keyspace::KeySpace;
-use atlasfs::sources::router::Sources;
-use atlasfs::tree::Tree;
+use atlasfs::service::{ServiceOptions, Startup};
 use clap::Args;
 use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 use parking_lot::Mutex;
@@ -52,28 +49,13 @@ struct Tally {
 /// written.
 pub fn run(args: WarmArgs) -> anyhow::Result<ExitCode> {
     let config = MountConfig::load(&args.config)?;
-    if config.cache.max_size == 0 {
-        bail!("[cache] max_size is 0: there is no disk cache to warm");
-    }
-    let cache = ChunkCache::open_dir(
-        &config.cache.dir,
-        0,
-        config.cache.max_size,
-        LockMode::Shared,
-    )?;
-    if cache.disk().is_none() {
-        bail!(
-            "the disk cache in {} cannot be used (see the warning above)",
-            config.cache.dir.display()
-        );
-    }
-    let sources = Arc::new(Sources::for_config(&config)?);
-    let (catalog, report) = super::index::index_with_progress(&config, &sources)?;
-    super::index::print_report(&report);
-    let tree = Tree::build(&config, &catalog)?;
-    super::index::report_left_out(&tree)?;
-    let tree = Arc::new(tree);
-    let keys = KeySpace::with_cache(tree, config.mount.zarr_format, sources, Arc::new(cache));
+    let cache_dir = config.cache.dir.clone();
+    let indexed =
+        super::index::index_with_progress(Startup::open(config, ServiceOptions::warm())?)?;
+    super::index::print_report(indexed.report());
+    let service = indexed.build()?;
+    super::index::report_left_out(&service)?;
+    let keys = service.keys();
     let plan = keys.warm_plan(&args.paths)?;
     let shard = args.shard.unwrap_or(Shard::ALL);
     let todo = plan.shard_len(shard);
@@ -154,7 +136,7 @@ pub fn run(args: WarmArgs) -> anyhow::Result<ExitCode> {
     if let Some(disk) = keys.cache_stats().disk {
         println!(
             "disk cache {}: {} entries, {} of {} max ({} evicted)",
-            config.cache.dir.display(),
+            cache_dir.display(),
             disk.entries,
             HumanBytes(disk.bytes),
             HumanBytes(disk.max_size),

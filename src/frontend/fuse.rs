@@ -385,6 +385,12 @@ impl Swapper {
     }
 }
 
+impl crate::service::FrontEnd for Swapper {
+    fn swap(&self, next: Arc<KeySpace>) -> usize {
+        Swapper::swap(self, next)
+    }
+}
+
 /// Mounts `keys` read-only at `mountpoint` in background threads; dropping or unmounting the
 /// returned session ends it, and the [`Swapper`] replaces the snapshot it serves.
 ///

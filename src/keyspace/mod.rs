@@ -5,6 +5,10 @@
 //! with read-ahead for sequential readers ([`readahead`]) and whole subtrees for `warm`
 //! ([`warm`]). A running mount replaces its key space with a [`KeySpace::successor`] over a new
 //! tree; [`KeySpace::changed_keys`] tells which keys serve something different.
+//!
+//! The key space is **blocking**: a chunk read computes the chunk, reading files and driving a
+//! private tokio runtime for object stores. Async front ends call it through
+//! `tokio::task::spawn_blocking`, never from a runtime's thread.
 
 mod compare;
 mod documents;
@@ -68,6 +72,9 @@ enum Resolved<'a> {
 }
 
 /// The key space of one tree snapshot in one Zarr format.
+///
+/// Blocking: call it from async code only through `tokio::task::spawn_blocking`, never from a
+/// runtime's thread (see the module documentation).
 pub struct KeySpace {
     tree: Arc<Tree>,
     format: ZarrFormat,
