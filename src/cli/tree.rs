@@ -60,16 +60,7 @@ fn print_node(name: &str, node: &Node, depth: usize) {
                 .zip(&g.shape)
                 .map(|(d, n)| format!("{d}: {n}"))
                 .collect();
-            let from = match &a.recipe.zarr {
-                Some(zarr) => format!(
-                    "from Zarr {}/{} ({} of {} chunk(s) stored)",
-                    zarr.store,
-                    zarr.array.path,
-                    zarr.array.stored.len(),
-                    g.grid().iter().product::<u64>()
-                ),
-                None => format!("from {} file(s)", a.recipe.parts.len()),
-            };
+            let from = a.recipe.operator.describe(g);
             println!(
                 "{indent}{name}  ({})  {:?}  chunks {:?}  {from}",
                 dims.join(", "),

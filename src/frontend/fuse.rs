@@ -20,6 +20,7 @@ use fuser::{
     ReplyDirectory, ReplyEntry, ReplyOpen, Request,
 };
 
+use super::errno::errno;
 use super::handles::{Handles, Io, OpenFile};
 use super::inodes::child_path;
 use super::snapshot::{Resolved, Snapshots};
@@ -246,11 +247,12 @@ impl Filesystem for AtlasFs {
         };
         match open.keys.read_open(&open.key, offset, size as usize) {
             Ok(bytes) => reply.data(&bytes),
-            Err(KeyError::NotFound(_)) => reply.error(Errno::ENOENT),
             Err(e) => {
-                let path = self.snapshots.path(ino.0).unwrap_or_default();
-                tracing::error!("read {path}: {e}");
-                reply.error(Errno::EIO)
+                if matches!(e, KeyError::Chunk { .. }) {
+                    let path = self.snapshots.path(ino.0).unwrap_or_default();
+                    tracing::error!("read {path}: {e}");
+                }
+                reply.error(errno(&e))
             }
         }
     }

@@ -1,5 +1,6 @@
 //! Front ends: thin adapters that translate requests into key-space calls. Today: FUSE.
 
+mod errno;
 pub mod fuse;
 mod handles;
 mod inodes;

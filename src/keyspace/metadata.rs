@@ -45,11 +45,12 @@ pub fn array_v3(array: &ArrayNode) -> Value {
         }
         DType::String => json!("string"),
     };
-    let codecs = match g.dtype {
-        DType::String => json!([{"name": "vlen-utf8", "configuration": {}}]),
-        d if d.size() == Some(1) => json!([{"name": "bytes"}]),
-        _ => json!([{"name": "bytes", "configuration": {"endian": "little"}}]),
+    let mut codecs = match g.dtype {
+        DType::String => vec![json!({"name": "vlen-utf8", "configuration": {}})],
+        d if d.size() == Some(1) => vec![json!({"name": "bytes"})],
+        _ => vec![json!({"name": "bytes", "configuration": {"endian": "little"}})],
     };
+    codecs.extend(array.recipe.encoding.v3_codecs());
     let fill_value = match g.dtype {
         DType::Char | DType::String => json!(""),
         d => json::element(&g.fill, d),
@@ -143,7 +144,7 @@ pub fn zarray(array: &ArrayNode) -> Value {
         "fill_value": fill_value,
         "order": "C",
         "filters": filters,
-        "compressor": null,
+        "compressor": array.recipe.encoding.v2_compressor(),
         "dimension_separator": ".",
     })
 }

@@ -17,11 +17,14 @@ mod listing;
 mod metadata;
 mod open;
 pub mod readahead;
+mod regions;
 mod slice;
 pub mod warm;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod view_tests;
 
 use std::sync::{Arc, OnceLock};
 
@@ -33,10 +36,11 @@ pub use slice::Slice;
 use crate::cache::stats::ReadAheadStats;
 use crate::cache::{CacheStats, ChunkCache, ChunkKey, Served};
 use crate::config::ZarrFormat;
-use crate::operators::{ChunkError, RecipeFingerprint};
+use crate::operators::{ArrayFingerprints, ChunkError, RecipeFingerprint};
 use crate::sources::bytes::{ByteSource, LocalFiles};
 use crate::tree::{ArrayNode, NodeRef, Tree};
 use documents::Documents;
+use regions::{CachedChunks, ChunkKeys, FreshKeys};
 
 /// A key that could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -190,10 +194,14 @@ impl KeySpace {
     fn fingerprint(&self, array: &ArrayNode) -> std::borrow::Cow<'_, RecipeFingerprint> {
         match self.fingerprints.get(array.id) {
             Some((at, cell)) if *at == address(array) => std::borrow::Cow::Borrowed(
-                cell.get_or_init(|| RecipeFingerprint::new(&array.recipe, &array.geometry)),
+                cell.get_or_init(|| RecipeFingerprint::new(&array.recipe, &array.geometry, self)),
             ),
             // An array of another snapshot: correct, just not memoised.
-            _ => std::borrow::Cow::Owned(RecipeFingerprint::new(&array.recipe, &array.geometry)),
+            _ => std::borrow::Cow::Owned(RecipeFingerprint::new(
+                &array.recipe,
+                &array.geometry,
+                self,
+            )),
         }
     }
 
@@ -264,9 +272,7 @@ impl KeySpace {
         Some(match self.resolve(key)? {
             Resolved::Dir => Kind::Dir,
             Resolved::Document(doc) => Kind::File(doc.len() as u64),
-            Resolved::Chunk(array, index) => {
-                Kind::File(array.recipe.chunk_len(&array.geometry, &index))
-            }
+            Resolved::Chunk(array, index) => Kind::File(self.chunk_len(array, &index)),
         })
     }
 
@@ -323,24 +329,35 @@ impl KeySpace {
     /// The bytes of chunk `index` of `array`, from the cache or computed, and where they came
     /// from; served only while the chunk's sources are unchanged.
     fn chunk(&self, array: &ArrayNode, index: &[u64]) -> Result<(Arc<Vec<u8>>, Served), KeyError> {
-        let error = |source| KeyError::Chunk {
-            array: array.path.clone(),
-            key: chunk_key(self.format, index),
-            source,
-        };
-        let key = self.chunk_key(array, index);
-        let result = self
-            .cache
-            .get_or_compute(key, || {
-                array.recipe.compute(&array.geometry, index, &*self.source)
+        self.chunks()
+            .chunk(array, index)
+            .map_err(|source| KeyError::Chunk {
+                array: array.path.clone(),
+                key: chunk_key(self.format, index),
+                source,
             })
-            .map_err(error)?;
-        // Cached bytes are served only while their sources are unchanged.
-        array
-            .recipe
-            .check_sources(&array.geometry, index, &*self.source)
-            .map_err(error)?;
-        Ok(result)
+    }
+
+    /// Chunks through this key space's cache, keyed by its memoised fingerprints.
+    fn chunks(&self) -> CachedChunks<'_> {
+        CachedChunks {
+            cache: &self.cache,
+            source: &*self.source,
+            keys: self,
+        }
+    }
+
+    /// The size of chunk `index` of `array` as served: exact from the geometry for
+    /// uncompressed arrays; otherwise the chunk is computed (or taken from the cache) and its
+    /// length returned — 0 when it cannot be computed, whose read then fails.
+    fn chunk_len(&self, array: &ArrayNode, index: &[u64]) -> u64 {
+        match array.recipe.exact_len(&array.geometry, index) {
+            Some(len) => len,
+            None => self
+                .chunks()
+                .fetch(array, index)
+                .map_or(0, |(bytes, _)| bytes.len() as u64),
+        }
     }
 
     /// Queues the chunks after `index` when the reader walks `array` in order.
@@ -360,9 +377,13 @@ impl KeySpace {
             readahead.submit(
                 key.0,
                 Box::new(move || {
-                    let computed = cache.get_or_compute(key, || {
-                        array.recipe.compute(&array.geometry, &next, &*source)
-                    });
+                    // Inputs of a view are keyed afresh: the job outlives this key space's memo.
+                    let chunks = CachedChunks {
+                        cache: &cache,
+                        source: &*source,
+                        keys: &FreshKeys,
+                    };
+                    let computed = chunks.fetch_keyed(key, &array, &next);
                     match computed {
                         Ok((_, served)) => served == Served::Computed,
                         Err(e) => {
@@ -373,6 +394,18 @@ impl KeySpace {
                 }),
             );
         }
+    }
+}
+
+impl ArrayFingerprints for KeySpace {
+    fn digest(&self, array: &ArrayNode) -> u128 {
+        self.fingerprint(array).digest()
+    }
+}
+
+impl ChunkKeys for KeySpace {
+    fn key_of(&self, array: &ArrayNode, index: &[u64]) -> ChunkKey {
+        self.chunk_key(array, index)
     }
 }
 

@@ -48,10 +48,7 @@ impl KeySpace {
             return None;
         }
         let disk = self.cache.disk()?;
-        disk.open_verified(
-            self.chunk_key(array, index),
-            array.recipe.chunk_len(&array.geometry, index),
-        )
+        disk.open_verified(self.chunk_key(array, index), self.chunk_len(array, index))
     }
 
     /// Counts a chunk handed to the kernel (a disk hit served by passthrough).
@@ -77,10 +74,7 @@ impl KeySpace {
                 current: true,
             },
             Resolved::Chunk(array, index) => OpenKey {
-                current: array
-                    .recipe
-                    .check_sources(&array.geometry, &index, &*self.source)
-                    .is_ok(),
+                current: self.chunks().check(array, &index).is_ok(),
                 target: Target::Chunk {
                     array: array.clone(),
                     index,

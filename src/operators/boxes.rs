@@ -97,6 +97,18 @@ pub fn copy_box(
     }
 }
 
+/// Steps a multi-index through the box `first..=last`; false when done.
+pub fn advance(index: &mut [u64], first: &[u64], last: &[u64]) -> bool {
+    for d in (0..index.len()).rev() {
+        if index[d] < last[d] {
+            index[d] += 1;
+            return true;
+        }
+        index[d] = first[d];
+    }
+    false
+}
+
 /// Element strides of a C-ordered array.
 pub fn strides(shape: &[u64]) -> Vec<u64> {
     let mut out = vec![1u64; shape.len()];

@@ -1,22 +1,22 @@
 //! Cache keys of chunks. A chunk's bytes depend only on its recipe, the versions of the sources
-//! it reads and its index, so its key hashes exactly those: xxh3-128 over canonical postcard
-//! serialisations of the whole [`Recipe`] (every field but the parts), the [`Geometry`] (every
-//! field but the shape, which only matters through the chunk's region), the chunk's region and
-//! index, and every part the chunk overlaps — each [`Part`] serialised whole, so its path,
-//! version, storage layout, offset and any field added later are covered without listing them.
-//! Parts a chunk does not read are left out, so appending a file to an archive keeps the keys of
-//! chunks that do not touch it. A Zarr read ([`super::ZarrRead`]) hashes its codec metadata with
-//! the recipe and, per chunk, the version of the one object the chunk is read from, so a
-//! rewritten chunk object changes that chunk's key only.
+//! it reads and its index, so its key hashes exactly those: xxh3-128 over the key scheme, what
+//! the [`Operator`](super::Operator) writes into its fingerprint (its name, version and
+//! parameters; for a view, its inputs' fingerprints), the array's [`Encoding`](super::Encoding),
+//! the [`Geometry`] (every field but the shape, which only matters through the chunk's region),
+//! the chunk's region and index, and what the operator adds per chunk: the native read the
+//! pieces of the parts the chunk overlaps — each [`Part`](super::Part) serialised whole — so
+//! appending a file keeps the keys of chunks that do not touch it; a Zarr read the version of
+//! the one object the chunk is read from, so a rewritten chunk object changes that chunk's key
+//! only.
 
-use serde::Serialize;
-use xxhash_rust::xxh3::{xxh3_128, Xxh3};
+use xxhash_rust::xxh3::Xxh3;
 
-use super::{Geometry, Part, Recipe};
+use super::operator::{hash, ArrayFingerprints, FingerprintWriter};
+use super::{Geometry, Recipe};
 
 /// Bump when the bytes a recipe computes change for the same inputs (a decoding fix, a new
 /// encoding), so entries computed by older code are never served.
-const KEY_SCHEME: u32 = 1;
+const KEY_SCHEME: u32 = 2;
 
 /// The hashed identity of an array's recipe and geometry, computed once per array; gives the
 /// cache key of any of its chunks with [`RecipeFingerprint::chunk_key`]. Equal fingerprints
@@ -24,42 +24,37 @@ const KEY_SCHEME: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecipeFingerprint {
     base: u128,
-    parts: Vec<u128>,
-    /// The versions of every chunk object a Zarr read reads (0 for other recipes): not part of
-    /// chunk keys (each has its own object's version), but of comparing two fingerprints.
-    chunk_objects: u128,
-}
-
-fn hash<T: Serialize>(value: &T) -> u128 {
-    // Serialising plain data into memory cannot fail; a failure would only weaken the key to
-    // "unknown", which is hashed as such rather than panicking.
-    match postcard::to_stdvec(value) {
-        Ok(bytes) => xxh3_128(&bytes),
-        Err(_) => u128::MAX,
-    }
+    pieces: Vec<u128>,
+    /// What enters chunk keys only per chunk (the versions of a Zarr read's chunk objects):
+    /// part of comparing two fingerprints, not of every chunk key.
+    compare: u128,
 }
 
 impl RecipeFingerprint {
-    /// Fingerprints `recipe` as served with `geometry`.
-    pub fn new(recipe: &Recipe, geometry: &Geometry) -> Self {
-        // Every field but the parts (hashed one by one below), including fields added later.
-        #[allow(clippy::needless_update)]
-        let shell = Recipe {
-            parts: Vec::new(),
-            ..recipe.clone()
-        };
+    /// Fingerprints `recipe` as served with `geometry`; `inputs` gives the fingerprints of the
+    /// arrays its operator reads.
+    pub fn new(recipe: &Recipe, geometry: &Geometry, inputs: &dyn ArrayFingerprints) -> Self {
+        let mut writer = FingerprintWriter::new(inputs);
+        recipe.operator.fingerprint(&mut writer);
         let geometry = Geometry {
             shape: Vec::new(),
             ..geometry.clone()
         };
         RecipeFingerprint {
-            base: hash(&(KEY_SCHEME, shell, geometry)),
-            parts: recipe.parts.iter().map(hash::<Part>).collect(),
-            chunk_objects: recipe
-                .zarr
-                .as_ref()
-                .map_or(0, |zarr| zarr.array.stored.digest()),
+            base: hash(&(
+                KEY_SCHEME,
+                writer.base.digest128(),
+                recipe.encoding,
+                geometry,
+            )),
+            pieces: writer.pieces,
+            compare: writer.compare,
         }
+    }
+
+    /// One number for the whole fingerprint: equal digests mean every chunk has the same key.
+    pub fn digest(&self) -> u128 {
+        hash(&(self.base, &self.pieces, self.compare))
     }
 
     /// The cache key of chunk `index`.
@@ -73,15 +68,21 @@ impl RecipeFingerprint {
                 hasher.update(&v.to_le_bytes());
             }
         }
-        for (i, part) in recipe.parts.iter().enumerate() {
-            if part.touches(&region) {
-                hasher.update(&self.parts[i].to_le_bytes());
-            }
-        }
-        if let Some(zarr) = &recipe.zarr {
-            hasher.update(&zarr.chunk_identity(index));
-        }
+        recipe
+            .operator
+            .chunk_identity(&self.pieces, &region, index, &mut hasher);
         hasher.digest128()
+    }
+}
+
+/// For operators that read no other array: no input has a fingerprint.
+#[cfg(test)]
+pub(crate) struct NoInputs;
+
+#[cfg(test)]
+impl ArrayFingerprints for NoInputs {
+    fn digest(&self, _: &crate::tree::ArrayNode) -> u128 {
+        0
     }
 }
 
@@ -90,6 +91,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
+    use crate::operators::{Encoding, Part};
     use crate::sources::model::{DType, FileVersion, InlineData, Storage, VarMeta};
 
     fn part(path: &str, offset: u64, values: &[u8]) -> Part {
@@ -114,10 +116,10 @@ mod tests {
         }
     }
 
-    fn array(parts: Vec<Part>) -> (Recipe, Geometry) {
+    fn array(parts: Vec<Part>) -> (Vec<Part>, Geometry) {
         let len = parts.iter().map(|p| p.var.shape[0]).sum();
         (
-            Recipe::native(parts),
+            parts,
             Geometry {
                 shape: vec![len],
                 chunks: vec![2],
@@ -127,10 +129,11 @@ mod tests {
         )
     }
 
-    fn keys(recipe: &Recipe, geometry: &Geometry) -> Vec<u128> {
-        let fp = RecipeFingerprint::new(recipe, geometry);
+    fn keys(parts: &[Part], geometry: &Geometry) -> Vec<u128> {
+        let recipe = Recipe::native(parts.to_vec());
+        let fp = RecipeFingerprint::new(&recipe, geometry, &NoInputs);
         (0..geometry.grid()[0])
-            .map(|i| fp.chunk_key(recipe, geometry, &[i]))
+            .map(|i| fp.chunk_key(&recipe, geometry, &[i]))
             .collect()
     }
 
@@ -147,9 +150,9 @@ mod tests {
         let (recipe, geometry) = array(vec![part("a.nc", 0, &[1, 2]), part("b.nc", 2, &[3, 4])]);
         let before = keys(&recipe, &geometry);
         let mut changed = recipe.clone();
-        let mut b = changed.parts[1].clone();
+        let mut b = changed[1].clone();
         b.version.mtime_ns += 1;
-        changed.parts[1] = b;
+        changed[1] = b;
         let after = keys(&changed, &geometry);
         assert_eq!(before[0], after[0]);
         assert_ne!(before[1], after[1]);
@@ -171,7 +174,7 @@ mod tests {
         let (recipe, geometry) = array(vec![part("a.nc", 0, &[1, 2, 3, 4])]);
         let base = keys(&recipe, &geometry)[0];
         let mut other = recipe.clone();
-        other.parts[0] = part("a.nc", 0, &[9, 2, 3, 4]);
+        other[0] = part("a.nc", 0, &[9, 2, 3, 4]);
         assert_ne!(keys(&other, &geometry)[0], base, "storage");
         let fill = Geometry {
             fill: vec![7],
@@ -189,11 +192,31 @@ mod tests {
         };
         assert_ne!(keys(&recipe, &chunks)[0], base, "chunks");
         let mut moved = recipe.clone();
-        moved.parts[0].origin = vec![1];
+        moved[0].origin = vec![1];
         assert_ne!(keys(&moved, &geometry)[0], base, "origin");
         let mut transformed = recipe.clone();
-        transformed.parts[0].transform =
-            Some(Arc::new(crate::operators::Transform::identity(DType::I8)));
+        transformed[0].transform = Some(Arc::new(crate::operators::Transform::identity(DType::I8)));
         assert_ne!(keys(&transformed, &geometry)[0], base, "transform");
+    }
+
+    #[test]
+    fn the_encoding_is_part_of_the_key() {
+        let (parts, geometry) = array(vec![part("a.nc", 0, &[1, 2, 3, 4])]);
+        let key = |encoding| {
+            let recipe = Recipe {
+                encoding,
+                ..Recipe::native(parts.clone())
+            };
+            RecipeFingerprint::new(&recipe, &geometry, &NoInputs).chunk_key(
+                &recipe,
+                &geometry,
+                &[0],
+            )
+        };
+        assert_ne!(key(Encoding::Bytes), key(Encoding::Zstd { level: 3 }));
+        assert_ne!(
+            key(Encoding::Zstd { level: 1 }),
+            key(Encoding::Zstd { level: 3 })
+        );
     }
 }

@@ -1,14 +1,21 @@
-//! Operators: the per-chunk recipes of the tree and the code that runs them. A recipe is pure —
-//! a chunk's bytes depend only on the recipe, the versions of the sources it reads and the chunk
-//! index. Today's operators are the native read (with concatenation along one axis) and the
-//! chunk-for-chunk read of an existing Zarr array ([`ZarrRead`]); regrid, pack and pyramid views
-//! are further recipes over the same interface.
+//! Operators: the per-chunk recipes of the tree and the code that runs them. A recipe is an
+//! [`Operator`] and an [`Encoding`]; it is pure — a chunk's bytes depend only on the operator's
+//! parameters, the versions of the sources it reads (or its inputs' fingerprints) and the chunk
+//! index. Today's operators are the native read ([`NativeRead`], with concatenation along one
+//! axis), strings ([`StringRead`]) and the chunk-for-chunk read of an existing Zarr array
+//! ([`ZarrRead`]); regrid, pack and pyramid views are further operators over the same trait,
+//! reading regions of other arrays through [`OperatorContext::regions`].
 
 mod boxes;
 mod decode;
+mod encoding;
+mod error;
 mod fingerprint;
 pub mod kernels;
 mod native;
+mod native_read;
+mod operator;
+mod parts;
 mod strings;
 mod transform;
 mod zarr_chunk;
@@ -17,12 +24,16 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-pub use boxes::Region;
+pub use boxes::{advance, copy_box, Region};
+pub use encoding::Encoding;
+pub use error::{ChunkError, ChunkErrorKind, InputChunk};
 pub use fingerprint::RecipeFingerprint;
+pub use native_read::NativeRead;
+pub use operator::{ArrayFingerprints, FingerprintWriter, Operator, OperatorContext, RegionReader};
+pub use strings::StringRead;
 pub use transform::{push_value as push_element, to_f64 as element_f64, Transform};
 pub use zarr_chunk::ZarrRead;
 
-use crate::sources::bytes::ByteSource;
 use crate::sources::model::{DType, FileVersion, VarMeta};
 
 /// Shape, chunking, type and fill value of an array as served.
@@ -58,6 +69,15 @@ impl Geometry {
             .map(|((&s, &c), &n)| c.min(n.saturating_sub(s)))
             .collect();
         Region { start, count }
+    }
+
+    /// The bytes of one chunk's values when fixed by the type (not for strings).
+    pub fn exact_chunk_len(&self) -> Option<u64> {
+        let elements = self
+            .chunks
+            .iter()
+            .try_fold(1u64, |n, &c| n.checked_mul(c))?;
+        elements.checked_mul(self.dtype.size()? as u64)
     }
 
     /// Whether `index` names a chunk of this array.
@@ -112,57 +132,55 @@ impl Part {
     }
 }
 
-/// How to compute any chunk of an array: the parts it is made of, or the Zarr array whose
-/// chunks it serves one for one. Every field is part of the cache key of its chunks (see
-/// [`RecipeFingerprint`]).
-#[derive(Debug, Clone, Serialize)]
+/// How to compute and serve any chunk of an array: its operator and its encoding. Both enter
+/// the cache key of every chunk (see [`RecipeFingerprint`]).
+#[derive(Debug, Clone)]
 pub struct Recipe {
-    /// Contributing source variables.
-    pub parts: Vec<Part>,
-    /// When set, chunks are those of this Zarr array and `parts` is empty.
-    pub zarr: Option<Arc<ZarrRead>>,
+    /// Computes chunks as typed values.
+    pub operator: Arc<dyn Operator>,
+    /// Encodes them as served.
+    pub encoding: Encoding,
 }
 
 impl Recipe {
-    /// A recipe assembling chunks from `parts`.
-    pub fn native(parts: Vec<Part>) -> Self {
-        Recipe { parts, zarr: None }
+    /// A recipe computing chunks with `operator` and serving them encoded with `encoding`.
+    pub fn new(operator: Arc<dyn Operator>, encoding: Encoding) -> Self {
+        Recipe { operator, encoding }
     }
-}
 
-/// A chunk that could not be computed.
-#[derive(Debug, thiserror::Error)]
-#[error("{}{reason}", source_path.as_deref().map(|p| format!("{p}: ")).unwrap_or_default())]
-pub struct ChunkError {
-    /// The source file involved, when one is.
-    pub source_path: Option<String>,
-    /// What went wrong.
-    pub reason: String,
-}
+    /// A recipe assembling chunks of an array of type `dtype` from `parts`, uncompressed.
+    pub fn from_parts(parts: Vec<Part>, dtype: DType) -> Self {
+        let operator: Arc<dyn Operator> = if dtype == DType::String {
+            Arc::new(StringRead { parts })
+        } else {
+            Arc::new(NativeRead { parts })
+        };
+        Recipe::new(operator, Encoding::Bytes)
+    }
 
-impl Recipe {
-    /// Computes the encoded bytes of chunk `index` as served: little-endian C-order values,
-    /// or vlen-utf8 for strings.
+    /// A recipe assembling chunks from `parts`, typed as the first part's variable.
+    pub fn native(parts: Vec<Part>) -> Self {
+        let dtype = parts.first().map_or(DType::U8, |p| p.var.dtype);
+        Recipe::from_parts(parts, dtype)
+    }
+
+    /// Computes the bytes of chunk `index` as served: the operator's values, encoded.
     ///
     /// # Errors
-    /// [`ChunkError`] naming the source file when a source is gone, changed or corrupt.
+    /// [`ChunkError`] naming the source file (and input chunk) when a source is gone, changed
+    /// or corrupt, or the values cannot be encoded.
     pub fn compute(
         &self,
         geometry: &Geometry,
         index: &[u64],
-        source: &dyn ByteSource,
+        context: &OperatorContext<'_>,
     ) -> Result<Vec<u8>, ChunkError> {
-        if let Some(zarr) = &self.zarr {
-            return zarr.compute(geometry, index, source);
-        }
-        if geometry.dtype == DType::String {
-            return strings::compute(self, geometry, index);
-        }
-        native::compute(self, geometry, index, source)
+        let values = self.operator.compute(geometry, index, context)?;
+        self.encoding.encode(values)
     }
 
     /// Checks that every source a chunk reads is still at the version the recipe was built
-    /// from (a cheap `stat` per file), so cached bytes of a changed source are never served.
+    /// from, so cached bytes of a changed source are never served.
     ///
     /// # Errors
     /// [`ChunkError`] naming the changed or vanished source.
@@ -170,79 +188,23 @@ impl Recipe {
         &self,
         geometry: &Geometry,
         index: &[u64],
-        source: &dyn ByteSource,
+        context: &OperatorContext<'_>,
     ) -> Result<(), ChunkError> {
-        if let Some(zarr) = &self.zarr {
-            return zarr.check(index, source);
-        }
-        let region = geometry.chunk_region(index);
-        for (part, _, _) in self.overlaps(&region) {
-            if matches!(part.var.storage, crate::sources::model::Storage::Inline(_)) {
-                continue;
-            }
-            source
-                .check_version(&part.path, part.version)
-                .map_err(|e| ChunkError {
-                    source_path: None,
-                    reason: e.to_string(),
-                })?;
-        }
-        Ok(())
+        self.operator.check(geometry, index, context)
     }
 
-    /// Exact size in bytes of chunk `index` as served, without reading any source.
-    pub fn chunk_len(&self, geometry: &Geometry, index: &[u64]) -> u64 {
-        match geometry.dtype.size() {
-            Some(size) => geometry.chunks.iter().product::<u64>() * size as u64,
-            None => strings::compute(self, geometry, index)
-                .map(|b| b.len() as u64)
-                .unwrap_or(0),
+    /// The exact size in bytes of chunk `index` as served, without reading any source; `None`
+    /// for a compressed array (or variable-length values), whose size is known once computed.
+    pub fn exact_len(&self, geometry: &Geometry, index: &[u64]) -> Option<u64> {
+        if !self.encoding.is_exact() {
+            return None;
         }
+        self.operator.chunk_len(geometry, index)
     }
 
-    /// The box a part covers in array coordinates.
-    fn part_box(&self, part: &Part) -> Region {
-        let mut count = vec![1u64; part.lead()];
-        count.extend_from_slice(&part.var.shape);
-        Region {
-            start: part.origin.clone(),
-            count,
-        }
-    }
-
-    /// The parts overlapping a chunk region, each with its overlap in the variable's own
-    /// coordinates and the overlap's position in the chunk (one index per array dimension).
-    fn overlaps<'a>(
-        &'a self,
-        region: &'a Region,
-    ) -> impl Iterator<Item = (&'a Part, Region, Vec<u64>)> + 'a {
-        self.parts
-            .iter()
-            .filter(|part| part.touches(region))
-            .filter_map(move |part| {
-                let lead = part.lead();
-                let part_box = self.part_box(part);
-                let overlap = if region.start.is_empty() {
-                    part_box.clone()
-                } else {
-                    region.intersect(&part_box)?
-                };
-                let local = Region {
-                    start: overlap.start[lead..]
-                        .iter()
-                        .zip(&part_box.start[lead..])
-                        .map(|(a, b)| a - b)
-                        .collect(),
-                    count: overlap.count[lead..].to_vec(),
-                };
-                let in_chunk = overlap
-                    .start
-                    .iter()
-                    .zip(&region.start)
-                    .map(|(a, b)| a - b)
-                    .collect();
-                Some((part, local, in_chunk))
-            })
+    /// The values' length of chunk `index` before encoding, when fixed by the geometry.
+    pub fn values_len(&self, geometry: &Geometry, index: &[u64]) -> Option<u64> {
+        self.operator.chunk_len(geometry, index)
     }
 }
 
@@ -275,7 +237,6 @@ mod tests {
 
     #[test]
     fn touches_agrees_with_intersecting_the_part_box() {
-        let recipe = Recipe::native(Vec::new());
         // Parts with and without a leading (joined) dimension, against every small region.
         let parts = [
             part(vec![3, 2], vec![4, 5]),
@@ -291,7 +252,7 @@ mod tests {
                     start: (0..rank as u32).map(|d| digit(d) * 2).collect(),
                     count: (0..rank as u32).map(|d| digit(rank as u32 + d)).collect(),
                 };
-                let expected = region.intersect(&recipe.part_box(p)).is_some();
+                let expected = region.intersect(&parts::part_box(p)).is_some();
                 assert_eq!(p.touches(&region), expected, "{region:?} vs {p:?}");
                 checked += usize::from(expected);
             }

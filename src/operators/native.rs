@@ -6,9 +6,9 @@ use std::ops::Range;
 
 use rayon::prelude::*;
 
-use super::boxes::{copy_box, fill_with, swap_bytes, Region};
+use super::boxes::{advance, copy_box, fill_with, swap_bytes, Region};
 use super::decode::decode_chunk;
-use super::{ChunkError, Geometry, Part, Recipe, Transform};
+use super::{ChunkError, Geometry, Part, Transform};
 use crate::sources::bytes::{ByteSource, RangeRead, SourceError};
 use crate::sources::chunk_table::ChunkSlot;
 use crate::sources::model::{Endian, Filter, InlineData, Storage};
@@ -71,7 +71,7 @@ enum Task<'a> {
 }
 
 pub fn compute(
-    recipe: &Recipe,
+    parts: &[Part],
     geometry: &Geometry,
     index: &[u64],
     source: &dyn ByteSource,
@@ -83,7 +83,7 @@ pub fn compute(
     fill_with(&mut out, &geometry.fill);
     let mut tasks = Vec::new();
     let mut transformed = Vec::new();
-    for (part, local, in_chunk) in recipe.overlaps(&region) {
+    for (part, local, in_chunk) in super::parts::overlaps(parts, &region) {
         if part.transform.is_some() || part.var.dtype != geometry.dtype {
             transformed.push((part, local, in_chunk));
             continue;
@@ -227,10 +227,7 @@ fn execute(
 }
 
 fn error(part: &Part, reason: impl Into<String>) -> ChunkError {
-    ChunkError {
-        source_path: Some(part.path.to_string()),
-        reason: reason.into(),
-    }
+    ChunkError::corrupt(Some(&part.path), reason)
 }
 
 /// Plans the reads of one part's overlap `local` (in the variable's coordinates) into
@@ -394,18 +391,6 @@ fn within_file(part: &Part, offset: u64, len: u64, what: &str) -> Result<Range<u
     }
 }
 
-/// Steps a multi-index through the box `first..=last`; false when done.
-fn advance(index: &mut [u64], first: &[u64], last: &[u64]) -> bool {
-    for d in (0..index.len()).rev() {
-        if index[d] < last[d] {
-            index[d] += 1;
-            return true;
-        }
-        index[d] = first[d];
-    }
-    false
-}
-
 /// Writes `fill` over a box of `dst` unless the buffer already starts out as `fill`.
 fn fill_region(
     dst: &mut [u8],
@@ -515,10 +500,7 @@ impl<'a> Task<'a> {
 
 /// A failed read; the source error names the source.
 fn source_error(e: SourceError) -> ChunkError {
-    ChunkError {
-        source_path: None,
-        reason: e.to_string(),
-    }
+    ChunkError::from(e)
 }
 
 /// Reads a task's bytes and decodes them.

@@ -10,8 +10,11 @@ use std::sync::{Arc, OnceLock};
 use serde::{Serialize, Serializer};
 use zarrs::array::{ArrayToBytesCodecTraits, CodecOptions};
 
+use xxhash_rust::xxh3::Xxh3;
+
 use super::boxes::fill_with;
-use super::{ChunkError, Geometry};
+use super::operator::{FingerprintWriter, Operator, OperatorContext};
+use super::{ChunkError, Geometry, Region};
 use crate::sources::bytes::ByteSource;
 use crate::sources::zarr_store::array::little_endian;
 use crate::sources::zarr_store::listing::object_path;
@@ -54,14 +57,10 @@ impl ZarrRead {
     }
 
     fn error(&self, object: Option<&str>, reason: impl Into<String>) -> ChunkError {
-        ChunkError {
-            source_path: Some(
-                object
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| object_path(&self.store, &self.array.path)),
-            ),
-            reason: reason.into(),
-        }
+        let path = object
+            .map(str::to_owned)
+            .unwrap_or_else(|| object_path(&self.store, &self.array.path));
+        ChunkError::corrupt(Some(&path), reason)
     }
 
     /// What of chunk `index` enters its cache key: its object's version, or that it has none.
@@ -97,9 +96,7 @@ impl ZarrRead {
             return Ok(out);
         };
         let object = self.object(index)?;
-        let encoded = source
-            .read_all(&object, version)
-            .map_err(|e| self.error(Some(&object), e.to_string()))?;
+        let encoded = source.read_all(&object, version)?;
         let decoded = self
             .decode(index, encoded)
             .map_err(|reason| self.error(Some(&object), reason))?;
@@ -148,10 +145,7 @@ impl ZarrRead {
         let object = self.object(index)?;
         source
             .check_version(&object, version)
-            .map_err(|e| ChunkError {
-                source_path: None,
-                reason: e.to_string(),
-            })
+            .map_err(ChunkError::from)
     }
 }
 
@@ -162,6 +156,47 @@ impl std::fmt::Debug for ZarrRead {
             .field("array", &self.array.path)
             .field("stored_chunks", &self.array.stored.len())
             .finish()
+    }
+}
+
+impl Operator for ZarrRead {
+    fn describe(&self, geometry: &Geometry) -> String {
+        format!(
+            "from Zarr {}/{} ({} of {} chunk(s) stored)",
+            self.store,
+            self.array.path,
+            self.array.stored.len(),
+            geometry.grid().iter().product::<u64>()
+        )
+    }
+
+    /// The store, array and codecs enter every key; each chunk's object version its own
+    /// chunk's key only (and comparisons of whole fingerprints).
+    fn fingerprint(&self, out: &mut FingerprintWriter<'_>) {
+        out.write(&("zarr", self));
+        out.compare(self.array.stored.digest());
+    }
+
+    fn chunk_identity(&self, _: &[u128], _: &Region, index: &[u64], hasher: &mut Xxh3) {
+        hasher.update(&self.chunk_identity(index));
+    }
+
+    fn check(
+        &self,
+        _: &Geometry,
+        index: &[u64],
+        context: &OperatorContext<'_>,
+    ) -> Result<(), ChunkError> {
+        ZarrRead::check(self, index, context.source)
+    }
+
+    fn compute(
+        &self,
+        geometry: &Geometry,
+        index: &[u64],
+        context: &OperatorContext<'_>,
+    ) -> Result<Vec<u8>, ChunkError> {
+        ZarrRead::compute(self, geometry, index, context.source)
     }
 }
 

@@ -103,6 +103,7 @@ pub fn finish(
         let chunks = choose_chunks(&var, overrides);
         let id = *next_id;
         *next_id += 1;
+        let recipe = Recipe::from_parts(var.parts, var.dtype);
         let array = ArrayNode {
             id,
             path: array_path,
@@ -114,7 +115,7 @@ pub fn finish(
                 fill: var.fill,
             },
             attrs: var.attrs,
-            recipe: Recipe::native(var.parts),
+            recipe,
         };
         node.children.insert(name, Node::Array(Arc::new(array)));
     }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::{ArrayNode, GroupNode, Node};
-use crate::operators::{Geometry, Recipe, ZarrRead};
+use crate::operators::{Encoding, Geometry, Recipe, ZarrRead};
 use crate::sources::zarr_store::{ZarrGroupMeta, ZarrStoreMeta};
 
 /// The group of a dataset served from `store`, at tree path `name`.
@@ -32,10 +32,10 @@ fn group(meta: &ZarrGroupMeta, location: &str, path: &str, next_id: &mut usize) 
                 fill: array.fill.clone(),
             },
             attrs: array.attrs.clone(),
-            recipe: Recipe {
-                parts: Vec::new(),
-                zarr: Some(Arc::new(ZarrRead::new(location, array.clone()))),
-            },
+            recipe: Recipe::new(
+                Arc::new(ZarrRead::new(location, array.clone())),
+                Encoding::Bytes,
+            ),
         };
         node.children
             .insert(name.clone(), Node::Array(Arc::new(served)));

@@ -1,0 +1,206 @@
+//! The chunk reader under the key space and the region reader it gives operators: a chunk is
+//! taken from the two-tier cache or computed once (single flight), with an
+//! [`OperatorContext`] whose region reader reads other arrays through the same cache, so a view
+//! reuses every cached chunk of what it reads. Only whole input chunks are cached; a region is
+//! assembled from them (decoded with the input's encoding) for each view chunk.
+
+use std::sync::Arc;
+
+use crate::cache::{ChunkCache, ChunkKey, Served};
+use crate::operators::{
+    advance, copy_box, ArrayFingerprints, ChunkError, OperatorContext, RecipeFingerprint, Region,
+    RegionReader,
+};
+use crate::sources::bytes::ByteSource;
+use crate::tree::ArrayNode;
+
+/// The cache keys of chunks of any array: memoised by a key space for its own arrays.
+pub(crate) trait ChunkKeys: ArrayFingerprints + Sync {
+    /// The cache key of chunk `index` of `array`.
+    fn key_of(&self, array: &ArrayNode, index: &[u64]) -> ChunkKey;
+}
+
+/// Keys computed from scratch each time (read-ahead jobs, which outlive a borrow of the key
+/// space).
+pub(crate) struct FreshKeys;
+
+impl ArrayFingerprints for FreshKeys {
+    fn digest(&self, array: &ArrayNode) -> u128 {
+        RecipeFingerprint::new(&array.recipe, &array.geometry, self).digest()
+    }
+}
+
+impl ChunkKeys for FreshKeys {
+    fn key_of(&self, array: &ArrayNode, index: &[u64]) -> ChunkKey {
+        ChunkKey(
+            RecipeFingerprint::new(&array.recipe, &array.geometry, self).chunk_key(
+                &array.recipe,
+                &array.geometry,
+                index,
+            ),
+        )
+    }
+}
+
+/// Chunks through the cache, and regions of arrays made of them.
+pub(crate) struct CachedChunks<'a> {
+    pub(crate) cache: &'a ChunkCache,
+    pub(crate) source: &'a dyn ByteSource,
+    pub(crate) keys: &'a dyn ChunkKeys,
+}
+
+impl CachedChunks<'_> {
+    fn context(&self) -> OperatorContext<'_> {
+        OperatorContext {
+            source: self.source,
+            regions: self,
+        }
+    }
+
+    /// Chunk `index` of `array` as served, from the cache or computed once; sources unchecked.
+    pub(crate) fn fetch(
+        &self,
+        array: &ArrayNode,
+        index: &[u64],
+    ) -> Result<(Arc<Vec<u8>>, Served), ChunkError> {
+        self.fetch_keyed(self.keys.key_of(array, index), array, index)
+    }
+
+    /// [`CachedChunks::fetch`] with the chunk's cache key already known.
+    pub(crate) fn fetch_keyed(
+        &self,
+        key: ChunkKey,
+        array: &ArrayNode,
+        index: &[u64],
+    ) -> Result<(Arc<Vec<u8>>, Served), ChunkError> {
+        self.cache.get_or_compute(key, || {
+            array
+                .recipe
+                .compute(&array.geometry, index, &self.context())
+        })
+    }
+
+    /// Checks the sources chunk `index` of `array` reads.
+    pub(crate) fn check(&self, array: &ArrayNode, index: &[u64]) -> Result<(), ChunkError> {
+        array
+            .recipe
+            .check_sources(&array.geometry, index, &self.context())
+    }
+
+    /// Chunk `index` of `array`, served only while its sources are unchanged.
+    pub(crate) fn chunk(
+        &self,
+        array: &ArrayNode,
+        index: &[u64],
+    ) -> Result<(Arc<Vec<u8>>, Served), ChunkError> {
+        let fetched = self.fetch(array, index)?;
+        // Cached bytes are served only while their sources are unchanged.
+        self.check(array, index)?;
+        Ok(fetched)
+    }
+}
+
+/// The chunk indices of `array` that `region` overlaps, in C order.
+fn chunks_of(array: &ArrayNode, region: &Region) -> Vec<Vec<u64>> {
+    if region.count.contains(&0) {
+        return Vec::new();
+    }
+    let chunks = &array.geometry.chunks;
+    let per_chunk =
+        |at: &[u64]| -> Vec<u64> { at.iter().zip(chunks).map(|(&i, &c)| i / c.max(1)).collect() };
+    let first = per_chunk(&region.start);
+    let last = per_chunk(&region.end().iter().map(|e| e - 1).collect::<Vec<_>>());
+    let mut index = first.clone();
+    let mut out = vec![index.clone()];
+    while advance(&mut index, &first, &last) {
+        out.push(index.clone());
+    }
+    out
+}
+
+impl RegionReader for CachedChunks<'_> {
+    fn read_region(&self, array: &ArrayNode, region: &Region) -> Result<Vec<u8>, ChunkError> {
+        let geometry = &array.geometry;
+        let elem = geometry.dtype.size().ok_or_else(|| {
+            ChunkError::new(
+                crate::operators::ChunkErrorKind::Unsupported,
+                None,
+                format!(
+                    "regions of {} (variable-length values) cannot be read",
+                    array.path
+                ),
+            )
+        })?;
+        let total = region
+            .count
+            .iter()
+            .try_fold(elem as u64, |n, &c| n.checked_mul(c))
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| {
+                ChunkError::new(
+                    crate::operators::ChunkErrorKind::Unsupported,
+                    None,
+                    format!("region {region:?} of {} is too large", array.path),
+                )
+            })?;
+        let mut out = vec![0u8; total];
+        let chunk_box = |index: &[u64]| geometry.chunk_region(index);
+        for index in chunks_of(array, region) {
+            let in_input = |e: ChunkError| e.in_input(&array.path, &index);
+            let (bytes, _) = self.chunk(array, &index).map_err(in_input)?;
+            let len = array.recipe.values_len(geometry, &index);
+            let values = array
+                .recipe
+                .encoding
+                .decode(&bytes, len)
+                .map_err(in_input)?;
+            let whole = geometry
+                .chunks
+                .iter()
+                .product::<u64>()
+                .saturating_mul(elem as u64);
+            if values.len() as u64 != whole {
+                return Err(in_input(ChunkError::new(
+                    crate::operators::ChunkErrorKind::Encoding,
+                    None,
+                    format!("chunk holds {} bytes, not {whole}", values.len()),
+                )));
+            }
+            let held = chunk_box(&index);
+            let Some(overlap) = region.intersect(&held) else {
+                continue;
+            };
+            let src_start: Vec<u64> = overlap
+                .start
+                .iter()
+                .zip(&held.start)
+                .map(|(a, b)| a - b)
+                .collect();
+            let dst_start: Vec<u64> = overlap
+                .start
+                .iter()
+                .zip(&region.start)
+                .map(|(a, b)| a - b)
+                .collect();
+            copy_box(
+                &values,
+                &geometry.chunks,
+                &src_start,
+                &mut out,
+                &region.count,
+                &dst_start,
+                &overlap.count,
+                elem,
+            );
+        }
+        Ok(out)
+    }
+
+    fn check_region(&self, array: &ArrayNode, region: &Region) -> Result<(), ChunkError> {
+        for index in chunks_of(array, region) {
+            self.check(array, &index)
+                .map_err(|e| e.in_input(&array.path, &index))?;
+        }
+        Ok(())
+    }
+}
