@@ -23,18 +23,36 @@ pub fn decode_chunk(
         }
         data = match filter {
             Filter::Fletcher32 => check_fletcher32(data)?,
-            Filter::Deflate => inflate(&data, expected_len)?,
+            Filter::Deflate => {
+                // A checksum applied before compression is still in the inflated bytes.
+                let checksums = filters[..i]
+                    .iter()
+                    .filter(|f| **f == Filter::Fletcher32)
+                    .count();
+                inflate(&data, expected_len.saturating_add(4 * checksums))?
+            }
             Filter::Shuffle { element_size } => unshuffle(&data, *element_size as usize),
         };
     }
     Ok(data)
 }
 
+/// Inflates `data`, which must decode to `expected_len` bytes: the buffer is reserved
+/// fallibly, and a stream that inflates to more is corrupt (it is never decoded past that).
 fn inflate(data: &[u8], expected_len: usize) -> Result<Vec<u8>, String> {
-    let mut out = Vec::with_capacity(expected_len);
+    let mut out = Vec::new();
+    out.try_reserve_exact(expected_len)
+        .map_err(|e| format!("cannot allocate {expected_len} bytes for the chunk: {e}"))?;
+    let limit = u64::try_from(expected_len).map_or(u64::MAX, |n| n.saturating_add(1));
     flate2::read::ZlibDecoder::new(data)
+        .take(limit)
         .read_to_end(&mut out)
         .map_err(|e| format!("corrupt deflate stream: {e}"))?;
+    if out.len() > expected_len {
+        return Err(format!(
+            "corrupt deflate stream: inflates to more than the chunk's {expected_len} bytes"
+        ));
+    }
     Ok(out)
 }
 
@@ -124,6 +142,19 @@ mod tests {
         assert_eq!(
             decode_chunk(stored, &filters, 0, values.len()).unwrap(),
             values
+        );
+    }
+
+    #[test]
+    fn a_stream_inflating_past_the_chunk_size_is_corrupt() {
+        let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        enc.write_all(&[7u8; 4096]).unwrap();
+        let stored = enc.finish().unwrap();
+        let e = decode_chunk(stored.clone(), &[Filter::Deflate], 0, 4000).unwrap_err();
+        assert!(e.contains("more than the chunk's 4000 bytes"), "{e}");
+        assert_eq!(
+            decode_chunk(stored, &[Filter::Deflate], 0, 4096).unwrap(),
+            vec![7u8; 4096]
         );
     }
 

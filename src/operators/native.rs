@@ -535,7 +535,19 @@ fn finish<'t, 'a>(
         ..
     } = task
     {
-        let expected = chunk_shape.iter().product::<u64>() as usize * elem;
+        let expected = chunk_shape
+            .iter()
+            .try_fold(elem as u64, |n, &c| n.checked_mul(c))
+            .and_then(|n| usize::try_from(n).ok())
+            .ok_or_else(|| {
+                error(
+                    part,
+                    format!(
+                        "variable {} chunk {index:?}: chunk shape {chunk_shape:?} is too large",
+                        part.var.name
+                    ),
+                )
+            })?;
         bytes = decode_chunk(bytes, filters, *filter_mask, expected).map_err(|reason| {
             error(
                 part,

@@ -17,6 +17,22 @@ use super::hdf5_array_numbering::Numbering;
 use super::hdf5_checks::misplaced_entry;
 use super::model::{Endian, Filter, Storage};
 
+/// The byte count the layout message of the contiguous dataset `dataset` gives its data, or
+/// `None` when it is not contiguous (or its header cannot be read).
+pub(crate) fn contiguous_size(file: &Hdf5File, dataset: &hdf5_reader::Dataset) -> Option<u64> {
+    let header = file.get_or_parse_header(dataset.address()).ok()?;
+    header.messages.iter().find_map(|m| match m {
+        HdfMessage::DataLayout(l) => match l.layout {
+            DataLayout::Contiguous { size, .. } => Some(size),
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
+/// HDF5 stores a chunk's size in 32 bits: a chunk must be smaller than 4 GiB.
+const MAX_CHUNK_BYTES: u64 = 1 << 32;
+
 /// What the layout of one dataset turned out to be.
 pub enum Layout {
     /// Fully described storage.
@@ -105,6 +121,9 @@ pub fn read_layout(file: &Hdf5File, path: &str) -> Result<Layout, String> {
                 return Err(format!("chunk dims {dims:?} do not fit shape {shape:?}"));
             }
             let chunk_shape: Vec<u64> = chunk_dims.iter().map(|&c| c as u64).collect();
+            if let Some(why) = oversized_chunk(&chunk_shape, element_size) {
+                return Ok(Layout::Storage(Storage::Unsupported { reason: why }));
+            }
             let grid: Vec<u64> = shape
                 .iter()
                 .zip(&chunk_shape)
@@ -193,38 +212,8 @@ fn collect_entries(
     let (os, ls) = (sb.offset_size, sb.length_size);
     let ndim = shape.len();
     match indexing {
-        None => {
-            let leaves = hdf5_reader::btree_v1::collect_btree_v1_leaves_storage(
-                storage,
-                address,
-                os,
-                ls,
-                Some(ndim as u32),
-                chunk_dims,
-                None,
-            )
-            .map_err(|e| e.to_string())?;
-            let mut entries = Vec::with_capacity(leaves.len());
-            for (key, chunk_address) in leaves {
-                match key {
-                    hdf5_reader::btree_v1::BTreeV1Key::RawData {
-                        chunk_size,
-                        filter_mask,
-                        offsets,
-                    } if offsets.len() >= ndim => {
-                        entries.push(ChunkEntry {
-                            address: chunk_address,
-                            size: chunk_size as u64,
-                            filter_mask,
-                            // With the trailing element offset, which must be 0.
-                            offsets,
-                        })
-                    }
-                    _ => return Err("unexpected key in chunk B-tree".to_owned()),
-                }
-            }
-            Ok((entries, Vec::new()))
-        }
+        None => super::hdf5_btree_v1::collect_chunk_entries(storage, address, os, ls, ndim)
+            .map(|entries| (entries, Vec::new())),
         Some(ChunkIndexing::SingleChunk {
             filtered_size,
             filters,
@@ -282,6 +271,21 @@ fn collect_entries(
                 Ok((entries, damaged_chunks(damage, &numbering)))
             })
         }
+    }
+}
+
+/// Why a chunk of `chunk_shape` elements of `element_size` bytes cannot be one libhdf5 wrote:
+/// HDF5 limits a chunk to less than 4 GiB, and refuses to read a larger one.
+fn oversized_chunk(chunk_shape: &[u64], element_size: u32) -> Option<String> {
+    let bytes = chunk_shape
+        .iter()
+        .try_fold(u64::from(element_size), |n, &c| n.checked_mul(c));
+    match bytes {
+        Some(n) if n < MAX_CHUNK_BYTES => None,
+        _ => Some(format!(
+            "chunk shape {chunk_shape:?} of {element_size}-byte elements reaches HDF5's limit \
+             of {MAX_CHUNK_BYTES} bytes per chunk"
+        )),
     }
 }
 

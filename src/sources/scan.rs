@@ -8,8 +8,9 @@ use hdf5_reader::Hdf5File;
 use netcdf_reader::{NcAttrValue, NcAttribute, NcFile, NcFormat, NcGroup, NcType, NcVariable};
 
 use super::hdf5_checks::validate_file;
+use super::hdf5_dataspace::{dataspace_mismatch, empty_with_data, past_maximum, Mismatch};
 use super::hdf5_extents::{truncation, FileExtents, MetadataRecorder};
-use super::hdf5_layout::{read_layout, Layout};
+use super::hdf5_layout::{contiguous_size, read_layout, Layout};
 use super::model::{
     Attr, AttrValue, DType, DimMeta, Endian, FileFormat, FileMeta, FileVersion, GroupMeta,
     InlineData, Storage, VarMeta,
@@ -20,6 +21,10 @@ use super::nc3_checks;
 const INLINE_COORDINATE_BYTES: u64 = 1 << 20;
 /// Any variable up to this many bytes is kept in the catalog.
 const INLINE_ANY_BYTES: u64 = 256;
+/// HDF5 keeps compact data in a 64 KiB object header message.
+const MAX_COMPACT_BYTES: u64 = 1 << 16;
+/// String variables (always read into the catalog) of more elements are not served.
+const MAX_INLINE_STRINGS: u64 = 1 << 22;
 
 /// Why a file could not be indexed.
 #[derive(Debug, thiserror::Error)]
@@ -206,11 +211,16 @@ struct Nc4Context<'a> {
 
 impl Nc4Context<'_> {
     fn group(&mut self, group: &NcGroup, prefix: &str) -> Result<GroupMeta, ScanError> {
+        self.check_dimension_scales(group, prefix)?;
         let mut vars = Vec::new();
         let axes = axis_variables(group);
         for var in &group.variables {
             let path = format!("{prefix}/{}", var.name);
-            match self.variable(var, &path, axes.contains(&var.name.as_str())) {
+            let unreadable = self.check_dataspace(var, &path)?;
+            if let Some(reason) = &unreadable {
+                self.warnings.push(reason.clone());
+            }
+            match self.variable(var, &path, axes.contains(&var.name.as_str()), unreadable) {
                 Ok(Some(v)) => vars.push(v),
                 Ok(None) => {}
                 Err(reason) => self.warnings.push(format!("variable {path}: {reason}")),
@@ -229,11 +239,71 @@ impl Nc4Context<'_> {
         })
     }
 
+    /// The HDF5 dataset holding the variable at `path`: its own name, or the name libnetcdf
+    /// gives a variable that shares its name with a dimension it does not index.
+    fn dataset_path(&self, path: &str) -> String {
+        if self.h5.dataset(path).is_ok() {
+            path.to_owned()
+        } else {
+            let (parent, name) = path.rsplit_once('/').unwrap_or(("", path));
+            format!("{parent}/_nc4_non_coord_{name}")
+        }
+    }
+
+    /// Refuses the file, as libnetcdf does, when a dataset of the group at `prefix` that is a
+    /// dimension but no variable has a dataspace libhdf5 refuses (its variables are checked
+    /// one by one).
+    fn check_dimension_scales(&self, group: &NcGroup, prefix: &str) -> Result<(), ScanError> {
+        let Ok(h5_group) = self.h5.group(if prefix.is_empty() { "/" } else { prefix }) else {
+            return Ok(());
+        };
+        for dataset in h5_group.datasets().unwrap_or_default() {
+            let name = dataset
+                .name()
+                .rsplit('/')
+                .next()
+                .unwrap_or_default()
+                .to_owned();
+            if group.variables.iter().any(|v| v.name == name) {
+                continue;
+            }
+            // A dimension's own dataset has one dimension: itself.
+            let what = format!("dimension {prefix}/{name}");
+            let names = [name.as_str()];
+            let stored = contiguous_size(self.h5, &dataset);
+            if let Some(why) = past_maximum(&what, &names, dataset.shape(), dataset.max_dims())
+                .or_else(|| empty_with_data(&what, dataset.shape(), stored))
+            {
+                return Err(ScanError::new(why));
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses the file, as libnetcdf does, when the variable at `path` has a dataspace libhdf5
+    /// refuses; why its reads must fail when its extents differ from its dimensions.
+    fn check_dataspace(&self, var: &NcVariable, path: &str) -> Result<Option<String>, ScanError> {
+        let Ok(dataset) = self.h5.dataset(&self.dataset_path(path)) else {
+            return Ok(None);
+        };
+        let what = format!("variable {path}");
+        let stored = contiguous_size(self.h5, &dataset);
+        if let Some(why) = empty_with_data(&what, dataset.shape(), stored) {
+            return Err(ScanError::new(why));
+        }
+        match dataspace_mismatch(path, &var.dimensions, dataset.shape(), dataset.max_dims()) {
+            Some(Mismatch::Refused(why)) => Err(ScanError::new(why)),
+            Some(Mismatch::Unreadable(why)) => Ok(Some(why)),
+            None => Ok(None),
+        }
+    }
+
     fn variable(
         &mut self,
         var: &NcVariable,
         path: &str,
         is_axis: bool,
+        unreadable: Option<String>,
     ) -> Result<Option<VarMeta>, String> {
         let Some(dtype) = dtype(&var.dtype) else {
             self.warnings.push(format!(
@@ -244,18 +314,33 @@ impl Nc4Context<'_> {
         };
         let shape: Vec<u64> = var.dimensions.iter().map(|d| d.size).collect();
         let mut meta = new_var(var, dtype, shape);
+        let nbytes = meta.nbytes();
+        // Values read into the catalog are read whole: their size must be bounded.
+        let too_large = if dtype == DType::String {
+            (meta.len() > MAX_INLINE_STRINGS)
+                .then(|| format!("{} strings are more than are served", meta.len()))
+        } else {
+            None
+        };
+        if let Some(reason) = unreadable.or(too_large) {
+            meta.storage = Storage::Unsupported { reason };
+            return Ok(Some(meta));
+        }
         let layout = if dtype == DType::String {
             Layout::Compact
         } else {
-            let dataset_path = if self.h5.dataset(path).is_ok() {
-                path.to_owned()
-            } else {
-                let (parent, name) = path.rsplit_once('/').unwrap_or(("", path));
-                format!("{parent}/_nc4_non_coord_{name}")
-            };
-            read_layout(self.h5, &dataset_path)?
+            match read_layout(self.h5, &self.dataset_path(path))? {
+                Layout::Compact if nbytes > MAX_COMPACT_BYTES => {
+                    Layout::Storage(Storage::Unsupported {
+                        reason: format!(
+                            "compact data of {nbytes} bytes, but HDF5 keeps compact data under \
+                             {MAX_COMPACT_BYTES} bytes"
+                        ),
+                    })
+                }
+                layout => layout,
+            }
         };
-        let nbytes = meta.nbytes();
         let inline = matches!(layout, Layout::Compact)
             || nbytes <= INLINE_ANY_BYTES
             || (is_axis && nbytes <= INLINE_COORDINATE_BYTES);

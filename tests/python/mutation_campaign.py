@@ -448,7 +448,10 @@ class Campaign:
     """One campaign: seeds, mutants, references, and mounts of mutants in batches."""
 
     def __init__(self, mounts, workdir, campaign: int, count: int, *, batch: int = BATCH,
-                 read_timeout: float = READ_TIMEOUT, rss_bound_mib: int = RSS_BOUND_MIB):
+                 read_timeout: float = READ_TIMEOUT, rss_bound_mib: int = RSS_BOUND_MIB,
+                 indices: list[int] | None = None):
+        """A campaign of mutants ``0..count`` of seed ``campaign``, or of exactly the mutants
+        ``indices`` of it when given (``count`` is then ignored)."""
         self.mounts = mounts  # a conftest.MountManager
         self.workdir = Path(workdir)
         self.campaign = campaign
@@ -460,11 +463,11 @@ class Campaign:
         self.mutant_dir = self.workdir / "mutants"
         self.mutant_dir.mkdir(parents=True, exist_ok=True)
         self.mutants: list[Mutant] = []
-        for i in range(count):
+        for i in (range(count) if indices is None else indices):
             m = make_mutant(self.seeds, campaign, i)
             (self.mutant_dir / f"{m.name}.nc").write_bytes(m.data)
             self.mutants.append(m)
-        self.refs: list[dict] = []
+        self.refs: dict[int, dict] = {}  # by mutant index
         self._jobs = 0
 
     def _ident(self, m: Mutant) -> str:
@@ -508,7 +511,8 @@ class Campaign:
 
     def _references(self) -> None:
         paths = [str(self.mutant_dir / f"{m.name}.nc") for m in self.mutants]
-        self.refs = run_jobs("ref", paths, self.workdir / "refs", REF_TIMEOUT)
+        results = run_jobs("ref", paths, self.workdir / "refs", REF_TIMEOUT)
+        self.refs = {m.index: r for m, r in zip(self.mutants, results)}
 
     def _mount(self, batch: list[Mutant]):
         """Mounts a batch: ``(mount, "ok")``, or ``(None, "hang" | "failed")``.  The panics of a

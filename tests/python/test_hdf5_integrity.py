@@ -27,6 +27,7 @@ import numpy as np
 import pytest
 import zarr
 
+import nc_layout
 from conftest import is_eio
 from s3server import atlasfs_env, s3_url, storage_table
 
@@ -298,6 +299,13 @@ def test_impossible_chunk_fails_alone_with_eio(corrupted_mount, corrupted, sourc
     assert any(said in line for line in lines), lines
 
 
+def serve_bytes(mounts, path, data):
+    """Writes `data` to `path` and mounts it as dataset d: (path, mount, its group)."""
+    path.write_bytes(bytes(data))
+    m = mounts.mount([{"name": "d", "files": str(path)}])
+    return path, m, served_group(m, "d")
+
+
 @pytest.mark.parametrize("offsets", [(2, 0, 15, 0), (1, 0, 17, 0), (1, 0, 15, 8)],
                          ids=["onto_another_chunk", "off_the_grid", "trailing_offset"])
 def test_moved_chunk_key_never_serves_fill_or_another_chunk(mounts, sources, tmp_path, offsets):
@@ -307,11 +315,8 @@ def test_moved_chunk_key_never_serves_fill_or_another_chunk(mounts, sources, tmp
     data = bytearray(src.read_bytes())
     pos, key_len = btree_entry(bytes(data), src, "z", CORRUPT_CHUNK, 0)
     data[pos + 8:pos + key_len] = struct.pack("<4Q", *offsets)
-    path = tmp_path / "moved.nc"
-    path.write_bytes(bytes(data))
+    path, m, group = serve_bytes(mounts, tmp_path / "moved.nc", data)
     expected = reference(src)
-    m = mounts.mount([{"name": "d", "files": str(path)}])
-    group = served_group(m, "d")
     assert_reads_eio(group["z"], CORRUPT_BOX)
     for slices in served_chunks(group["z"]):  # the rest fails or is right, never wrong
         try:
@@ -484,3 +489,113 @@ def test_flipped_metadata_byte_never_yields_a_wrong_value(module_mounts, sources
             unnoticed.append(name)
     # Every flipped byte lies under a checksum: each must have been noticed, not only survived.
     assert not unnoticed, unnoticed
+
+
+# --------------------------------------------------------------------------
+# chunk B-tree keys out of order, and dataspaces that disagree with their dimensions
+
+
+def test_swapped_chunk_keys_fail_the_variable(mounts, sources, tmp_path):
+    """Two B-tree keys that trade places still name distinct chunks on the grid, but their
+    node is out of order, so libhdf5's searches find other chunks than the entries say: the
+    variable fails with EIO instead of serving one chunk's values in the other's place."""
+    src = sources["nc4"]
+    data = bytearray(src.read_bytes())
+    a, key_len = btree_entry(bytes(data), src, "z", CORRUPT_CHUNK, 0)
+    b, _ = btree_entry(bytes(data), src, "z", (1, 1, 0), 0)
+    ka, kb = bytes(data[a + 8:a + key_len]), bytes(data[b + 8:b + key_len])
+    data[a + 8:a + key_len], data[b + 8:b + key_len] = kb, ka
+    _, m, group = serve_bytes(mounts, tmp_path / "swapped.nc", data)
+    expected = reference(src)
+    assert_reads_eio(group["z"], CORRUPT_BOX)
+    assert_reads_eio(group["z"], (slice(1, 2), slice(10, 20), slice(0, 15)))
+    for name in ("c", "f", "g/u"):
+        np.testing.assert_array_equal(group[name][...], expected[name], err_msg=name)
+    assert any("chunk index is corrupt" in line and "does not follow" in line
+               for line in m.log_text().splitlines()), m.log_text()[-3000:]
+
+
+def test_unlimited_variable_shorter_than_its_dimension_reads_fill(mounts, tmp_path):
+    """Variables along an unlimited dimension may hold fewer records than the dimension (the
+    longest variable sets its length): the missing records read as fill, as in netCDF4."""
+    path = tmp_path / "ragged.nc"
+    with netCDF4.Dataset(path, "w", format="NETCDF4") as ds:
+        ds.createDimension("time", None)
+        ds.createDimension("x", 3)
+        ds.createVariable("time", "f8", ("time",))[0:2] = [10.0, 20.0]
+        ds.createVariable("v", "i4", ("time", "x"))[0:5] = np.arange(15).reshape(5, 3)
+        w = ds.createVariable("w", "f4", ("time", "x"), fill_value=-7.0)
+        w[0:3] = np.arange(9, dtype="f4").reshape(3, 3) / 4
+    with h5py.File(path) as h:  # the file really is ragged
+        assert (h["time"].shape, h["v"].shape, h["w"].shape) == ((2,), (5, 3), (3, 3))
+    expected = reference(path)
+    assert expected["w"].shape == (5, 3) and expected["w"][4, 0] == np.float32(-7.0)
+    m = mounts.mount([{"name": "d", "files": str(path)}])
+    group = served_group(m, "d")
+    for name in ("time", "v", "w"):
+        np.testing.assert_array_equal(group[name][...], expected[name], err_msg=name)
+
+
+def with_c_dataspace(src, dst, dims, max_dims) -> None:
+    """Writes `src` with the first rank-2 dataspace of extents (y, x) = (20, 30) (variable c's)
+    made `dims` with maximum `max_dims`, in its checksummed object header."""
+    data = bytearray(src.read_bytes())
+    space = bytes([2, 2, 1, 1]) + struct.pack("<4Q", 20, 30, 20, 30)
+    pos = data.find(space)
+    assert pos >= 0
+    data[pos + 4:pos + 4 + 32] = struct.pack("<4Q", *dims, *max_dims)
+    blocks, _ = nc_layout.hdf5_metadata(bytes(src.read_bytes()))
+    block = next((b0, b1) for b0, b1, label in blocks
+                 if label.startswith("object header") and b0 < pos < b1)
+    nc_layout.reseal(data, block)
+    dst.write_bytes(bytes(data))
+
+
+def test_dataspace_past_its_maximum_leaves_the_file_out(mounts, sources, tmp_path):
+    """An extent past the dataspace's own maximum makes libhdf5 refuse the dataset and so
+    libnetcdf the file; atlasfs leaves it out, naming the variable, the dimension and both
+    lengths, and serves the other datasets."""
+    src, path = sources["nc4"], tmp_path / "past_max.nc"
+    with_c_dataspace(src, path, (20, 31), (20, 30))
+    with pytest.raises(OSError):
+        netCDF4.Dataset(path).close()
+    m = mounts.mount([{"name": "bad", "files": str(path)}, {"name": "good", "files": str(src)}])
+    assert sorted(p.name for p in m.path.iterdir() if p.is_dir()) == ["good"]
+    text = m.output + m.log_text()
+    assert "variable /c: its HDF5 dataspace has length 31 along dimension x, past its " \
+           "maximum 30" in text, text
+    expected = reference(src)
+    np.testing.assert_array_equal(served_group(m, "good")["c"][...], expected["c"])
+
+
+@pytest.mark.parametrize("dims", [(12, 30), (20, 34)], ids=["shorter", "longer"])
+def test_dataspace_unlike_its_fixed_dimensions_fails_that_variable(mounts, sources, tmp_path,
+                                                                   dims):
+    """Extents that differ from the variable's fixed dimensions: libnetcdf opens the file but
+    the variable's bytes do not lie on its dimensions' grid (netCDF4 fails reads past a shorter
+    extent, and reads a longer one through libhdf5's selection): atlasfs fails the variable's
+    reads with EIO, naming both lengths, never serving bytes laid out for another shape, and
+    serves the rest of the file."""
+    src, path = sources["nc4"], tmp_path / "unlike.nc"
+    with_c_dataspace(src, path, dims, dims)
+    with h5py.File(path) as h:
+        assert h["c"].shape == dims
+    with netCDF4.Dataset(path) as ds:
+        ds.set_auto_maskandscale(False)
+        if dims[0] < 20:
+            with pytest.raises(RuntimeError, match="exceeds dimension bound"):
+                ds["c"][...]
+        else:  # what libnetcdf reads is not the bytes of a (20, 30) array
+            values = ds["c"][...]
+            assert values.shape == (20, 30)
+            assert not np.array_equal(values, reference(src)["c"])
+    expected = reference(src)
+    m = mounts.mount([{"name": "d", "files": str(path)}])
+    group = served_group(m, "d")
+    assert group["c"].shape == (20, 30)
+    assert_reads_eio(group["c"])
+    for name in ("z", "f", "g/u"):
+        np.testing.assert_array_equal(group[name][...], expected[name], err_msg=name)
+    dim, length = ("y", 12) if dims[0] < 20 else ("x", 34)
+    assert f"its HDF5 dataspace has length {length} along the fixed dimension {dim}" \
+        in m.output + m.log_text(), m.output + m.log_text()

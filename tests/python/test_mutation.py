@@ -44,6 +44,27 @@ def test_corrupt_files_never_serve_wrong_values(mounts, tmp_path, capsys):
     assert bad == 0, text
 
 
+# Mutants of the long campaign (seed 2) that once served wrong values or killed the daemon: a
+# chunk dimension of 2^32 - 1 (an unbounded allocation), dataspace extents that disagree with
+# the variables' dimensions (libnetcdf refuses those files), a moved B-tree key.
+LONG_CAMPAIGN_REGRESSIONS = [757, 1745, 1954, 2539, 2657, 4353, 4561]
+
+
+def test_long_campaign_regressions_stay_fixed(mounts, tmp_path):
+    campaign = Campaign(mounts, tmp_path / "campaign", 2, 0,
+                        indices=LONG_CAMPAIGN_REGRESSIONS)
+    report = campaign.run()
+    text = report.text()
+    assert report.mutants == len(LONG_CAMPAIGN_REGRESSIONS), text
+    assert [m.index for m in campaign.mutants] == LONG_CAMPAIGN_REGRESSIONS
+    assert report.daemon_deaths == 0, text
+    assert report.silent_wrong == 0, text
+    assert report.bad() == 0, text
+    # the mutants were really mounted and judged: every one is left out or read and failed
+    assert report.datasets_left_out + report.datasets_served == len(LONG_CAMPAIGN_REGRESSIONS)
+    assert report.arrays_failed > 0 or report.datasets_left_out > 0, text
+
+
 def test_unmutated_seeds_read_exactly_like_netcdf4(mounts, tmp_path):
     """The judge's positive path: every array of every seed is served and matches."""
     seeds = mutants.write_seeds(tmp_path / "seeds")
