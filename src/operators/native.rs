@@ -427,18 +427,31 @@ fn plan_rows<'a>(
     let ndim = shape.len();
     let e = elem as u64;
     // File offset of an element; the record dimension (if any) jumps by the record stride.
-    let file_offset = |idx: &[u64]| -> u64 {
-        match record_stride {
+    // Checked: a corrupt header must fail the read, never wrap around to other bytes.
+    let linear = |idx: &[u64], strides: &[u64]| -> Option<u64> {
+        idx.iter()
+            .zip(strides)
+            .try_fold(0u64, |acc, (i, s)| acc.checked_add(i.checked_mul(*s)?))
+    };
+    let file_offset = |idx: &[u64]| -> Result<u64, ChunkError> {
+        let at = match record_stride {
             Some(stride) if ndim > 0 => {
                 let inner = super::boxes::strides(&shape[1..]);
-                let within: u64 = idx[1..].iter().zip(&inner).map(|(i, s)| i * s).sum();
-                offset + idx[0] * stride + within * e
+                linear(&idx[1..], &inner)
+                    .and_then(|within| within.checked_mul(e))
+                    .and_then(|within| idx[0].checked_mul(stride)?.checked_add(within))
             }
-            _ => {
-                let strides = super::boxes::strides(shape);
-                offset + idx.iter().zip(&strides).map(|(i, s)| i * s).sum::<u64>() * e
-            }
-        }
+            _ => linear(idx, &super::boxes::strides(shape)).and_then(|n| n.checked_mul(e)),
+        };
+        at.and_then(|at| offset.checked_add(at)).ok_or_else(|| {
+            error(
+                part,
+                format!(
+                    "variable {}: the byte offset of element {idx:?} overflows",
+                    part.var.name
+                ),
+            )
+        })
     };
     let out_strides = super::boxes::strides(&target.shape);
     let row_len = if ndim == 0 { 1 } else { local.count[ndim - 1] } as usize * elem;
@@ -452,7 +465,7 @@ fn plan_rows<'a>(
             out_idx.push(target.start[ndim - 1]);
         }
         let out_off: u64 = out_idx.iter().zip(&out_strides).map(|(i, s)| i * s).sum();
-        rows.push((file_offset(&full), target.offset + out_off as usize * elem));
+        rows.push((file_offset(&full)?, target.offset + out_off as usize * elem));
         let first = vec![0u64; idx.len()];
         let last: Vec<u64> = local.count[..idx.len()].iter().map(|c| c - 1).collect();
         if !advance(&mut idx, &first, &last) {
@@ -465,14 +478,15 @@ fn plan_rows<'a>(
         let mut j = i + 1;
         while j < rows.len()
             && rows[j].0 >= rows[j - 1].0
-            && rows[j].0 <= rows[j - 1].0 + row_len as u64 + COALESCE_GAP
+            && rows[j].0.saturating_sub(rows[j - 1].0) <= row_len as u64 + COALESCE_GAP
         {
             j += 1;
         }
-        let end = rows[j - 1].0 + row_len as u64;
+        // Rows of one group ascend, so the group spans from its first row to its last row's end.
+        let span = rows[j - 1].0 - start;
         tasks.push(Task::Rows {
             part,
-            range: within_file(part, start, end - start, "data")?,
+            range: within_file(part, start, span.saturating_add(row_len as u64), "data")?,
             rows: rows[i..j]
                 .iter()
                 .map(|&(f, o)| ((f - start) as usize, o, row_len))

@@ -91,14 +91,24 @@ pub fn read_layout(file: &Hdf5File, path: &str) -> Result<Layout, String> {
             element_size,
             chunk_indexing,
         } => {
-            // Layout messages of version 4 and later leave the element size to the datatype.
-            let element_size = match element_size {
-                0 => dataset
-                    .raw_element_size()
-                    .ok()
-                    .and_then(|n| u32::try_from(n).ok())
-                    .ok_or("the element size is unknown")?,
-                n => n,
+            // Layout messages of version 4 and later leave the element size to the datatype;
+            // earlier ones repeat it, and libhdf5 refuses a dataset where the two disagree.
+            let type_size = dataset
+                .raw_element_size()
+                .ok()
+                .and_then(|n| u32::try_from(n).ok());
+            let element_size = match (element_size, type_size) {
+                (0, Some(n)) => n,
+                (0, None) => return Err("the element size is unknown".to_owned()),
+                (n, Some(t)) if n != t => {
+                    return Ok(Layout::Storage(Storage::Unsupported {
+                        reason: format!(
+                            "the layout's element size ({n} bytes) differs from the datatype's \
+                             ({t} bytes)"
+                        ),
+                    }))
+                }
+                (n, _) => n,
             };
             let mut filters = Vec::new();
             for f in pipeline.iter().flat_map(|p| &p.filters) {
