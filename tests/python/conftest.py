@@ -18,6 +18,7 @@ import signal
 import subprocess
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -346,6 +347,14 @@ def s3_env(tmp_path):
 
 # --------------------------------------------------------------------------
 # comparing datasets
+
+
+def open_mounted(path) -> xr.Dataset:
+    """A dataset as xarray reads it through the mount (consolidated metadata, no dask), loaded."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with xr.open_zarr(str(path), consolidated=True, chunks=None) as ds:
+            return ds.load()
 
 
 def find_oserror(exc: BaseException, err: int) -> OSError | None:

@@ -32,7 +32,7 @@ import pytest
 import xarray as xr
 import zarr
 
-from conftest import (Mount, assert_same_dataset, daemon_pids, is_mounted, run_atlasfs,
+from conftest import (Mount, assert_same_dataset, open_mounted, daemon_pids, is_mounted, run_atlasfs,
                       write_config)
 
 NY, NX = 3, 4
@@ -88,13 +88,6 @@ def open_original(paths) -> xr.Dataset:
         with xr.open_mfdataset(sorted(map(str, paths)), combine="by_coords",
                                data_vars="minimal", coords="minimal",
                                compat="override") as ds:
-            return ds.load()
-
-
-def open_mounted(path) -> xr.Dataset:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with xr.open_zarr(str(path), consolidated=True, chunks=None) as ds:
             return ds.load()
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from conftest import assert_same_dataset, daemon_pids, write_config
+from conftest import assert_same_dataset, daemon_pids, open_mounted, write_config
 
 NY, NX = 40, 50
 DAY_BYTES = NY * NX * 4  # one day of float32 sst
@@ -67,13 +67,6 @@ def reference(files) -> xr.Dataset:
             sorted(map(str, files)), combine="by_coords", data_vars="minimal",
             coords="minimal", compat="override", join="exact",
         ) as ds:
-            return ds.load()
-
-
-def open_mounted(path) -> xr.Dataset:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with xr.open_zarr(str(path), consolidated=True, chunks=None) as ds:
             return ds.load()
 
 
