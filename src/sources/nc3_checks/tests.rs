@@ -276,8 +276,7 @@ fn cdf5_types_in_classic_files_are_read_as_libnetcdf_reads_them() {
 
 #[test]
 fn variable_sizes_follow_the_format_limits() {
-    let h =
-        |version, dims: &[(&str, u64)], vars: &[Var]| header(version, dims, vars).len() as u64;
+    let h = |version, dims: &[(&str, u64)], vars: &[Var]| header(version, dims, vars).len() as u64;
     // a dimension of 2^64 - 1 in CDF-5: the size overflows
     let dims = [("time", u64::MAX), ("x", 4)];
     let vars = |h| vec![("t", &[0u64][..], 6, h)];
