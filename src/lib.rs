@@ -7,6 +7,8 @@
 //!   cache → key space) and reloads; every front end and command sits on it.
 //! - [`keyspace`]: Zarr keys (`zarr.json`, `.zarray`, chunk keys, …) over the tree.
 //! - [`tree`]: an immutable snapshot of datasets, groups and arrays built from config + catalog.
+//! - [`views`]: the `[[view]]` directories of the tree (pack, pyramid, expressions), built in
+//!   dependency order over other nodes, with the operators that compute their chunks.
 //! - [`operators`]: per-chunk recipes that compute a chunk's bytes from the sources.
 //! - [`cache`]: computed chunks in a memory LRU over a bounded, checksummed, persistent disk LRU.
 //! - [`sources`]: the catalog of source files (dimensions, variables, attributes, byte ranges)
@@ -37,3 +39,4 @@ pub mod operators;
 pub mod service;
 pub mod sources;
 pub mod tree;
+pub mod views;

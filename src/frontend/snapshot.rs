@@ -154,6 +154,7 @@ mod tests {
             root,
             notes: Vec::new(),
             left_out: Vec::new(),
+            hidden: Vec::new(),
         };
         Arc::new(KeySpace::new(Arc::new(tree), ZarrFormat::V3))
     }

@@ -40,7 +40,7 @@ use crate::operators::{ArrayFingerprints, ChunkError, RecipeFingerprint};
 use crate::sources::bytes::{ByteSource, LocalFiles};
 use crate::tree::{ArrayNode, NodeRef, Tree};
 use documents::Documents;
-use regions::{CachedChunks, ChunkKeys, FreshKeys};
+pub(crate) use regions::{CachedChunks, ChunkKeys, FreshKeys};
 
 /// A key that could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -120,7 +120,8 @@ impl KeySpace {
         cache: Arc<ChunkCache>,
     ) -> Self {
         let documents = documents::build(&tree, format);
-        let arrays = tree.arrays();
+        let mut arrays = tree.arrays();
+        arrays.extend(tree.hidden.iter().cloned());
         let mut fingerprints: Vec<(usize, OnceLock<RecipeFingerprint>)> =
             (0..arrays.iter().map(|a| a.id + 1).max().unwrap_or(0))
                 .map(|_| (0, OnceLock::new()))
@@ -184,10 +185,10 @@ impl KeySpace {
 
     /// The cache key of chunk `index` of `array`.
     pub fn chunk_key(&self, array: &ArrayNode, index: &[u64]) -> ChunkKey {
-        ChunkKey(
-            self.fingerprint(array)
-                .chunk_key(&array.recipe, &array.geometry, index),
-        )
+        let own = self
+            .fingerprint(array)
+            .chunk_key(&array.recipe, &array.geometry, index);
+        regions::with_inputs(self, array, index, own)
     }
 
     /// The fingerprint of `array`, memoised for this tree's arrays.
@@ -381,7 +382,7 @@ impl KeySpace {
                     let chunks = CachedChunks {
                         cache: &cache,
                         source: &*source,
-                        keys: &FreshKeys,
+                        keys: &FreshKeys::default(),
                     };
                     let computed = chunks.fetch_keyed(key, &array, &next);
                     match computed {

@@ -4,7 +4,11 @@
 //! reuses every cached chunk of what it reads. Only whole input chunks are cached; a region is
 //! assembled from them (decoded with the input's encoding) for each view chunk.
 
+use std::collections::HashMap;
 use std::sync::Arc;
+
+use parking_lot::Mutex;
+use xxhash_rust::xxh3::Xxh3;
 
 use crate::cache::{ChunkCache, ChunkKey, Served};
 use crate::operators::{
@@ -20,26 +24,61 @@ pub(crate) trait ChunkKeys: ArrayFingerprints + Sync {
     fn key_of(&self, array: &ArrayNode, index: &[u64]) -> ChunkKey;
 }
 
-/// Keys computed from scratch each time (read-ahead jobs, which outlive a borrow of the key
-/// space).
-pub(crate) struct FreshKeys;
+/// Keys of any arrays, fingerprints memoised for this value's life (read-ahead jobs and range
+/// scans, which outlive a borrow of the key space).
+#[derive(Default)]
+pub(crate) struct FreshKeys {
+    memo: Mutex<HashMap<usize, Arc<RecipeFingerprint>>>,
+}
+
+impl FreshKeys {
+    fn fingerprint(&self, array: &ArrayNode) -> Arc<RecipeFingerprint> {
+        let at = std::ptr::from_ref(array) as usize;
+        if let Some(known) = self.memo.lock().get(&at) {
+            return known.clone();
+        }
+        // Computed unlocked: an input's fingerprint is asked for on the way.
+        let computed = Arc::new(RecipeFingerprint::new(&array.recipe, &array.geometry, self));
+        self.memo.lock().insert(at, computed.clone());
+        computed
+    }
+}
 
 impl ArrayFingerprints for FreshKeys {
     fn digest(&self, array: &ArrayNode) -> u128 {
-        RecipeFingerprint::new(&array.recipe, &array.geometry, self).digest()
+        self.fingerprint(array).digest()
     }
 }
 
 impl ChunkKeys for FreshKeys {
     fn key_of(&self, array: &ArrayNode, index: &[u64]) -> ChunkKey {
-        ChunkKey(
-            RecipeFingerprint::new(&array.recipe, &array.geometry, self).chunk_key(
-                &array.recipe,
-                &array.geometry,
-                index,
-            ),
-        )
+        let own = self
+            .fingerprint(array)
+            .chunk_key(&array.recipe, &array.geometry, index);
+        with_inputs(self, array, index, own)
     }
+}
+
+/// The cache key of chunk `index` of `array`: `own` (from its recipe's fingerprint) and the
+/// keys of every input chunk the chunk reads, so it changes exactly when one of those does.
+pub(crate) fn with_inputs(
+    keys: &dyn ChunkKeys,
+    array: &ArrayNode,
+    index: &[u64],
+    own: u128,
+) -> ChunkKey {
+    let inputs = array.recipe.operator.inputs(&array.geometry, index);
+    if inputs.is_empty() {
+        return ChunkKey(own);
+    }
+    let mut hasher = Xxh3::new();
+    hasher.update(&own.to_le_bytes());
+    for (input, region) in &inputs {
+        for chunk in chunks_of(input, region) {
+            hasher.update(&keys.key_of(input, &chunk).0.to_le_bytes());
+        }
+    }
+    ChunkKey(hasher.digest128())
 }
 
 /// Chunks through the cache, and regions of arrays made of them.

@@ -70,6 +70,7 @@ fn tree_of(days: u64, touched: Option<u64>) -> Arc<Tree> {
         root,
         notes: Vec::new(),
         left_out: Vec::new(),
+        hidden: Vec::new(),
     })
 }
 

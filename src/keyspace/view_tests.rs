@@ -41,6 +41,10 @@ impl Operator for Doubled {
 
     fn chunk_identity(&self, _: &[u128], _: &Region, _: &[u64], _: &mut Xxh3) {}
 
+    fn inputs(&self, geometry: &Geometry, index: &[u64]) -> Vec<(Arc<ArrayNode>, Region)> {
+        vec![(self.input.clone(), geometry.chunk_region(index))]
+    }
+
     fn check(
         &self,
         geometry: &Geometry,
@@ -163,6 +167,7 @@ fn tree(missing: Option<u64>, bump: i64) -> Arc<Tree> {
         root,
         notes: Vec::new(),
         left_out: Vec::new(),
+        hidden: Vec::new(),
     })
 }
 

@@ -9,7 +9,9 @@ use std::borrow::Cow;
 
 use serde::Serialize;
 use zarrs::array::codec::api::{BytesRepresentation, BytesToBytesCodecTraits, CodecOptions};
-use zarrs::array::codec::ZstdCodec;
+use zarrs::array::codec::{
+    BloscCodec, BloscCompressionLevel, BloscCompressor, BloscShuffleMode, GzipCodec, ZstdCodec,
+};
 
 use super::error::{ChunkError, ChunkErrorKind};
 
@@ -25,6 +27,18 @@ pub enum Encoding {
         /// The zstd compression level.
         level: i32,
     },
+    /// `bytes` then `gzip` at `level` (0–9): what map viewers reading Zarr v2 decode.
+    Gzip {
+        /// The gzip compression level.
+        level: u32,
+    },
+    /// `bytes` then `blosc` with zstd inside, byte shuffle over `typesize`-byte elements.
+    BloscZstd {
+        /// The blosc compression level (0–9).
+        level: u8,
+        /// Bytes per element, for the shuffle.
+        typesize: u8,
+    },
 }
 
 impl Encoding {
@@ -33,11 +47,29 @@ impl Encoding {
         matches!(self, Encoding::Bytes)
     }
 
-    fn codec(self) -> Option<ZstdCodec> {
-        match self {
+    fn codec(self) -> Result<Option<Box<dyn BytesToBytesCodecTraits>>, ChunkError> {
+        let invalid = |e: String| ChunkError::new(ChunkErrorKind::Encoding, None, e);
+        Ok(match self {
             Encoding::Bytes => None,
-            Encoding::Zstd { level } => Some(ZstdCodec::new(level, false)),
-        }
+            Encoding::Zstd { level } => Some(Box::new(ZstdCodec::new(level, false))),
+            Encoding::Gzip { level } => Some(Box::new(
+                GzipCodec::new(level).map_err(|e| invalid(e.to_string()))?,
+            )),
+            Encoding::BloscZstd { level, typesize } => {
+                let level = BloscCompressionLevel::try_from(level)
+                    .map_err(|l| invalid(format!("blosc level {l} is not within 0-9")))?;
+                Some(Box::new(
+                    BloscCodec::new(
+                        BloscCompressor::Zstd,
+                        level,
+                        None,
+                        BloscShuffleMode::Shuffle,
+                        Some(usize::from(typesize)),
+                    )
+                    .map_err(|e| invalid(e.to_string()))?,
+                ))
+            }
+        })
     }
 
     /// Encodes a chunk's values as served.
@@ -45,7 +77,7 @@ impl Encoding {
     /// # Errors
     /// [`ChunkErrorKind::Encoding`] when the codec fails.
     pub fn encode(self, values: Vec<u8>) -> Result<Vec<u8>, ChunkError> {
-        let Some(codec) = self.codec() else {
+        let Some(codec) = self.codec()? else {
             return Ok(values);
         };
         codec
@@ -63,7 +95,7 @@ impl Encoding {
         encoded: &'a [u8],
         len: Option<u64>,
     ) -> Result<Cow<'a, [u8]>, ChunkError> {
-        let Some(codec) = self.codec() else {
+        let Some(codec) = self.codec()? else {
             return Ok(Cow::Borrowed(encoded));
         };
         let representation = len.map_or(
@@ -96,6 +128,15 @@ impl Encoding {
             Encoding::Zstd { level } => vec![serde_json::json!({
                 "name": "zstd", "configuration": {"level": level, "checksum": false}
             })],
+            Encoding::Gzip { level } => vec![serde_json::json!({
+                "name": "gzip", "configuration": {"level": level}
+            })],
+            Encoding::BloscZstd { level, typesize } => vec![serde_json::json!({
+                "name": "blosc", "configuration": {
+                    "cname": "zstd", "clevel": level, "shuffle": "shuffle",
+                    "typesize": typesize, "blocksize": 0
+                }
+            })],
         }
     }
 
@@ -104,6 +145,10 @@ impl Encoding {
         match self {
             Encoding::Bytes => serde_json::Value::Null,
             Encoding::Zstd { level } => serde_json::json!({"id": "zstd", "level": level}),
+            Encoding::Gzip { level } => serde_json::json!({"id": "gzip", "level": level}),
+            Encoding::BloscZstd { level, .. } => serde_json::json!({
+                "id": "blosc", "cname": "zstd", "clevel": level, "shuffle": 1, "blocksize": 0
+            }),
         }
     }
 }
@@ -125,5 +170,27 @@ mod tests {
         assert!(zstd.decode(b"not zstd", None).is_err());
         assert_eq!(Encoding::Bytes.encode(values.clone()).unwrap(), values);
         assert!(Encoding::Bytes.is_exact() && !zstd.is_exact());
+    }
+
+    #[test]
+    fn gzip_and_blosc_zstd_round_trip() {
+        let values: Vec<u8> = (0..4096u32).flat_map(|i| (i % 7).to_le_bytes()).collect();
+        for encoding in [
+            Encoding::Gzip { level: 5 },
+            Encoding::BloscZstd {
+                level: 5,
+                typesize: 4,
+            },
+        ] {
+            let encoded = encoding.encode(values.clone()).unwrap();
+            assert!(encoded.len() < values.len(), "{encoding:?}");
+            let decoded = encoding.decode(&encoded, Some(values.len() as u64));
+            assert_eq!(decoded.unwrap(), values, "{encoding:?}");
+        }
+        let bad = Encoding::BloscZstd {
+            level: 12,
+            typesize: 4,
+        };
+        assert!(bad.encode(values).is_err());
     }
 }

@@ -29,6 +29,7 @@ pub use encoding::Encoding;
 pub use error::{ChunkError, ChunkErrorKind, InputChunk};
 pub use fingerprint::RecipeFingerprint;
 pub use native_read::NativeRead;
+pub(crate) use operator::hash as fingerprint_hash;
 pub use operator::{ArrayFingerprints, FingerprintWriter, Operator, OperatorContext, RegionReader};
 pub use strings::StringRead;
 pub use transform::{push_value as push_element, to_f64 as element_f64, Transform};

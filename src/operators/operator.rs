@@ -4,16 +4,19 @@
 //! [`OperatorContext`]; the key space provides both, the region reader going through the chunk
 //! cache with single flight so a view reuses every cached chunk of what it reads.
 //!
-//! **Cache keys of views.** A chunk's key must be known before it is computed, so a view's
-//! fingerprint includes the fingerprints of the arrays it reads ([`FingerprintWriter::input`]):
-//! an input's fingerprint hashes everything any of its chunks depends on, so an input changes
-//! the view's keys whenever any of its chunks changes. The region reader returns values only;
-//! it checks the input chunks' sources like any read.
+//! **Cache keys of views.** A chunk's key must be known before it is computed, so a view names
+//! the regions of other arrays each chunk reads ([`Operator::inputs`]) and the key space adds
+//! the cache keys of the input chunks those regions overlap to the chunk's key: a changed
+//! source changes the keys of exactly the view chunks that read it, down any chain of views.
+//! [`FingerprintWriter::input`] adds an input's whole fingerprint to comparisons of
+//! fingerprints only. The region reader returns values only; it checks the input chunks'
+//! sources like any read.
 //!
 //! Adding an operator is one module implementing [`Operator`] plus the variant of the config
 //! that builds it; the key space, fingerprints and front ends call only this trait.
 
 use std::fmt::Debug;
+use std::sync::Arc;
 
 use serde::Serialize;
 use xxhash_rust::xxh3::{xxh3_128, Xxh3};
@@ -35,6 +38,14 @@ pub trait Operator: Send + Sync + Debug {
     /// Writes what the key of chunk `index` (covering `region`) depends on beyond the
     /// fingerprint and the chunk's position: typically the `pieces` the chunk reads.
     fn chunk_identity(&self, pieces: &[u128], region: &Region, index: &[u64], hasher: &mut Xxh3);
+
+    /// The regions of other arrays chunk `index` reads through the region reader; the cache
+    /// keys of the input chunks they overlap enter the chunk's key. Operators that read only
+    /// files read no array.
+    fn inputs(&self, geometry: &Geometry, index: &[u64]) -> Vec<(Arc<ArrayNode>, Region)> {
+        let _ = (geometry, index);
+        Vec::new()
+    }
 
     /// Checks that every input chunk `index` reads is unchanged since the recipe was built
     /// (a cheap `stat` per source), so cached bytes of a changed source are never served.
@@ -141,10 +152,11 @@ impl<'a> FingerprintWriter<'a> {
         self.pieces.push(hash(value));
     }
 
-    /// Adds array `input`'s fingerprint to the keys of every chunk.
+    /// Adds array `input`'s whole fingerprint to comparisons of fingerprints; its chunks'
+    /// keys enter the keys of the chunks that read them through [`Operator::inputs`].
     pub fn input(&mut self, input: &ArrayNode) {
         let digest = self.inputs.digest(input);
-        self.base.update(&digest.to_le_bytes());
+        self.compare ^= xxh3_128(&[digest.to_le_bytes(), self.compare.to_le_bytes()].concat());
     }
 
     /// Adds something to comparisons of whole fingerprints that enters chunk keys through

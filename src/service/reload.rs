@@ -133,7 +133,8 @@ impl Service {
         }
         self.sources.add_config(&config)?;
         let (catalog, report) = index(&config, &self.sources, self.options.catalog, &|_| {})?;
-        let tree = Tree::build(&config, &catalog)?;
+        let scans = super::startup::range_scans(&config, &self.cache, &self.sources);
+        let tree = Tree::build_with(&config, &catalog, &scans)?;
         ensure_usable(&tree)?;
         let skipped = served.log_build(&report, &tree);
         let (arrays, left_out) = (tree.arrays().len(), tree.left_out.len());

@@ -17,6 +17,7 @@ use crate::keyspace::KeySpace;
 use crate::sources::catalog::{Catalog, IndexEvent, IndexReport};
 use crate::sources::router::Sources;
 use crate::tree::Tree;
+use crate::views::RangeScans;
 
 /// A service being started: its config, chunk cache and sources are open, nothing indexed yet.
 pub struct Startup {
@@ -130,7 +131,8 @@ impl Indexed {
             catalog,
             report,
         } = self;
-        let tree = Tree::build(&startup.config, &catalog)?;
+        let scans = range_scans(&startup.config, &startup.cache, &startup.sources);
+        let tree = Tree::build_with(&startup.config, &catalog, &scans)?;
         let mut keys = KeySpace::with_cache(
             Arc::new(tree),
             startup.config.mount.zarr_format,
@@ -156,6 +158,17 @@ impl Indexed {
             reloads: Mutex::new(served),
         })
     }
+}
+
+/// Data-range scans of pack views through the service's cache, remembered under the cache
+/// directory when the disk cache is on.
+pub(crate) fn range_scans(
+    config: &MountConfig,
+    cache: &Arc<ChunkCache>,
+    sources: &Arc<Sources>,
+) -> RangeScans {
+    let dir = cache.disk().is_some().then(|| config.cache.dir.clone());
+    RangeScans::new(cache.clone(), sources.clone(), dir)
 }
 
 /// The chunk cache `config` asks for, opened as `cache` says.

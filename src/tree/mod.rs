@@ -21,6 +21,7 @@ use crate::config::MountConfig;
 use crate::operators::{Geometry, Recipe};
 use crate::sources::catalog::Catalog;
 use crate::sources::model::Attr;
+use crate::views::RangeScans;
 
 /// Whether a dataset fails through its configuration or through its data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -111,6 +112,8 @@ pub struct Tree {
     pub notes: Vec<String>,
     /// Datasets left out because their data cannot be served, each with its reason.
     pub left_out: Vec<TreeError>,
+    /// Arrays views read that are not served (a pyramid's counts of valid values).
+    pub hidden: Vec<Arc<ArrayNode>>,
 }
 
 impl Tree {
@@ -122,6 +125,19 @@ impl Tree {
     /// [`TreeError`] of kind [`TreeErrorKind::Config`] when the config names something that does
     /// not exist (naming the dataset, the key and the valid choices).
     pub fn build(config: &MountConfig, catalog: &Catalog) -> Result<Tree, TreeError> {
+        Tree::build_with(config, catalog, &RangeScans::in_memory())
+    }
+
+    /// [`Tree::build`], scanning the data ranges of pack views with `scans`.
+    ///
+    /// # Errors
+    /// As [`Tree::build`]; also a view whose `from` names nothing in the tree or whose
+    /// operation does not apply to what it reads.
+    pub fn build_with(
+        config: &MountConfig,
+        catalog: &Catalog,
+        scans: &RangeScans,
+    ) -> Result<Tree, TreeError> {
         let mut next_id = 0;
         let mut tree = Tree::default();
         for dataset in &config.datasets {
@@ -140,6 +156,7 @@ impl Tree {
                 Err(e) => return Err(e),
             }
         }
+        crate::views::build(config, &mut tree, &mut next_id, scans)?;
         Ok(tree)
     }
 

@@ -116,6 +116,55 @@ impl Partials {
         Ok(accumulate(&self.shape, blocks, self.method, item))
     }
 
+    /// The partials of a level already reduced, to reduce further with
+    /// [`Partials::combine`]: its values (NaN where no valid value) and, for the mean, how many
+    /// valid source values each stands for (`None`: one per non-NaN value).
+    ///
+    /// # Errors
+    /// [`CoarsenError::Length`] when the values or counts do not fill `shape`.
+    pub fn from_level<T: Float>(
+        values: &[T],
+        counts: Option<&[u32]>,
+        shape: &[usize],
+        method: Reduction,
+    ) -> Result<Partials, CoarsenError> {
+        let len = shape.iter().try_fold(1usize, |acc, &n| acc.checked_mul(n));
+        if len != Some(values.len()) || counts.is_some_and(|c| c.len() != values.len()) {
+            return Err(CoarsenError::Length {
+                len: values.len(),
+                shape: shape.to_vec(),
+            });
+        }
+        let (value, count) = values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let v = v.to_f64();
+                let n = match (v.is_nan(), counts) {
+                    (true, _) => 0,
+                    (false, Some(c)) => c.get(i).map_or(0, |&n| u64::from(n)),
+                    (false, None) => 1,
+                };
+                match method {
+                    Reduction::Mean if n == 0 => (0.0, 0),
+                    Reduction::Mean => (v * n as f64, n),
+                    _ => (v, n),
+                }
+            })
+            .unzip();
+        Ok(Partials {
+            method,
+            shape: shape.to_vec(),
+            value,
+            count,
+        })
+    }
+
+    /// How many valid source values each reduced element stands for.
+    pub fn counts(&self) -> &[u64] {
+        &self.count
+    }
+
     /// The shape of the reduced array.
     pub fn shape(&self) -> &[usize] {
         &self.shape

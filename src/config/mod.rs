@@ -10,6 +10,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod view;
+pub use view::{
+    order as view_order, producer, Codec, ExprParams, PackParams, PackRange, Producer,
+    PyramidParams, ViewConfig, ViewOperation,
+};
+
 /// Errors while loading a mount configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -213,6 +219,9 @@ pub struct MountConfig {
     /// `[[dataset]]` entries.
     #[serde(default, rename = "dataset")]
     pub datasets: Vec<DatasetConfig>,
+    /// `[[view]]` entries, in file order.
+    #[serde(default, rename = "view")]
+    pub views: Vec<ViewConfig>,
     /// The file this configuration was read from.
     #[serde(skip)]
     pub path: PathBuf,
@@ -322,7 +331,27 @@ impl MountConfig {
                 }
             }
         }
+        let names: Vec<&str> = config.datasets.iter().map(|d| d.name.as_str()).collect();
+        for view in &config.views {
+            if !seen.insert(view.name.clone()) {
+                return Err(invalid(format!(
+                    "view {:?} is named twice (or like a dataset)",
+                    view.name
+                )));
+            }
+        }
+        view_order(&names, &config.views).map_err(invalid)?;
         Ok(config)
+    }
+
+    /// The views in dependency order.
+    pub fn ordered_views(&self) -> Vec<&ViewConfig> {
+        let names: Vec<&str> = self.datasets.iter().map(|d| d.name.as_str()).collect();
+        view_order(&names, &self.views)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|i| self.views.get(i))
+            .collect()
     }
 
     /// The log file used by a background daemon.

@@ -1,0 +1,170 @@
+//! Values of an input array as xarray decodes them: `_FillValue` and `missing_value` become NaN,
+//! `scale_factor` / `add_offset` are applied, and the result is `float32` or `float64` as
+//! xarray's CF decoder chooses it. Every view operates on decoded values.
+
+use crate::operators::{element_f64, ChunkError, ChunkErrorKind, Region};
+use crate::sources::model::{Attr, AttrValue, DType};
+use crate::tree::ArrayNode;
+
+/// How to decode the raw values of one array.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Decoding {
+    raw: DType,
+    missing: Vec<f64>,
+    scale: Option<(f64, f64)>,
+    /// The decoded type: [`DType::F32`] or [`DType::F64`].
+    pub(crate) float: DType,
+}
+
+/// The numeric value of attribute `name`, when it has exactly one.
+pub(crate) fn attr_f64(attrs: &[Attr], name: &str) -> Option<f64> {
+    let values = attrs.iter().find(|a| a.name == name)?.value.as_f64s()?;
+    (values.len() == 1).then(|| values[0])
+}
+
+impl Decoding {
+    /// The decoding of `array`, or `None` for text.
+    pub(crate) fn of(array: &ArrayNode) -> Option<Decoding> {
+        let raw = array.geometry.dtype;
+        if matches!(raw, DType::String | DType::Char) {
+            return None;
+        }
+        let attrs = &array.attrs;
+        let mut missing = Vec::new();
+        for name in ["_FillValue", "missing_value"] {
+            if let Some(values) = attrs
+                .iter()
+                .find(|a| a.name == name)
+                .and_then(|a| a.value.as_f64s())
+            {
+                missing.extend(values.into_iter().filter(|v| !v.is_nan()));
+            }
+        }
+        let scale_factor = attr_f64(attrs, "scale_factor");
+        let add_offset = attr_f64(attrs, "add_offset");
+        let scale = (scale_factor.is_some() || add_offset.is_some())
+            .then(|| (scale_factor.unwrap_or(1.0), add_offset.unwrap_or(0.0)));
+        let attr_is_f32 = |name: &str| {
+            attrs
+                .iter()
+                .find(|a| a.name == name)
+                .is_none_or(|a| matches!(a.value, AttrValue::F32(_)))
+        };
+        let small = raw.size().is_some_and(|s| s <= 2);
+        let float = match raw {
+            DType::F32 if scale.is_none() => DType::F32,
+            DType::F64 => DType::F64,
+            _ if scale.is_some()
+                && small
+                && attr_is_f32("scale_factor")
+                && attr_is_f32("add_offset") =>
+            {
+                DType::F32
+            }
+            _ if scale.is_none() && (small || raw == DType::F32) => DType::F32,
+            _ => DType::F64,
+        };
+        Some(Decoding {
+            raw,
+            missing,
+            scale,
+            float,
+        })
+    }
+
+    /// What enters cache keys: the decoding's parameters.
+    pub(crate) fn identity(&self) -> (String, Vec<u64>, Option<(u64, u64)>) {
+        (
+            format!("{:?}>{:?}", self.raw, self.float),
+            self.missing.iter().map(|v| v.to_bits()).collect(),
+            self.scale.map(|(s, o)| (s.to_bits(), o.to_bits())),
+        )
+    }
+
+    /// One decoded value from a raw value.
+    pub(crate) fn value(&self, raw: f64) -> f64 {
+        if raw.is_nan() || self.missing.contains(&raw) {
+            return f64::NAN;
+        }
+        let decoded = match self.scale {
+            Some((scale, offset)) => raw * scale + offset,
+            None => raw,
+        };
+        if self.float == DType::F32 {
+            f64::from(decoded as f32)
+        } else {
+            decoded
+        }
+    }
+
+    /// Decodes little-endian raw values.
+    pub(crate) fn decode(&self, raw: &[u8]) -> Vec<f64> {
+        let size = self.raw.size().unwrap_or(1).max(1);
+        raw.chunks_exact(size)
+            .map(|b| self.value(element_f64(b, self.raw)))
+            .collect()
+    }
+
+    /// The decoded values of `region` of `array`, read through `context`'s region reader.
+    ///
+    /// # Errors
+    /// The input chunk's [`ChunkError`].
+    pub(crate) fn read(
+        &self,
+        context: &crate::operators::OperatorContext<'_>,
+        array: &ArrayNode,
+        region: &Region,
+    ) -> Result<Vec<f64>, ChunkError> {
+        let raw = context.regions.read_region(array, region)?;
+        let values = self.decode(&raw);
+        let expected: u64 = region.count.iter().product();
+        if values.len() as u64 != expected {
+            return Err(ChunkError::new(
+                ChunkErrorKind::Encoding,
+                None,
+                format!(
+                    "{} gave {} values for a region of {expected}",
+                    array.path,
+                    values.len()
+                ),
+            ));
+        }
+        Ok(values)
+    }
+}
+
+/// Writes `values` (the shape of `region`, C order) into a whole chunk of shape `chunks`,
+/// each element with `push`; elements past the array's edge get `fill`.
+pub(crate) fn into_chunk(values: &[u8], region: &Region, chunks: &[u64], fill: &[u8]) -> Vec<u8> {
+    let elem = fill.len().max(1);
+    if region.count.as_slice() == chunks {
+        return values.to_vec();
+    }
+    let total: u64 = chunks.iter().product();
+    let mut out = fill.repeat(total as usize);
+    let origin = vec![0; chunks.len()];
+    crate::operators::copy_box(
+        values,
+        &region.count,
+        &origin,
+        &mut out,
+        chunks,
+        &origin,
+        &region.count,
+        elem,
+    );
+    out
+}
+
+/// Little-endian bytes of `values` as `dtype` (`F32` or `F64`).
+pub(crate) fn float_bytes(values: &[f64], dtype: DType) -> Vec<u8> {
+    let mut out = Vec::with_capacity(values.len() * dtype.size().unwrap_or(8));
+    for &v in values {
+        if dtype == DType::F32 {
+            out.extend((v as f32).to_le_bytes());
+        } else {
+            out.extend(v.to_le_bytes());
+        }
+    }
+    out
+}

@@ -1,0 +1,477 @@
+//! The native pyramid view: groups `0..levels-1` in ndpyramid's order (level 0 the coarsest,
+//! the last at the source's resolution), level k a block reduction of the source by
+//! 2^(levels−1−k) along two dimensions with trailing partial blocks trimmed — what
+//! `ds.coarsen({y: f, x: f}, boundary="trim").<method>()` gives. Each level is computed from
+//! the next finer level's cached chunks (the mean carries per-element counts of valid source
+//! values in hidden arrays, so it is never a mean of means). Chunks are square along the two
+//! dimensions and one element along the others, as map viewers read them; coordinates along
+//! the two dimensions are block means, as xarray's `coord_func` default.
+
+use std::sync::Arc;
+
+use xxhash_rust::xxh3::Xxh3;
+
+use super::decoded::{float_bytes, into_chunk, Decoding};
+use super::{arrays_of, is_coordinate, provenance, Builder};
+use crate::config::PyramidParams;
+use crate::operators::kernels::coarsen::{Blocks, Partials, Reduction};
+use crate::operators::{
+    ChunkError, ChunkErrorKind, FingerprintWriter, Geometry, Operator, OperatorContext, Recipe,
+    Region,
+};
+use crate::sources::model::{Attr, AttrValue, DType};
+use crate::tree::{ArrayNode, GroupNode, Node, TreeError};
+
+/// One level of one variable (its values, or the hidden counts of valid source values behind
+/// them), from the next finer level.
+#[derive(Debug)]
+struct Level {
+    finer: Arc<ArrayNode>,
+    finer_counts: Option<Arc<ArrayNode>>,
+    decoding: Decoding,
+    factor: u64,
+    axes: [usize; 2],
+    method: Reduction,
+    counts: bool,
+}
+
+impl Level {
+    /// The region of the finer level that `region` of this level covers.
+    fn finer_region(&self, region: &Region) -> Region {
+        let mut finer = region.clone();
+        for &a in &self.axes {
+            finer.start[a] *= self.factor;
+            finer.count[a] *= self.factor;
+        }
+        finer
+    }
+}
+
+fn kernel_error(e: impl std::fmt::Display) -> ChunkError {
+    ChunkError::new(ChunkErrorKind::Unsupported, None, e.to_string())
+}
+
+impl Operator for Level {
+    fn describe(&self, _: &Geometry) -> String {
+        format!(
+            "{:?} of {}x{} blocks of {}",
+            self.method, self.factor, self.factor, self.finer.path
+        )
+    }
+
+    fn fingerprint(&self, out: &mut FingerprintWriter<'_>) {
+        out.write(&("pyramid-level", 1u32));
+        out.write(&self.decoding.identity());
+        out.write(&(self.factor, self.axes, self.method, self.counts));
+        out.input(&self.finer);
+        if let Some(counts) = &self.finer_counts {
+            out.input(counts);
+        }
+    }
+
+    fn chunk_identity(&self, _: &[u128], _: &Region, _: &[u64], _: &mut Xxh3) {}
+
+    fn inputs(&self, geometry: &Geometry, index: &[u64]) -> Vec<(Arc<ArrayNode>, Region)> {
+        let region = self.finer_region(&geometry.chunk_region(index));
+        let mut inputs = vec![(self.finer.clone(), region.clone())];
+        if let Some(counts) = &self.finer_counts {
+            inputs.push((counts.clone(), region));
+        }
+        inputs
+    }
+
+    fn check(
+        &self,
+        geometry: &Geometry,
+        index: &[u64],
+        context: &OperatorContext<'_>,
+    ) -> Result<(), ChunkError> {
+        let region = self.finer_region(&geometry.chunk_region(index));
+        context.regions.check_region(&self.finer, &region)
+    }
+
+    fn compute(
+        &self,
+        geometry: &Geometry,
+        index: &[u64],
+        context: &OperatorContext<'_>,
+    ) -> Result<Vec<u8>, ChunkError> {
+        let region = geometry.chunk_region(index);
+        let finer_region = self.finer_region(&region);
+        let values = self.decoding.read(context, &self.finer, &finer_region)?;
+        let computed = if self.factor == 1 {
+            float_bytes(&values, geometry.dtype)
+        } else {
+            let counts = match &self.finer_counts {
+                Some(array) => Some(
+                    context
+                        .regions
+                        .read_region(array, &finer_region)?
+                        .chunks_exact(4)
+                        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                        .collect::<Vec<u32>>(),
+                ),
+                None => None,
+            };
+            let shape: Vec<usize> = finer_region.count.iter().map(|&c| c as usize).collect();
+            let blocks = Blocks {
+                axes: self.axes,
+                factor: self.factor as usize,
+            };
+            let partials = Partials::from_level(&values, counts.as_deref(), &shape, self.method)
+                .and_then(|p| p.combine(blocks))
+                .map_err(kernel_error)?;
+            if self.counts {
+                partials
+                    .counts()
+                    .iter()
+                    .flat_map(|&n| (n.min(u64::from(u32::MAX)) as u32).to_le_bytes())
+                    .collect()
+            } else {
+                float_bytes(&partials.finish::<f64>(), geometry.dtype)
+            }
+        };
+        Ok(into_chunk(
+            &computed,
+            &region,
+            &geometry.chunks,
+            &geometry.fill,
+        ))
+    }
+}
+
+/// A 1-d coordinate as block means along its dimension (trailing partial block trimmed).
+#[derive(Debug)]
+struct CoordMean {
+    input: Arc<ArrayNode>,
+    decoding: Decoding,
+    factor: u64,
+}
+
+impl Operator for CoordMean {
+    fn describe(&self, _: &Geometry) -> String {
+        format!("means of {} blocks of {}", self.factor, self.input.path)
+    }
+
+    fn fingerprint(&self, out: &mut FingerprintWriter<'_>) {
+        out.write(&("coordinate-mean", 1u32, self.factor));
+        out.write(&self.decoding.identity());
+        out.input(&self.input);
+    }
+
+    fn chunk_identity(&self, _: &[u128], _: &Region, _: &[u64], _: &mut Xxh3) {}
+
+    fn inputs(&self, _: &Geometry, _: &[u64]) -> Vec<(Arc<ArrayNode>, Region)> {
+        let whole = Region {
+            start: vec![0],
+            count: self.input.geometry.shape.clone(),
+        };
+        vec![(self.input.clone(), whole)]
+    }
+
+    fn check(
+        &self,
+        g: &Geometry,
+        i: &[u64],
+        context: &OperatorContext<'_>,
+    ) -> Result<(), ChunkError> {
+        let (input, region) = self.inputs(g, i).remove(0);
+        context.regions.check_region(&input, &region)
+    }
+
+    fn compute(
+        &self,
+        geometry: &Geometry,
+        _: &[u64],
+        context: &OperatorContext<'_>,
+    ) -> Result<Vec<u8>, ChunkError> {
+        let whole = Region {
+            start: vec![0],
+            count: self.input.geometry.shape.clone(),
+        };
+        let values = self.decoding.read(context, &self.input, &whole)?;
+        let f = self.factor.max(1) as usize;
+        let means: Vec<f64> = values
+            .chunks_exact(f)
+            .map(|block| block.iter().sum::<f64>() / f as f64)
+            .collect();
+        Ok(float_bytes(&means, geometry.dtype))
+    }
+}
+
+fn level_attrs(attrs: &[Attr], float: DType) -> Vec<Attr> {
+    let mut out: Vec<Attr> = attrs
+        .iter()
+        .filter(|a| {
+            !matches!(
+                a.name.as_str(),
+                "_FillValue"
+                    | "missing_value"
+                    | "scale_factor"
+                    | "add_offset"
+                    | "valid_min"
+                    | "valid_max"
+                    | "valid_range"
+                    | "_Unsigned"
+            )
+        })
+        .cloned()
+        .collect();
+    out.push(Attr {
+        name: "_FillValue".into(),
+        value: if float == DType::F32 {
+            AttrValue::F32(vec![f32::NAN])
+        } else {
+            AttrValue::F64(vec![f64::NAN])
+        },
+    });
+    out
+}
+
+fn nan_fill(float: DType) -> Vec<u8> {
+    if float == DType::F32 {
+        f32::NAN.to_le_bytes().to_vec()
+    } else {
+        f64::NAN.to_le_bytes().to_vec()
+    }
+}
+
+fn multiscales(datasets: serde_json::Value, params: &PyramidParams, dims: &[String]) -> Attr {
+    let factors: Vec<u64> = (0..params.levels)
+        .map(|k| 1u64 << (params.levels - 1 - k))
+        .collect();
+    let value = serde_json::json!([{
+        "datasets": datasets,
+        "type": "reduce",
+        "metadata": {
+            "method": "pyramid_coarsen",
+            "version": concat!("atlasfs ", env!("CARGO_PKG_VERSION")),
+            "args": [],
+            "kwargs": {"dims": dims, "factors": factors, "boundary": "trim", "method": params.method},
+        },
+    }]);
+    Attr {
+        name: "multiscales".into(),
+        value: AttrValue::Json(value.to_string()),
+    }
+}
+
+/// The pyramid of one group.
+pub(super) fn apply(
+    builder: &mut Builder<'_>,
+    params: &PyramidParams,
+    source: &GroupNode,
+    path: &str,
+) -> Result<GroupNode, TreeError> {
+    let arrays = arrays_of(source);
+    let data: Vec<_> = arrays
+        .iter()
+        .filter(|(name, array)| {
+            builder.selects(name)
+                && !is_coordinate(source, name, array)
+                && array.dims.len() >= 2
+                && Decoding::of(array).is_some()
+        })
+        .collect();
+    let dims: Vec<String> = match &params.dims {
+        Some(dims) => dims.clone(),
+        None => match data.first() {
+            Some((_, a)) => a.dims[a.dims.len() - 2..].to_vec(),
+            None => {
+                return Err(builder.config_error(format!(
+                    "{path}: no numeric data variable has two dimensions to coarsen"
+                )))
+            }
+        },
+    };
+    let levels = params.levels as usize;
+    let mut groups: Vec<GroupNode> = (0..levels).map(|_| GroupNode::default()).collect();
+    let mut reduced_any = false;
+    for (name, array) in &arrays {
+        let axes: Vec<usize> = dims
+            .iter()
+            .filter_map(|d| array.dims.iter().position(|a| a == d))
+            .collect();
+        let is_data = data.iter().any(|(n, _)| n == name);
+        let coordinate_axis =
+            array.dims.len() == 1 && axes.len() == 1 && is_coordinate(source, name, array);
+        for (k, group) in groups.iter_mut().enumerate() {
+            let at = format!("{path}/{k}/{name}");
+            let factor = 1u64 << (levels - 1 - k);
+            let node = if is_data && axes.len() == 2 {
+                continue;
+            } else if coordinate_axis && factor > 1 {
+                let Some(decoding) = Decoding::of(array) else {
+                    continue;
+                };
+                let float = decoding.float;
+                let len = array.geometry.shape[0] / factor;
+                let geometry = Geometry {
+                    shape: vec![len],
+                    chunks: vec![len.max(1)],
+                    dtype: float,
+                    fill: nan_fill(float),
+                };
+                let attrs = level_attrs(&array.attrs, float)
+                    .into_iter()
+                    .filter(|a| a.name != "_FillValue")
+                    .collect();
+                let operator = CoordMean {
+                    input: (*array).clone(),
+                    decoding,
+                    factor,
+                };
+                builder.array(
+                    at,
+                    array.dims.clone(),
+                    geometry,
+                    attrs,
+                    Recipe::new(Arc::new(operator), crate::operators::Encoding::Bytes),
+                )
+            } else if axes.is_empty() || factor == 1 || coordinate_axis {
+                builder.alias(array, at)
+            } else {
+                // A variable along one of the two dimensions only (e.g. bounds): left out.
+                continue;
+            };
+            group.children.insert((*name).clone(), Node::Array(node));
+        }
+        if !(is_data && axes.len() == 2) {
+            continue;
+        }
+        reduced_any = true;
+        let axes = [axes[0], axes[1]];
+        let Some(decoding) = Decoding::of(array) else {
+            continue;
+        };
+        let float = decoding.float;
+        let attrs = level_attrs(&array.attrs, float);
+        let geometry_at = |factor: u64, dtype: DType, fill: Vec<u8>| {
+            let shape: Vec<u64> = array
+                .geometry
+                .shape
+                .iter()
+                .enumerate()
+                .map(|(d, &n)| if axes.contains(&d) { n / factor } else { n })
+                .collect();
+            let chunks = shape
+                .iter()
+                .enumerate()
+                .map(|(d, &n)| {
+                    if axes.contains(&d) {
+                        params.chunk.min(n).max(1)
+                    } else {
+                        1
+                    }
+                })
+                .collect();
+            Geometry {
+                shape,
+                chunks,
+                dtype,
+                fill,
+            }
+        };
+        let plain = |a: &ArrayNode| Decoding::of(a);
+        let encoding = super::encoding(params.codec, params.level, float);
+        // The finest level: the source decoded, in square chunks.
+        let finest = builder.array(
+            format!("{path}/{}/{name}", levels - 1),
+            array.dims.clone(),
+            geometry_at(1, float, nan_fill(float)),
+            attrs.clone(),
+            Recipe::new(
+                Arc::new(Level {
+                    finer: (*array).clone(),
+                    finer_counts: None,
+                    decoding: decoding.clone(),
+                    factor: 1,
+                    axes,
+                    method: params.method,
+                    counts: false,
+                }),
+                encoding,
+            ),
+        );
+        groups[levels - 1]
+            .children
+            .insert((*name).clone(), Node::Array(finest.clone()));
+        let (mut finer, mut finer_counts) = (finest, None::<Arc<ArrayNode>>);
+        for k in (0..levels - 1).rev() {
+            let factor = 1u64 << (levels - 1 - k);
+            let Some(finer_decoding) = plain(&finer) else {
+                break;
+            };
+            let level = |counts: bool| Level {
+                finer: finer.clone(),
+                finer_counts: finer_counts.clone(),
+                decoding: finer_decoding.clone(),
+                factor: 2,
+                axes,
+                method: params.method,
+                counts,
+            };
+            let counts = (params.method == Reduction::Mean).then(|| {
+                builder.array(
+                    format!("{path}/{k}/.counts/{name}"),
+                    array.dims.clone(),
+                    geometry_at(factor, DType::U32, vec![0; 4]),
+                    Vec::new(),
+                    Recipe::new(
+                        Arc::new(level(true)),
+                        crate::operators::Encoding::Zstd { level: 1 },
+                    ),
+                )
+            });
+            let values = builder.array(
+                format!("{path}/{k}/{name}"),
+                array.dims.clone(),
+                geometry_at(factor, float, nan_fill(float)),
+                attrs.clone(),
+                Recipe::new(Arc::new(level(false)), encoding),
+            );
+            groups[k]
+                .children
+                .insert((*name).clone(), Node::Array(values.clone()));
+            if let Some(c) = &counts {
+                builder.hidden.push(c.clone());
+            }
+            finer = values;
+            finer_counts = counts;
+        }
+    }
+    if !reduced_any {
+        return Err(builder.config_error(format!(
+            "{path}: no data variable has both dimensions {dims:?}"
+        )));
+    }
+    let mut attrs = provenance(
+        &source.attrs,
+        builder.view,
+        &format!(
+            "levels {}, method {:?}, dims {dims:?}",
+            params.levels, params.method
+        ),
+    );
+    let datasets: Vec<serde_json::Value> = (0..levels)
+        .map(|k| serde_json::json!({"path": k.to_string(), "level": k}))
+        .collect();
+    attrs.push(multiscales(
+        serde_json::Value::Array(datasets),
+        params,
+        &dims,
+    ));
+    let mut out = GroupNode {
+        attrs,
+        children: Default::default(),
+    };
+    for (k, mut group) in groups.into_iter().enumerate() {
+        group.attrs = vec![multiscales(
+            serde_json::json!([{"path": ".", "level": k}]),
+            params,
+            &dims,
+        )];
+        out.children.insert(k.to_string(), Node::Group(group));
+    }
+    Ok(out)
+}

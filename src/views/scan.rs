@@ -1,0 +1,125 @@
+//! The data range of a pack view's source (`range = "data"`): one scan of every chunk of the
+//! source through the chunk cache (so the view's later reads find the source chunks cached),
+//! persisted under the cache directory keyed by the source's fingerprint and decoding, so an
+//! unchanged source is never scanned twice and a changed one always is. Never a range per
+//! region: every chunk of the view is packed with the one range.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use super::decoded::Decoding;
+use crate::cache::ChunkCache;
+use crate::keyspace::{CachedChunks, FreshKeys};
+use crate::operators::kernels::pack::ValueRange;
+use crate::operators::{advance, ArrayFingerprints, ChunkError, RegionReader};
+use crate::sources::bytes::{ByteSource, LocalFiles};
+use crate::tree::ArrayNode;
+
+/// A scan that failed: the source chunk that could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("scanning the range of {array}: {source}")]
+pub struct ScanError {
+    /// The array scanned.
+    pub array: String,
+    /// Why.
+    pub source: ChunkError,
+}
+
+/// Scans data ranges through a chunk cache, remembering them in a directory.
+pub struct RangeScans {
+    cache: Arc<ChunkCache>,
+    source: Arc<dyn ByteSource>,
+    dir: Option<PathBuf>,
+}
+
+impl RangeScans {
+    /// Scans reading through `cache` and `source`, remembered under `dir` (when given).
+    pub fn new(cache: Arc<ChunkCache>, source: Arc<dyn ByteSource>, dir: Option<PathBuf>) -> Self {
+        RangeScans { cache, source, dir }
+    }
+
+    /// Scans reading local files through a 256 MiB memory cache, remembered nowhere.
+    pub fn in_memory() -> Self {
+        RangeScans::new(
+            Arc::new(ChunkCache::new(256 << 20, None)),
+            Arc::new(LocalFiles::default()),
+            None,
+        )
+    }
+
+    /// Min and max of `array`'s decoded values (`None` when every value is missing).
+    pub(crate) fn data_range(
+        &self,
+        array: &ArrayNode,
+        decoding: &Decoding,
+    ) -> Result<Option<(f64, f64)>, ScanError> {
+        let keys = FreshKeys::default();
+        let digest = crate::operators::fingerprint_hash(&(
+            "range-scan",
+            1u32,
+            keys.digest(array),
+            decoding.identity(),
+        ));
+        let file = self
+            .dir
+            .as_ref()
+            .map(|d| d.join("ranges").join(format!("{digest:032x}.json")));
+        if let Some(known) = file
+            .as_ref()
+            .and_then(|f| std::fs::read(f).ok())
+            .and_then(|b| serde_json::from_slice::<ValueRange>(&b).ok())
+        {
+            return Ok(known.bounds());
+        }
+        let chunks = CachedChunks {
+            cache: &self.cache,
+            source: &*self.source,
+            keys: &keys,
+        };
+        let geometry = &array.geometry;
+        let grid = geometry.grid();
+        let mut indices = Vec::new();
+        if !grid.contains(&0) {
+            let first = vec![0; grid.len()];
+            let last: Vec<u64> = grid.iter().map(|g| g - 1).collect();
+            let mut index = first.clone();
+            indices.push(index.clone());
+            while advance(&mut index, &first, &last) {
+                indices.push(index.clone());
+            }
+        }
+        tracing::info!(
+            "scanning the range of {} ({} chunks) for a pack view",
+            array.path,
+            indices.len()
+        );
+        let range = indices
+            .par_iter()
+            .map(|index| {
+                let region = geometry.chunk_region(index);
+                let raw = chunks.read_region(array, &region)?;
+                Ok(ValueRange::scan(&decoding.decode(&raw), None))
+            })
+            .try_reduce(ValueRange::default, |a, b| Ok(a.merge(b)))
+            .map_err(|source| ScanError {
+                array: array.path.clone(),
+                source,
+            })?;
+        if let Some(file) = file {
+            let written = file
+                .parent()
+                .map_or(Ok(()), std::fs::create_dir_all)
+                .and_then(|()| {
+                    let tmp = file.with_extension("tmp");
+                    std::fs::write(&tmp, serde_json::to_vec(&range).unwrap_or_default())?;
+                    std::fs::rename(&tmp, &file)
+                });
+            if let Err(e) = written {
+                tracing::warn!("could not remember the range of {}: {e}", array.path);
+            }
+        }
+        Ok(range.bounds())
+    }
+}
