@@ -77,6 +77,9 @@ def test_pyramid_of_an_expression_of_a_datatree_group(mount, cases, model):
                                    equal_nan=True, err_msg=f"{model} level {k}")
         np.testing.assert_allclose(got.y.values, want.y.values, rtol=1e-12)
         np.testing.assert_allclose(got.x.values, want.x.values, rtol=1e-12)
+    ms = vf.group_attrs(mount / "chain/delta-pyr" / model)["multiscales"][0]
+    assert ms["metadata"]["kwargs"]["dims"] == ["y", "x"], ms
+    assert ms["metadata"]["kwargs"]["factors"] == [4, 2, 1], ms
 
 
 def test_expression_view_mirrors_the_group(mount, cases):
@@ -194,6 +197,10 @@ ERRORS = {
     "no-operation": ([{"name": "no-op", "from": "daily"}], ["no-op"]),
     "bad-dtype": ([{"name": "bad-dtype", "from": "daily",
                     "pack": {"dtype": "float16", "range": "data"}}], ["bad-dtype", "float16"]),
+    "unknown-selected-variable": ([{"name": "bad-var", "from": "daily",
+                                    "variables": ["no_such_var"],
+                                    "pack": {"dtype": "int16", "range": "data"}}],
+                                  ["bad-var", "no_such_var"]),
     "bad-range": ([{"name": "bad-range", "from": "daily",
                     "pack": {"dtype": "int16", "range": "median"}}], ["bad-range", "median"]),
 }
@@ -265,11 +272,19 @@ def read_all(mount) -> dict:
     return got
 
 
-def rec_reference(paths) -> dict:
+def rec_source(paths) -> xr.Dataset:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with xr.open_mfdataset(sorted(map(str, paths)), combine="by_coords") as ds:
-            src = ds.load()
+            return ds.load()
+
+
+def rec_reference_sst(paths) -> np.ndarray:
+    return rec_source(paths).sst.values.astype("f8")
+
+
+def rec_reference(paths) -> dict:
+    src = rec_source(paths)
     ref = {"x": src.sst * np.float32(2) + np.float32(1)}
     for k in range(3):
         ref[k] = coarsen_mean(src, ("lat", "lon"), 2 ** (2 - k), "max").sst
@@ -321,3 +336,29 @@ def test_rewriting_one_file_recomputes_only_what_depends_on_it(atlasfs_bin, moun
     assert again["computed"] == changed, (
         f"after rewriting one file {again['computed']} chunks were computed; the chunks that "
         f"hold its time step number {changed} (of {every}): {again}")
+
+
+def test_data_range_is_scanned_again_when_a_source_changes(atlasfs_bin, mounts, tmp_path):
+    """range = "data" is persisted with the source versions: after one file gets values above
+    the old maximum, the view's encoding follows the new range (nothing is clipped)."""
+    paths = vf.write_day_files(tmp_path / "rec", REC_DAYS, seed=8)
+    cache = tmp_path / "cache"
+    entry = {"name": "rec", "files": str(tmp_path / "rec" / "*.nc"), "concat_dim": "time",
+             "chunks": {"time": 1}}
+    view = {"name": "rec-packed", "from": "rec", "pack": {"dtype": "int16", "range": "data"}}
+    config = vf.write_views_config(tmp_path / "c.toml", [entry], [view], cache_dir=cache)
+    lo, hi, _ = PACK["int16"]
+
+    for when in ("before", "after"):
+        if when == "after":
+            vf.rewrite_day(paths[CHANGED_DAY], CHANGED_DAY, seed=5)
+        m = mounts.mount_config(config, cache)
+        got = open_mounted(m.path / "rec-packed").sst.values.astype("f8")
+        attrs = vf.array_meta(m.path / "rec-packed" / "sst")["attrs"]
+        m.unmount()
+        want = rec_reference_sst(paths)
+        vmin, vmax = np.nanmin(want), np.nanmax(want)
+        scale = (vmax - vmin) / (hi - lo)
+        np.testing.assert_allclose(attrs["scale_factor"], scale, rtol=1e-12, err_msg=when)
+        assert np.array_equal(np.isnan(got), np.isnan(want)), when
+        assert np.nanmax(np.abs(got - want)) <= scale / 2 * (1 + 1e-6) + 1e-12, when

@@ -7,6 +7,8 @@ numpy (and numcodecs' BitRound for ``keepbits``). Both Zarr formats.
 
 from __future__ import annotations
 
+import warnings
+
 import numcodecs
 import numpy as np
 import pytest
@@ -44,6 +46,9 @@ VIEWS = {
                    {"chl": None, "depth": None}),
     "packed/i8": ({"variables": ["sal"], "pack": {"dtype": "int8", "range": "data"}},
                   {"sal": None}),
+    "packed/blosc": ({"variables": ["depth"],
+                      "pack": {"dtype": "int16", "range": "data", "codec": "blosc-zstd"}},
+                     {"depth": None}),
 }
 KEEPBITS = 7
 KEEP_RANGE = (275.0, 305.0)
@@ -52,7 +57,8 @@ VIEWS["packed/keepbits"] = ({"variables": ["sst"],
                                       "keepbits": KEEPBITS}},
                             {"sst": KEEP_RANGE})
 CODEC = {"packed/i16": "zstd", "packed/u8-attrs": "gzip", "packed/i16-fixed": None,
-         "packed/u16": "zstd", "packed/i8": "zstd", "packed/keepbits": "zstd"}
+         "packed/u16": "zstd", "packed/i8": "zstd", "packed/keepbits": "zstd",
+         "packed/blosc": "blosc"}
 DTYPE = {name: table["pack"]["dtype"] for name, (table, _) in VIEWS.items()}
 
 
@@ -206,3 +212,16 @@ def test_zstd_chunks_are_smaller_than_raw(mount, source):
              if p.is_file() and not p.name.startswith((".", "zarr.json"))]
     assert sizes, f"no chunk files under {var_dir}"
     assert sum(sizes) < source["sst"].size * 2, sizes
+
+
+def test_views_are_in_the_consolidated_metadata_of_their_parent(mount, source):
+    """xr.open_datatree on the group that holds the views (consolidated metadata)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dt = xr.open_datatree(str(mount / "packed"), engine="zarr")
+        dt.load()
+    dt.close()
+    assert set(dt.children) == {name.split("/")[1] for name in VIEWS}
+    got = dt["i16"].to_dataset()
+    assert got.sst.dtype.kind == "f"
+    np.testing.assert_allclose(got.sst.values, source.sst.values, atol=0.01, equal_nan=True)

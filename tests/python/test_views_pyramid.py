@@ -26,7 +26,7 @@ VIEWS = {
     "pyr/max": (3, "max", {"dims": list(DIMS)}),
     "pyr/sum": (3, "sum", {"dims": list(DIMS)}),
     "pyr/nearest": (3, "nearest", {"dims": list(DIMS)}),
-    "pyr/chunked": (3, "mean", {"chunk": 8}),  # default dims: the last two
+    "pyr/chunked": (3, "mean", {"chunk": 8, "codec": "gzip"}),  # default dims: the last two
 }
 LEVEL_CASES = [(name, k) for name, (levels, _, _) in VIEWS.items() for k in range(levels)]
 DATA_VARS = ("sst", "sal", "chl", "depth")
@@ -167,6 +167,13 @@ def test_chunks_are_square_along_the_two_dims(mount):
             meta = vf.array_meta(mount / "pyr/chunked" / str(k) / var)
             assert meta["chunks"] == [1, 8, 8], f"pyr/chunked/{k}/{var}: {meta['chunks']}"
         assert vf.array_meta(mount / "pyr/chunked" / str(k) / "depth")["chunks"] == [8, 8]
+
+
+def test_codec_is_the_configured_one(mount):
+    for k in range(VIEWS["pyr/chunked"][0]):
+        codecs = vf.array_meta(mount / "pyr/chunked" / str(k) / "sst")["codecs"]
+        assert len(codecs) == 1 and "gzip" in codecs[0], codecs
+    assert vf.array_meta(mount / "pyr/mean" / "0" / "sst")["codecs"] == []  # default none
 
 
 def test_data_variables_are_served_as_floats_with_nan_fill(mount):
