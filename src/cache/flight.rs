@@ -9,14 +9,14 @@ use std::sync::Arc;
 use parking_lot::{Condvar, Mutex};
 
 /// The shared state of one computation.
-pub struct Flight {
+pub(super) struct Flight {
     outcome: Mutex<Option<Option<Arc<Vec<u8>>>>>,
     done: Condvar,
 }
 
 impl Flight {
     /// Waits for the leader: its bytes, or `None` if it failed.
-    pub fn wait(&self) -> Option<Arc<Vec<u8>>> {
+    pub(super) fn wait(&self) -> Option<Arc<Vec<u8>>> {
         let mut outcome = self.outcome.lock();
         loop {
             if let Some(result) = outcome.as_ref() {
@@ -28,12 +28,12 @@ impl Flight {
 }
 
 /// Computations in progress, by key.
-pub struct Flights<K: Hash + Eq + Clone> {
+pub(super) struct Flights<K: Hash + Eq + Clone> {
     map: Mutex<HashMap<K, Arc<Flight>>>,
 }
 
 /// What a caller of [`Flights::join`] is.
-pub enum Joined<'a, K: Hash + Eq + Clone> {
+pub(super) enum Joined<'a, K: Hash + Eq + Clone> {
     /// Compute, then [`Leader::finish`].
     Leader(Leader<'a, K>),
     /// Someone else computes: [`Flight::wait`].
@@ -42,7 +42,7 @@ pub enum Joined<'a, K: Hash + Eq + Clone> {
 
 /// The one caller computing a key. Dropping it unfinished (an early return or a panic) tells
 /// the waiters the computation failed.
-pub struct Leader<'a, K: Hash + Eq + Clone> {
+pub(super) struct Leader<'a, K: Hash + Eq + Clone> {
     flights: &'a Flights<K>,
     key: K,
     flight: Arc<Flight>,
@@ -59,7 +59,7 @@ impl<K: Hash + Eq + Clone> Default for Flights<K> {
 
 impl<K: Hash + Eq + Clone> Flights<K> {
     /// Joins the computation of `key`, leading it if none is in progress.
-    pub fn join(&self, key: &K) -> Joined<'_, K> {
+    pub(super) fn join(&self, key: &K) -> Joined<'_, K> {
         let mut map = self.map.lock();
         if let Some(flight) = map.get(key) {
             return Joined::Follower(flight.clone());
@@ -78,7 +78,7 @@ impl<K: Hash + Eq + Clone> Flights<K> {
     }
 
     /// Number of computations in progress.
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.map.lock().len()
     }
 
@@ -91,7 +91,7 @@ impl<K: Hash + Eq + Clone> Flights<K> {
 
 impl<K: Hash + Eq + Clone> Leader<'_, K> {
     /// Hands the result (`None`: failed) to every waiter and ends the flight.
-    pub fn finish(mut self, result: Option<Arc<Vec<u8>>>) {
+    pub(super) fn finish(mut self, result: Option<Arc<Vec<u8>>>) {
         self.complete(result);
     }
 

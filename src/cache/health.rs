@@ -21,13 +21,13 @@ struct State {
 
 /// Write health of one disk tier.
 #[derive(Default)]
-pub struct Health {
+pub(super) struct Health {
     state: Mutex<State>,
 }
 
 impl Health {
     /// Whether a write should be attempted now.
-    pub fn may_write(&self) -> bool {
+    pub(super) fn may_write(&self) -> bool {
         self.state
             .lock()
             .retry_at
@@ -35,7 +35,12 @@ impl Health {
     }
 
     /// Records a failed write of `what`, warning at most once a minute.
-    pub fn failed(&self, dir: &std::path::Path, what: &std::path::Path, error: &std::io::Error) {
+    pub(super) fn failed(
+        &self,
+        dir: &std::path::Path,
+        what: &std::path::Path,
+        error: &std::io::Error,
+    ) {
         let mut state = self.state.lock();
         let now = Instant::now();
         state.failures += 1;
@@ -58,7 +63,7 @@ impl Health {
     }
 
     /// Records a successful write; says so once if writes had been failing.
-    pub fn succeeded(&self, dir: &std::path::Path) {
+    pub(super) fn succeeded(&self, dir: &std::path::Path) {
         let mut state = self.state.lock();
         if state.retry_at.take().is_some() {
             tracing::info!(
@@ -71,7 +76,7 @@ impl Health {
     }
 
     /// The last write error, if writes are failing now.
-    pub fn failing(&self) -> Option<String> {
+    pub(super) fn failing(&self) -> Option<String> {
         let state = self.state.lock();
         state.retry_at.and(state.last_error.clone())
     }

@@ -21,7 +21,7 @@ use super::entry_file::{get_header, get_xattr, set_xattr};
 use super::key::ChunkKey;
 
 /// The extended attribute holding an entry's seal.
-pub const SEAL_XATTR: &CStr = c"user.atlasfs.checked";
+pub(super) const SEAL_XATTR: &CStr = c"user.atlasfs.checked";
 /// key (16) + length (8) + mtime in ns (8) + xxh3-64 of the header (8).
 const SEAL_LEN: usize = 40;
 

@@ -23,7 +23,7 @@ struct State {
 }
 
 /// The deferred writes of one disk tier.
-pub struct WriteBack {
+pub(super) struct WriteBack {
     disk: Arc<DiskCache>,
     state: Mutex<State>,
     wake: Condvar,
@@ -32,7 +32,7 @@ pub struct WriteBack {
 
 impl WriteBack {
     /// Starts the background writer of `disk`.
-    pub fn start(disk: Arc<DiskCache>) -> Arc<WriteBack> {
+    pub(super) fn start(disk: Arc<DiskCache>) -> Arc<WriteBack> {
         let writeback = Arc::new(WriteBack {
             disk,
             state: Mutex::new(State::default()),
@@ -57,7 +57,7 @@ impl WriteBack {
     }
 
     /// Queues `bytes` to be written as the entry of `key` (at once if the writer is stopped).
-    pub fn defer(&self, key: ChunkKey, bytes: Arc<Vec<u8>>) {
+    pub(super) fn defer(&self, key: ChunkKey, bytes: Arc<Vec<u8>>) {
         let mut state = self.state.lock();
         if state.stop {
             drop(state);
@@ -81,7 +81,7 @@ impl WriteBack {
     }
 
     /// Writes `key` now if it is still queued (the memory tier is about to drop it).
-    pub fn write_now(&self, key: ChunkKey) {
+    pub(super) fn write_now(&self, key: ChunkKey) {
         let claimed = {
             let mut state = self.state.lock();
             self.claim(&mut state, key)
@@ -92,7 +92,7 @@ impl WriteBack {
     }
 
     /// Writes everything queued, in the caller's thread.
-    pub fn flush(&self) {
+    pub(super) fn flush(&self) {
         let all: Vec<(ChunkKey, Arc<Vec<u8>>)> = {
             let mut state = self.state.lock();
             state.queue.clear();
@@ -105,14 +105,14 @@ impl WriteBack {
     }
 
     /// Chunks and bytes queued.
-    pub fn pending(&self) -> (u64, u64) {
+    pub(super) fn pending(&self) -> (u64, u64) {
         let state = self.state.lock();
         (state.pending.len() as u64, state.pending_bytes)
     }
 
     /// Stops the background writer (waiting for its current write) and writes everything
     /// queued.
-    pub fn stop(&self) {
+    pub(super) fn stop(&self) {
         self.state.lock().stop = true;
         self.wake.notify_all();
         if let Some(thread) = self.thread.lock().take() {

@@ -18,7 +18,7 @@ use serde_json::json;
 
 /// `atlasfs cache` verbs.
 #[derive(Subcommand)]
-pub enum CacheCommand {
+pub(super) enum CacheCommand {
     /// Entries, bytes, and hit/miss counters since the running (or last) mount.
     Stats {
         /// Mount configuration (TOML).
@@ -40,7 +40,7 @@ pub enum CacheCommand {
 }
 
 /// Runs an `atlasfs cache` verb.
-pub fn run(command: CacheCommand) -> anyhow::Result<ExitCode> {
+pub(super) fn run(command: CacheCommand) -> anyhow::Result<ExitCode> {
     match command {
         CacheCommand::Stats { config, json } => show_stats(&config, json),
         CacheCommand::Clear { config } => clear(&config),

@@ -33,7 +33,7 @@ impl Status {
 }
 
 /// Runs every check, printing one line each; fails if any failed.
-pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
+pub(super) fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     let config = MountConfig::load(config_path)?;
     println!(
         "{}  config {} parses",

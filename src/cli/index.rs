@@ -10,7 +10,7 @@ use atlasfs::sources::catalog::{IndexEvent, IndexReport};
 use indicatif::{ProgressBar, ProgressStyle};
 
 /// Runs the index and prints its report.
-pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
+pub(super) fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
     let config = MountConfig::load(config_path)?;
     let started = std::time::Instant::now();
     let indexed = index_with_progress(Startup::open(config, ServiceOptions::inspect())?)?;
@@ -50,7 +50,7 @@ pub fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
 ///
 /// # Errors
 /// When every dataset was left out, naming each and why.
-pub fn report_left_out(service: &Service) -> anyhow::Result<()> {
+pub(super) fn report_left_out(service: &Service) -> anyhow::Result<()> {
     for line in service.left_out() {
         eprintln!("atlasfs: warning: {line}");
     }
@@ -58,7 +58,7 @@ pub fn report_left_out(service: &Service) -> anyhow::Result<()> {
 }
 
 /// Indexes the sources of `startup`, drawing a progress bar on a terminal.
-pub fn index_with_progress(startup: Startup) -> anyhow::Result<Indexed> {
+pub(super) fn index_with_progress(startup: Startup) -> anyhow::Result<Indexed> {
     let bar = ProgressBar::hidden();
     bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
     bar.set_style(
@@ -75,7 +75,7 @@ pub fn index_with_progress(startup: Startup) -> anyhow::Result<Indexed> {
 }
 
 /// Prints files that could not be used and variables left out.
-pub fn print_report(report: &IndexReport) {
+pub(super) fn print_report(report: &IndexReport) {
     for (path, reason) in &report.skipped {
         println!("skipped {path}: {reason}");
     }

@@ -11,7 +11,7 @@ fn filter() -> EnvFilter {
 }
 
 /// Logs to stderr, in colour when it is a terminal.
-pub fn init_stderr() {
+pub(super) fn init_stderr() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter())
         .with_writer(std::io::stderr)
@@ -24,7 +24,7 @@ pub fn init_stderr() {
 ///
 /// # Errors
 /// The I/O error of opening the file.
-pub fn init_file(path: &Path) -> std::io::Result<()> {
+pub(super) fn init_file(path: &Path) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }

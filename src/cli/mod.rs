@@ -62,7 +62,7 @@ enum Command {
 }
 
 /// Parses the command line and runs the verb; errors are printed with their causes.
-pub fn run() -> ExitCode {
+pub(crate) fn run() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Mount(args) => mount::run(args),

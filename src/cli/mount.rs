@@ -32,7 +32,7 @@ const READY: &str = "ok\n";
 
 /// Arguments of `atlasfs mount`.
 #[derive(Args)]
-pub struct MountArgs {
+pub(super) struct MountArgs {
     /// Mount configuration (TOML).
     config: PathBuf,
     /// Empty directory to mount on.
@@ -68,7 +68,7 @@ pub struct MountArgs {
 }
 
 /// Mounts, in the foreground or as a daemon.
-pub fn run(args: MountArgs) -> anyhow::Result<ExitCode> {
+pub(super) fn run(args: MountArgs) -> anyhow::Result<ExitCode> {
     let config = MountConfig::load(&args.config)?;
     // The daemon mounts where its parent already checked.
     if args.ready_fd.is_none() {
@@ -359,7 +359,7 @@ fn pid_file(mountpoint: &Path) -> Option<PathBuf> {
 
 /// Unmounts and waits (up to 30 s) for the daemon to exit; `lazy` detaches a busy mount at
 /// once and does not wait.
-pub fn unmount(mountpoint: &Path, lazy: bool) -> anyhow::Result<ExitCode> {
+pub(super) fn unmount(mountpoint: &Path, lazy: bool) -> anyhow::Result<ExitCode> {
     if !mountpoint::mounted_at(mountpoint).is_some_and(|m| m.is_atlasfs()) {
         bail!("{} is not an atlasfs mount", mountpoint.display());
     }

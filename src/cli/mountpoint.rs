@@ -23,7 +23,7 @@ pub(crate) struct MountEntry {
 
 impl MountEntry {
     /// Whether atlasfs serves this mount.
-    pub fn is_atlasfs(&self) -> bool {
+    pub(super) fn is_atlasfs(&self) -> bool {
         self.source == "atlasfs" || self.fstype == "fuse.atlasfs"
     }
 

@@ -10,7 +10,7 @@ use atlasfs::keyspace::KeySpace;
 const EVERY: Duration = Duration::from_secs(1);
 
 /// The daemon's stats file writer.
-pub struct StatsWriter {
+pub(super) struct StatsWriter {
     dir: PathBuf,
     report: StatsReport,
     written: Option<Instant>,
@@ -19,7 +19,7 @@ pub struct StatsWriter {
 
 impl StatsWriter {
     /// A writer for the mount of `mountpoint` with its cache in `dir`.
-    pub fn new(dir: &Path, mountpoint: &Path) -> Self {
+    pub(super) fn new(dir: &Path, mountpoint: &Path) -> Self {
         let now = stats::now_unix();
         StatsWriter {
             dir: dir.to_owned(),
@@ -42,7 +42,7 @@ impl StatsWriter {
 
     /// Rewrites the file if a second has passed and a counter changed (or nothing was written
     /// yet).
-    pub fn tick(&mut self, keys: &KeySpace) {
+    pub(super) fn tick(&mut self, keys: &KeySpace) {
         if self.written.is_some_and(|at| at.elapsed() < EVERY) {
             return;
         }
@@ -59,7 +59,7 @@ impl StatsWriter {
     }
 
     /// Writes the final counters, marked finished.
-    pub fn finish(&mut self, keys: &KeySpace) {
+    pub(super) fn finish(&mut self, keys: &KeySpace) {
         self.report.cache = keys.cache_stats();
         self.report.readahead = keys.readahead_stats();
         self.report.finished = true;

@@ -26,7 +26,7 @@ pub(crate) struct MountSummary {
 impl MountSummary {
     /// The summary of `tree`, built from an index that reported `report` and `files` usable
     /// source files.
-    pub fn new(tree: &Tree, report: &IndexReport, files: usize) -> Self {
+    pub(super) fn new(tree: &Tree, report: &IndexReport, files: usize) -> Self {
         MountSummary {
             datasets: tree.root.children.len(),
             left_out: tree.left_out.len(),
@@ -39,7 +39,7 @@ impl MountSummary {
 
     /// `mounted /atlas: 3 datasets, 41 arrays, 372 files indexed, 2 skipped (details: atlasfs
     /// index CONFIG, log LOG)`; the log is left out when logging to stderr.
-    pub fn line(&self, mountpoint: &Path, config: &Path, log: Option<&Path>) -> String {
+    pub(super) fn line(&self, mountpoint: &Path, config: &Path, log: Option<&Path>) -> String {
         let mut datasets = counted(self.datasets, "dataset", "datasets");
         if self.left_out > 0 {
             datasets.push_str(&format!(" ({} left out)", self.left_out));

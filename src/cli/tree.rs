@@ -9,7 +9,7 @@ use atlasfs::service::{ServiceOptions, Startup};
 use atlasfs::tree::{GroupNode, Node, NodeRef};
 
 /// Builds the tree and prints it.
-pub fn run(config_path: &Path, path: Option<&str>) -> anyhow::Result<ExitCode> {
+pub(super) fn run(config_path: &Path, path: Option<&str>) -> anyhow::Result<ExitCode> {
     let config = MountConfig::load(config_path)?;
     let startup = Startup::open(config, ServiceOptions::inspect())?;
     let indexed = super::index::index_with_progress(startup)?;

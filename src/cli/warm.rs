@@ -22,7 +22,7 @@ const SHOW_FAILURES: usize = 10;
 
 /// Arguments of `atlasfs warm`.
 #[derive(Args)]
-pub struct WarmArgs {
+pub(super) struct WarmArgs {
     /// Mount configuration (TOML).
     config: PathBuf,
     /// Tree paths to warm: a dataset, group or array (`sst`, `sst/analysed_sst`); `/` is all.
@@ -47,7 +47,7 @@ struct Tally {
 
 /// Warms the paths and prints a summary; fails if a chunk failed or the cache could not be
 /// written.
-pub fn run(args: WarmArgs) -> anyhow::Result<ExitCode> {
+pub(super) fn run(args: WarmArgs) -> anyhow::Result<ExitCode> {
     let config = MountConfig::load(&args.config)?;
     let cache_dir = config.cache.dir.clone();
     let indexed =

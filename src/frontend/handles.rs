@@ -18,7 +18,7 @@ use parking_lot::Mutex;
 use crate::keyspace::{KeySpace, OpenKey};
 
 /// An open file: its key and the key space it belongs to.
-pub struct OpenFile {
+pub(super) struct OpenFile {
     /// The key space the file was opened on.
     pub keys: Arc<KeySpace>,
     /// The opened key.
@@ -29,7 +29,7 @@ pub struct OpenFile {
 
 /// How the kernel reads the open files of one inode.
 #[derive(Clone)]
-pub enum Io {
+pub(super) enum Io {
     /// Through the daemon's `read` replies.
     Daemon,
     /// Directly from a disk-cache file (FUSE passthrough).
@@ -45,11 +45,11 @@ struct InodeIo {
 /// An inode's files are passed through, and this open may not be (its sources changed).
 #[derive(Debug, thiserror::Error)]
 #[error("the inode's open files read a cache entry whose sources have changed since")]
-pub struct Conflict;
+pub(super) struct Conflict;
 
 /// File handle number -> open file or directory.
 #[derive(Default)]
-pub struct Handles {
+pub(super) struct Handles {
     next: AtomicU64,
     open: Mutex<HashMap<u64, Arc<OpenFile>>>,
     dirs: Mutex<HashMap<u64, Arc<KeySpace>>>,
@@ -63,7 +63,7 @@ impl Handles {
     ///
     /// # Errors
     /// [`Conflict`] when files of `ino` are passed through and `may_pass_through` is false.
-    pub fn io_for_open(
+    pub(super) fn io_for_open(
         &self,
         ino: u64,
         may_pass_through: bool,
@@ -98,37 +98,37 @@ impl Handles {
     }
 
     /// Registers `open` and returns its handle number.
-    pub fn insert(&self, open: OpenFile) -> u64 {
+    pub(super) fn insert(&self, open: OpenFile) -> u64 {
         let fh = self.next.fetch_add(1, Ordering::Relaxed) + 1;
         self.open.lock().insert(fh, Arc::new(open));
         fh
     }
 
     /// Registers a directory opened on `keys` and returns its handle number.
-    pub fn insert_dir(&self, keys: Arc<KeySpace>) -> u64 {
+    pub(super) fn insert_dir(&self, keys: Arc<KeySpace>) -> u64 {
         let fh = self.next.fetch_add(1, Ordering::Relaxed) + 1;
         self.dirs.lock().insert(fh, keys);
         fh
     }
 
     /// The key space an open directory lists.
-    pub fn dir(&self, fh: u64) -> Option<Arc<KeySpace>> {
+    pub(super) fn dir(&self, fh: u64) -> Option<Arc<KeySpace>> {
         self.dirs.lock().get(&fh).cloned()
     }
 
     /// Forgets a directory handle.
-    pub fn remove_dir(&self, fh: u64) {
+    pub(super) fn remove_dir(&self, fh: u64) {
         self.dirs.lock().remove(&fh);
     }
 
     /// The open file of a handle.
-    pub fn get(&self, fh: u64) -> Option<Arc<OpenFile>> {
+    pub(super) fn get(&self, fh: u64) -> Option<Arc<OpenFile>> {
         self.open.lock().get(&fh).cloned()
     }
 
     /// Forgets a handle (the file was closed); the last handle of an inode releases its backing
     /// file, if any.
-    pub fn remove(&self, fh: u64) {
+    pub(super) fn remove(&self, fh: u64) {
         let Some(open) = self.open.lock().remove(&fh) else {
             return;
         };

@@ -12,11 +12,11 @@ use parking_lot::RwLock;
 use crate::keyspace::Kind;
 
 /// The root directory's inode.
-pub const ROOT: u64 = 1;
+pub(super) const ROOT: u64 = 1;
 
 /// Path <-> inode table.
 #[derive(Default)]
-pub struct Inodes {
+pub(super) struct Inodes {
     inner: RwLock<Table>,
 }
 
@@ -30,7 +30,7 @@ struct Table {
 
 /// What an inode number stands for.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Inode {
+pub(super) struct Inode {
     /// Its path.
     pub path: Arc<str>,
     /// `None` while it is its path's current inode; once retired, what it was then (`None`
@@ -40,14 +40,14 @@ pub struct Inode {
 
 impl Inodes {
     /// A table holding only the root.
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         let inodes = Inodes::default();
         inodes.inode("");
         inodes
     }
 
     /// The current inode of `path`, allocating one if needed.
-    pub fn inode(&self, path: &str) -> u64 {
+    pub(super) fn inode(&self, path: &str) -> u64 {
         if let Some(&ino) = self.inner.read().by_path.get(path) {
             return ino;
         }
@@ -66,18 +66,18 @@ impl Inodes {
     }
 
     /// An inode handed out earlier.
-    pub fn get(&self, ino: u64) -> Option<Inode> {
+    pub(super) fn get(&self, ino: u64) -> Option<Inode> {
         let index = ino.checked_sub(ROOT)? as usize;
         self.inner.read().inodes.get(index).cloned()
     }
 
     /// The path of an inode handed out earlier (current or retired).
-    pub fn path(&self, ino: u64) -> Option<Arc<str>> {
+    pub(super) fn path(&self, ino: u64) -> Option<Arc<str>> {
         self.get(ino).map(|inode| inode.path)
     }
 
     /// The current inodes numbered `from` and above, with their paths.
-    pub fn current_from(&self, from: u64) -> Vec<(Arc<str>, u64)> {
+    pub(super) fn current_from(&self, from: u64) -> Vec<(Arc<str>, u64)> {
         let table = self.inner.read();
         let start = from.saturating_sub(ROOT) as usize;
         table
@@ -91,12 +91,12 @@ impl Inodes {
     }
 
     /// The number the next new inode will get.
-    pub fn next(&self) -> u64 {
+    pub(super) fn next(&self) -> u64 {
         self.inner.read().inodes.len() as u64 + ROOT
     }
 
     /// Retires the current inode of `path`, which was `kind`; returns its number.
-    pub fn retire(&self, path: &str, kind: Option<Kind>) -> Option<u64> {
+    pub(super) fn retire(&self, path: &str, kind: Option<Kind>) -> Option<u64> {
         let mut table = self.inner.write();
         let ino = table.by_path.remove(path)?;
         if let Some(inode) = table.inodes.get_mut((ino - ROOT) as usize) {
@@ -107,7 +107,7 @@ impl Inodes {
 }
 
 /// `parent/name`, or `name` at the root.
-pub fn child_path(parent: &str, name: &str) -> String {
+pub(super) fn child_path(parent: &str, name: &str) -> String {
     if parent.is_empty() {
         name.to_owned()
     } else {
@@ -116,7 +116,7 @@ pub fn child_path(parent: &str, name: &str) -> String {
 }
 
 /// The parent path and the name of a non-root path.
-pub fn split_path(path: &str) -> Option<(&str, &str)> {
+pub(super) fn split_path(path: &str) -> Option<(&str, &str)> {
     if path.is_empty() {
         return None;
     }

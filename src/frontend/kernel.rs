@@ -28,7 +28,7 @@ fn unescape(field: &str) -> String {
 
 /// Sets the read-ahead window of the mount at `mountpoint` to `bytes` (best effort; logs the
 /// outcome).
-pub fn set_read_ahead(mountpoint: &Path, bytes: u64) {
+pub(super) fn set_read_ahead(mountpoint: &Path, bytes: u64) {
     let Some(device) = device_of(mountpoint) else {
         tracing::debug!(
             "read-ahead: {} not in the mount table",

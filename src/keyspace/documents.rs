@@ -13,10 +13,10 @@ use crate::config::ZarrFormat;
 use crate::tree::{GroupNode, Node, Tree};
 
 /// Metadata documents by key.
-pub type Documents = HashMap<String, Arc<Vec<u8>>>;
+pub(super) type Documents = HashMap<String, Arc<Vec<u8>>>;
 
 /// Builds every metadata document of `tree` in `format`.
-pub fn build(tree: &Tree, format: ZarrFormat) -> Documents {
+pub(super) fn build(tree: &Tree, format: ZarrFormat) -> Documents {
     let mut docs = Documents::new();
     let mut values: Vec<(String, Value)> = Vec::new();
     walk(&tree.root, "", format, &mut values, true);

@@ -10,7 +10,7 @@ use crate::sources::model::{Attr, AttrValue, DType};
 use crate::tree::ArrayNode;
 
 /// Attributes as a JSON object, leaving out `_FillValue` (carried by the format's own field).
-pub fn attributes(attrs: &[Attr]) -> Map<String, Value> {
+pub(super) fn attributes(attrs: &[Attr]) -> Map<String, Value> {
     attrs
         .iter()
         .filter(|a| a.name != "_FillValue")
@@ -27,7 +27,7 @@ fn fill_attr(array: &ArrayNode) -> Option<&AttrValue> {
 }
 
 /// `zarr.json` of an array.
-pub fn array_v3(array: &ArrayNode) -> Value {
+pub(super) fn array_v3(array: &ArrayNode) -> Value {
     let g = &array.geometry;
     let data_type = match g.dtype {
         DType::I8 => json!("int8"),
@@ -96,7 +96,7 @@ pub fn array_v3(array: &ArrayNode) -> Value {
 }
 
 /// `zarr.json` of a group, with inline consolidated metadata when given.
-pub fn group_v3(attrs: &[Attr], consolidated: Option<Map<String, Value>>) -> Value {
+pub(super) fn group_v3(attrs: &[Attr], consolidated: Option<Map<String, Value>>) -> Value {
     let mut doc = json!({
         "zarr_format": 3,
         "node_type": "group",
@@ -110,7 +110,7 @@ pub fn group_v3(attrs: &[Attr], consolidated: Option<Map<String, Value>>) -> Val
 }
 
 /// `.zarray` of an array.
-pub fn zarray(array: &ArrayNode) -> Value {
+pub(super) fn zarray(array: &ArrayNode) -> Value {
     let g = &array.geometry;
     let dtype = match g.dtype {
         DType::I8 => "|i1",
@@ -166,7 +166,7 @@ fn cf_fill(dtype: DType, value: &AttrValue) -> Option<Value> {
 }
 
 /// `.zattrs` of an array: its attributes and `_ARRAY_DIMENSIONS`.
-pub fn zattrs_array(array: &ArrayNode) -> Value {
+pub(super) fn zattrs_array(array: &ArrayNode) -> Value {
     let mut attrs = attributes(&array.attrs);
     attrs.insert("_ARRAY_DIMENSIONS".into(), json!(array.dims));
     Value::Object(attrs)

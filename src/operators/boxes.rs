@@ -110,7 +110,7 @@ pub fn advance(index: &mut [u64], first: &[u64], last: &[u64]) -> bool {
 }
 
 /// Element strides of a C-ordered array.
-pub fn strides(shape: &[u64]) -> Vec<u64> {
+pub(super) fn strides(shape: &[u64]) -> Vec<u64> {
     let mut out = vec![1u64; shape.len()];
     for d in (0..shape.len().saturating_sub(1)).rev() {
         out[d] = out[d + 1] * shape[d + 1];
@@ -119,7 +119,7 @@ pub fn strides(shape: &[u64]) -> Vec<u64> {
 }
 
 /// Fills `buf` with copies of the element `fill`.
-pub fn fill_with(buf: &mut [u8], fill: &[u8]) {
+pub(super) fn fill_with(buf: &mut [u8], fill: &[u8]) {
     if fill.iter().all(|&b| b == 0) {
         buf.fill(0);
         return;
@@ -130,7 +130,7 @@ pub fn fill_with(buf: &mut [u8], fill: &[u8]) {
 }
 
 /// Reverses the bytes of every element (big-endian <-> little-endian).
-pub fn swap_bytes(buf: &mut [u8], elem: usize) {
+pub(super) fn swap_bytes(buf: &mut [u8], elem: usize) {
     if elem > 1 {
         for element in buf.chunks_exact_mut(elem) {
             element.reverse();

@@ -10,7 +10,7 @@ use crate::sources::model::Filter;
 ///
 /// # Errors
 /// A message when the data is corrupt (bad checksum, invalid deflate stream).
-pub fn decode_chunk(
+pub(super) fn decode_chunk(
     stored: Vec<u8>,
     filters: &[Filter],
     filter_mask: u32,

@@ -70,7 +70,7 @@ enum Task<'a> {
     },
 }
 
-pub fn compute(
+pub(super) fn compute(
     parts: &[Part],
     geometry: &Geometry,
     index: &[u64],

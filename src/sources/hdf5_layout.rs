@@ -34,7 +34,7 @@ pub(crate) fn contiguous_size(file: &Hdf5File, dataset: &hdf5_reader::Dataset) -
 const MAX_CHUNK_BYTES: u64 = 1 << 32;
 
 /// What the layout of one dataset turned out to be.
-pub enum Layout {
+pub(super) enum Layout {
     /// Fully described storage.
     Storage(Storage),
     /// Compact storage: the values are in the object header; the caller inlines them.
@@ -45,7 +45,7 @@ pub enum Layout {
 ///
 /// # Errors
 /// A message naming what could not be read; the caller reports it for this variable.
-pub fn read_layout(file: &Hdf5File, path: &str) -> Result<Layout, String> {
+pub(super) fn read_layout(file: &Hdf5File, path: &str) -> Result<Layout, String> {
     let dataset = file.dataset(path).map_err(|e| e.to_string())?;
     let header = file
         .get_or_parse_header(dataset.address())

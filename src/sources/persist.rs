@@ -15,13 +15,13 @@ const MAGIC: &[u8; 8] = b"ATLASCAT";
 const FORMAT_VERSION: u32 = 4;
 
 /// Source files by path.
-pub type Files = HashMap<String, Entry>;
+pub(super) type Files = HashMap<String, Entry>;
 /// Zarr stores by location.
-pub type Stores = HashMap<String, Arc<ZarrStoreMeta>>;
+pub(super) type Stores = HashMap<String, Arc<ZarrStoreMeta>>;
 
 /// Loads a persisted catalog; `None` when absent, of another format version, or unreadable
 /// (the caller then re-indexes from scratch).
-pub fn load(path: &Path) -> Option<(Files, Stores)> {
+pub(super) fn load(path: &Path) -> Option<(Files, Stores)> {
     let bytes = std::fs::read(path).ok()?;
     let body = bytes.strip_prefix(MAGIC.as_slice())?;
     let (version, body) = body.split_at_checked(4)?;
@@ -44,7 +44,7 @@ pub fn load(path: &Path) -> Option<(Files, Stores)> {
 ///
 /// # Errors
 /// The I/O error of writing or renaming.
-pub fn save(path: &Path, entries: &Files, stores: &Stores) -> std::io::Result<()> {
+pub(super) fn save(path: &Path, entries: &Files, stores: &Stores) -> std::io::Result<()> {
     let body = postcard::to_stdvec(&(entries, stores)).map_err(std::io::Error::other)?;
     let tmp = path.with_extension(format!("tmp{}", std::process::id()));
     let mut file = std::fs::File::create(&tmp)?;

@@ -20,7 +20,7 @@ use crate::sources::pattern::glob_base;
 
 /// A file after its fixes, with its keys.
 #[derive(Clone)]
-pub struct Item {
+pub(super) struct Item {
     /// The fixed file.
     pub fixed: Arc<Fixed>,
     /// Its keys.
@@ -40,7 +40,7 @@ impl Item {
 /// A [`TreeError`] of kind config when the config names a dimension, key or variable that no
 /// file has, or its fix file cannot be read; of kind data when the dataset has no usable file,
 /// its files cannot be joined or its store cannot be read.
-pub fn dataset(
+pub(super) fn dataset(
     config: &DatasetConfig,
     catalog: &Catalog,
     next_id: &mut usize,

@@ -13,7 +13,7 @@ const MAX_COALESCED: u64 = 256;
 
 /// The served chunk shape of an array of `shape` whose first part is `first` (the config's
 /// per-dimension overrides are applied by the caller).
-pub fn choose(
+pub(super) fn choose(
     first: &VarMeta,
     shape: &[u64],
     dtype: DType,

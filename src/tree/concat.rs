@@ -14,7 +14,7 @@ use crate::sources::model::{
 
 /// The same group of one file, with the value transforms its fixes call for.
 #[derive(Clone, Copy)]
-pub struct Source<'a> {
+pub(super) struct Source<'a> {
     /// The file.
     pub file: &'a Arc<FileMeta>,
     /// The group within it.
@@ -31,7 +31,7 @@ const ENCODING_ATTRS: [&str; 4] = ["scale_factor", "add_offset", "_FillValue", "
 ///
 /// # Errors
 /// A message naming the files when coordinates overlap or repeat, or time units cannot be compared.
-pub fn order<T: Clone>(
+pub(super) fn order<T: Clone>(
     items: &[T],
     file_of: impl Fn(&T) -> &FileMeta,
     dim: &str,
@@ -86,7 +86,12 @@ pub fn order<T: Clone>(
 ///
 /// # Errors
 /// A message naming the files when the variable is missing or disagrees in type or shape.
-pub fn join(sources: &[Source<'_>], name: &str, axis: usize, dim: &str) -> Result<VarPlan, String> {
+pub(super) fn join(
+    sources: &[Source<'_>],
+    name: &str,
+    axis: usize,
+    dim: &str,
+) -> Result<VarPlan, String> {
     let first_file = sources[0].file;
     let first = sources[0]
         .group
@@ -297,7 +302,7 @@ fn reencode_time(
 }
 
 /// The encoding attributes of a variable, to compare files by.
-pub fn encoding_attrs(attrs: &[Attr]) -> Vec<Option<Vec<f64>>> {
+pub(super) fn encoding_attrs(attrs: &[Attr]) -> Vec<Option<Vec<f64>>> {
     ENCODING_ATTRS
         .iter()
         .map(|a| {
@@ -311,7 +316,7 @@ pub fn encoding_attrs(attrs: &[Attr]) -> Vec<Option<Vec<f64>>> {
 
 /// Serves `plan` decoded: each part unpacked with its own file's encoding into float64, NaN
 /// where that file marks values missing. A plan decoded already is left as it is.
-pub fn decode(plan: &mut VarPlan) {
+pub(super) fn decode(plan: &mut VarPlan) {
     if plan.decoded {
         return;
     }

@@ -32,7 +32,7 @@ fn typed(text: &str, kind: &FieldKind) -> Result<Value, String> {
 }
 
 /// Stacks `cells` (key values → plan) along `dims`.
-pub fn stack(
+pub(super) fn stack(
     cells: Vec<(Vec<String>, GroupPlan)>,
     dims: &[String],
     kinds: &BTreeMap<String, FieldKind>,

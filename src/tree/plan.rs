@@ -11,7 +11,7 @@ use crate::sources::model::{Attr, DType, FileMeta, VarMeta};
 
 /// One array to be.
 #[derive(Debug, Clone)]
-pub struct VarPlan {
+pub(super) struct VarPlan {
     /// Dimension names.
     pub dims: Vec<String>,
     /// Shape.
@@ -32,7 +32,7 @@ pub struct VarPlan {
 
 impl VarPlan {
     /// A plan serving `var` of `file` as it is (or through `transform`).
-    pub fn single(
+    pub(super) fn single(
         file: &FileMeta,
         var: &VarMeta,
         transform: Option<&crate::operators::Transform>,
@@ -61,7 +61,7 @@ impl VarPlan {
     }
 
     /// A plan serving values made up here (new coordinates, promoted attributes).
-    pub fn synthetic(var: VarMeta) -> VarPlan {
+    pub(super) fn synthetic(var: VarMeta) -> VarPlan {
         let file = FileMeta {
             path: String::new(),
             version: crate::sources::model::FileVersion {
@@ -78,7 +78,7 @@ impl VarPlan {
 
 /// One group to be.
 #[derive(Debug, Clone, Default)]
-pub struct GroupPlan {
+pub(super) struct GroupPlan {
     /// Group attributes.
     pub attrs: Vec<Attr>,
     /// Variables by name.
@@ -88,7 +88,7 @@ pub struct GroupPlan {
 }
 
 /// Turns a plan into tree nodes, choosing each array's chunk grid.
-pub fn finish(
+pub(super) fn finish(
     plan: GroupPlan,
     overrides: &BTreeMap<String, u64>,
     path: &str,

@@ -7,7 +7,7 @@ use crate::sources::model::{AttrValue, DType, InlineData, Storage, VarMeta};
 
 /// A variable's CF time encoding.
 #[derive(Debug, Clone)]
-pub struct TimeEncoding {
+pub(super) struct TimeEncoding {
     /// The `units` text.
     pub units: String,
     /// The parsed units.
@@ -19,7 +19,7 @@ pub struct TimeEncoding {
 ///
 /// # Errors
 /// A message when the units or calendar are not understood.
-pub fn encoding(
+pub(super) fn encoding(
     var: &VarMeta,
     fallback: Option<(&str, Option<&str>)>,
 ) -> Result<Option<TimeEncoding>, String> {
@@ -42,7 +42,7 @@ pub fn encoding(
 }
 
 /// The values of an inline numeric variable as f64.
-pub fn values(var: &VarMeta) -> Option<Vec<f64>> {
+pub(super) fn values(var: &VarMeta) -> Option<Vec<f64>> {
     let Storage::Inline(InlineData::Bytes(bytes)) = &var.storage else {
         return None;
     };
@@ -56,7 +56,7 @@ pub fn values(var: &VarMeta) -> Option<Vec<f64>> {
 }
 
 /// Encodes f64 values as little-endian bytes of `dtype` (integers are rounded).
-pub fn encode(values: &[f64], dtype: DType) -> Vec<u8> {
+pub(super) fn encode(values: &[f64], dtype: DType) -> Vec<u8> {
     let mut out = Vec::with_capacity(values.len() * dtype.size().unwrap_or(8));
     for &v in values {
         push_element(&mut out, v, dtype);

@@ -9,7 +9,7 @@ use crate::operators::{Encoding, Geometry, Recipe, ZarrRead};
 use crate::sources::zarr_store::{ZarrGroupMeta, ZarrStoreMeta};
 
 /// The group of a dataset served from `store`, at tree path `name`.
-pub fn dataset(store: &ZarrStoreMeta, name: &str, next_id: &mut usize) -> GroupNode {
+pub(super) fn dataset(store: &ZarrStoreMeta, name: &str, next_id: &mut usize) -> GroupNode {
     group(&store.root, &store.location, name, next_id)
 }
 

@@ -1,3 +1,3 @@
 //! Shared parts of the Rust integration tests.
 
-pub mod s3_server;
+pub(crate) mod s3_server;

@@ -3,15 +3,15 @@
 
 use std::path::Path;
 
-pub const S3_BUCKET: &str = "fixtures";
+pub(crate) const S3_BUCKET: &str = "fixtures";
 /// The access key the server accepts.
-pub const S3_ACCESS_KEY: &str = "AKIATESTFIXTURES";
+pub(crate) const S3_ACCESS_KEY: &str = "AKIATESTFIXTURES";
 /// Its secret.
-pub const S3_SECRET_KEY: &str = "test-secret-for-the-loopback-server";
+pub(crate) const S3_SECRET_KEY: &str = "test-secret-for-the-loopback-server";
 
 /// `s3s-fs` serving `root` (each directory under it is a bucket) on a loopback port, until
 /// dropped.
-pub struct S3Server {
+pub(crate) struct S3Server {
     /// `http://127.0.0.1:PORT`.
     pub endpoint: String,
     runtime: Option<tokio::runtime::Runtime>,
@@ -19,7 +19,7 @@ pub struct S3Server {
 
 impl S3Server {
     /// Starts serving `root`.
-    pub fn start(root: &Path) -> S3Server {
+    pub(crate) fn start(root: &Path) -> S3Server {
         use hyper_util::rt::{TokioExecutor, TokioIo};
         use hyper_util::server::conn::auto::Builder as ConnBuilder;
         let runtime = tokio::runtime::Builder::new_multi_thread()

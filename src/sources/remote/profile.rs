@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 /// Static credentials of a profile. Never logged: `Debug` is not derived.
-pub struct Credentials {
+pub(super) struct Credentials {
     /// `aws_access_key_id`.
     pub access_key_id: String,
     /// `aws_secret_access_key`.
@@ -18,7 +18,7 @@ pub struct Credentials {
 
 /// What the files say of one profile.
 #[derive(Default)]
-pub struct Profile {
+pub(super) struct Profile {
     /// Static keys, when both are present.
     pub credentials: Option<Credentials>,
     /// `region`.
@@ -27,7 +27,7 @@ pub struct Profile {
 
 /// Reads profile `name` (or `AWS_PROFILE`, or `default`) from the shared files; missing files
 /// or keys give an empty profile.
-pub fn aws_profile(name: Option<&str>) -> Profile {
+pub(super) fn aws_profile(name: Option<&str>) -> Profile {
     let name = name
         .map(str::to_owned)
         .or_else(|| std::env::var("AWS_PROFILE").ok())

@@ -13,7 +13,7 @@ use crate::sources::model::{Attr, AttrValue, DType, JSON_INFINITY, JSON_NAN, JSO
 ///
 /// # Errors
 /// The parser's message when the text is not JSON even so.
-pub fn parse_document(bytes: &[u8]) -> Result<Value, String> {
+pub(super) fn parse_document(bytes: &[u8]) -> Result<Value, String> {
     let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_owned())?;
     serde_json::from_str(&quote_non_finite(text)).map_err(|e| e.to_string())
 }
@@ -76,7 +76,7 @@ fn float_of(value: &Value) -> Option<f64> {
 
 /// An attribute value typed when it round-trips exactly through the key space's JSON (scalars,
 /// lists of two or more numbers of one kind or of strings); otherwise its JSON text.
-pub fn attr_value(value: &Value) -> AttrValue {
+pub(super) fn attr_value(value: &Value) -> AttrValue {
     let json = || AttrValue::Json(value.to_string());
     match value {
         Value::String(s) => match non_finite(s) {
@@ -121,7 +121,7 @@ fn number(n: &Number) -> AttrValue {
 
 /// The attributes of a node, in document order, leaving out `_ARRAY_DIMENSIONS` (served as
 /// dimension names) and `_FillValue` (see [`cf_fill_value`]).
-pub fn attributes(map: &Map<String, Value>) -> Vec<Attr> {
+pub(super) fn attributes(map: &Map<String, Value>) -> Vec<Attr> {
     map.iter()
         .filter(|(name, _)| *name != "_ARRAY_DIMENSIONS" && *name != "_FillValue")
         .map(|(name, value)| Attr {
@@ -134,7 +134,7 @@ pub fn attributes(map: &Map<String, Value>) -> Vec<Attr> {
 /// The CF `_FillValue` xarray reads from an array, typed for `dtype`: in Zarr v2 the array's
 /// `fill_value` itself (`fill`, little-endian; none when it is null), in Zarr v3 the
 /// `_FillValue` attribute as xarray encodes it (floats as base64 of a little-endian f64).
-pub fn cf_fill_value(
+pub(super) fn cf_fill_value(
     v2: bool,
     dtype: DType,
     fill: Option<&[u8]>,

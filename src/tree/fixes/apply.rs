@@ -25,7 +25,7 @@ pub struct Fixed {
 }
 
 /// The numpy dtype name's [`DType`].
-pub fn parse_dtype(name: &str) -> Option<DType> {
+pub(super) fn parse_dtype(name: &str) -> Option<DType> {
     Some(match name {
         "int8" | "i1" => DType::I8,
         "uint8" | "u1" => DType::U8,

@@ -127,7 +127,7 @@ pub enum ArrayError {
 
 /// Dims and shape of an array: the C-order layout its values follow.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Layout {
+pub(crate) struct Layout {
     /// Dimension names, outermost first.
     pub dims: Vec<String>,
     /// Size of each dimension.

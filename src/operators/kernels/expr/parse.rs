@@ -233,7 +233,7 @@ fn column(text: &str, byte: usize) -> usize {
 ///
 /// # Errors
 /// [`ParseError`] naming the column, what was expected there and what was found.
-pub fn parse(text: &str) -> Result<Node, ParseError> {
+pub(super) fn parse(text: &str) -> Result<Node, ParseError> {
     let mut parser = Parser {
         text,
         tokens: lex(text)?,
