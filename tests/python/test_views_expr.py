@@ -39,6 +39,14 @@ EXPRESSIONS = {
               ("time", "lat", "lon")),
     "per_obs": ("sst * nobs", lambda s: s.sst.values * s.nobs.values[:, None, None],
                 "float64", ("time", "lat", "lon")),  # float32 * int32 is float64 in numpy
+    "nobs_int": ("nobs * 2 + 1", lambda s: s.nobs.values * 2 + 1, "int32", ("time",)),
+    "nobs_div": ("nobs / 4", lambda s: s.nobs.values / 4, "float64", ("time",)),
+    "chl_filled": ("where(chl == chl, chl, 0)",  # NaN == NaN is false
+                   lambda s: np.where(s.chl.values == s.chl.values, s.chl.values, 0.0),
+                   "float64", ("time", "lat", "lon")),
+    "salty": ("where(sal <= 35, sal, (sal - 35) * -1 + 35)",
+              lambda s: np.where(s.sal.values <= 35, s.sal.values, (s.sal.values - 35) * -1 + 35),
+              "float64", ("time", "lat", "lon")),
     "depth_km": ("(depth) / 1000", lambda s: s.depth.values / F32(1000), "float32",
                  ("lat", "lon")),
 }
@@ -73,6 +81,9 @@ def test_new_variable_equals_numpy(derived, source, name):
     got = derived[name]
     assert got.dims == dims, f"{name}: dims {got.dims}"
     assert got.dtype == np.dtype(dtype), f"{name}: dtype {got.dtype}, numpy gives {dtype}"
+    if want.dtype.kind in "iu":
+        np.testing.assert_array_equal(got.values, want, err_msg=name)
+        return
     rtol = 2e-7 if dtype == "float32" else 1e-14
     np.testing.assert_allclose(got.values, want, rtol=rtol, atol=0, equal_nan=True,
                                err_msg=name)
