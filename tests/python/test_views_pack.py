@@ -24,7 +24,7 @@ CODES = {  # dtype -> (lo, hi, fill)
     "int8": (-127, 127, -128),
     "uint8": (0, 254, 255),
 }
-FLOATS = ("sst", "sal", "chl", "depth")
+FLOATS = ("sst", "sal", "chl", "depth", "const")
 # not carried over: the encoding, and the valid range, which CF states in packed units
 DROPPED_ATTRS = ("_FillValue", "missing_value", "scale_factor", "add_offset",
                  "valid_min", "valid_max", "valid_range")
@@ -34,10 +34,10 @@ VIEWS = {
     # no `variables`: the float variables; chl (stored as packed int16) passes through
     "packed/i16": ({"pack": {"dtype": "int16", "range": "data"}},
                    {v: None for v in FLOATS if v != "chl"}),
-    "packed/u8-attrs": ({"variables": ["sst"],
+    "packed/u8-attrs": ({"variables": ["sst", "sal"],  # valid_min/valid_max; valid_range
                          "pack": {"dtype": "uint8", "range": "attrs", "codec": "gzip",
                                   "level": 5}},
-                        {"sst": vf.SST_VALID}),
+                        {"sst": vf.SST_VALID, "sal": vf.SAL_VALID_RANGE}),
     "packed/i16-fixed": ({"variables": ["sal"],
                           "pack": {"dtype": "int16", "range": [33.0, 37.0], "codec": "none"}},
                          {"sal": (33.0, 37.0)}),
@@ -151,7 +151,9 @@ def test_xarray_decodes_within_half_a_step(mount, source, name, var):
     lo, hi, fill = CODES[dtype]
     assert np.all(raw[~valid] == fill)
     assert raw[valid].min() >= lo and raw[valid].max() <= hi
-    if ranges[var] is None:  # the data's own range reaches both ends
+    if ranges[var] is None and np.nanmin(x) == np.nanmax(x):  # one value: every code 0
+        assert np.all(raw[valid] == 0) and scale == 1.0
+    elif ranges[var] is None:  # the data's own range reaches both ends
         assert raw[valid].min() == lo and raw[valid].max() == hi
 
 

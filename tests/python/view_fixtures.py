@@ -2,9 +2,10 @@
 
 - ``daily``: NetCDF-4 files of two days each, joined along ``time``, on a 37 x 75 grid with
   descending latitude (odd sizes, so a 2x/4x/8x coarsening trims): ``sst`` float32 masked with
-  ``_FillValue`` and carrying ``valid_min``/``valid_max``, ``sal`` float64 with NaN stored as is,
+  ``_FillValue`` and carrying ``valid_min``/``valid_max``, ``sal`` float64 with NaN stored as is and a ``valid_range``,
   ``chl`` int16 packed with ``scale_factor``/``add_offset``/``_FillValue``, ``depth`` float32
-  (lat, lon) masked with ``missing_value``, ``nobs`` int32 (time); each stored with its own
+  (lat, lon) masked with ``missing_value``, ``const`` float32 (lat, lon) one value where not
+  masked, ``nobs`` int32 (time); each stored with its own
   chunking (chunked + zlib, contiguous, whole-field chunks).
 - ``cases``: a DataTree archive ``<region>/<model>.nc`` with ``DIC`` and ``DIC_ALT_CO2`` float32
   on per-file (time, y, x) grids of odd sizes.
@@ -36,6 +37,7 @@ DAILY_FILES = 4
 DAYS_PER_FILE = 2
 NTIME = DAILY_FILES * DAYS_PER_FILE
 SST_VALID = (260.0, 320.0)  # sst's valid_min / valid_max attributes
+SAL_VALID_RANGE = (20.0, 50.0)  # sal's valid_range attribute
 CHL_SCALE, CHL_OFFSET = 0.001, 5.0
 
 CASES_MODELS = {"north": ("m1", "m2"), "south": ("m3",)}
@@ -101,6 +103,7 @@ def _write_daily_file(path: Path, index: int, rng: np.random.Generator) -> None:
         sal = ds.createVariable("sal", "f8", ("time", "lat", "lon"), contiguous=True,
                                 fill_value=False)
         sal.units = "psu"
+        sal.valid_range = np.array(SAL_VALID_RANGE, dtype="f8")
         sal[:] = sal_vals
 
         chl_vals = np.exp(rng.uniform(np.log(0.1), np.log(9.0), (nt, NLAT, NLON)))
@@ -124,6 +127,10 @@ def _write_daily_file(path: Path, index: int, rng: np.random.Generator) -> None:
         depth.units = "m"
         depth.set_auto_maskandscale(False)
         depth[:] = depth_vals
+
+        const = ds.createVariable("const", "f4", ("lat", "lon"), fill_value=np.float32(-1.0))
+        const.long_name = "one value everywhere"
+        const[:] = np.ma.masked_array(np.full((NLAT, NLON), 1.5, "f4"), mask=mask)
 
         nobs = ds.createVariable("nobs", "i4", ("time",))
         nobs.long_name = "number of observations"
