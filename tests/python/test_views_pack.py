@@ -7,6 +7,7 @@ numpy (and numcodecs' BitRound for ``keepbits``). Both Zarr formats.
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numcodecs
@@ -224,6 +225,17 @@ def test_views_are_in_the_consolidated_metadata_of_their_parent(mount, source):
         dt.load()
     dt.close()
     assert set(dt.children) == {name.split("/")[1] for name in VIEWS}
+    parent = mount / "packed"
+    if (parent / "zarr.json").exists():
+        keys = set(json.loads((parent / "zarr.json").read_text())["consolidated_metadata"]
+                   ["metadata"])
+        want = {f"{name.split('/')[1]}/{var}" for name, (_, ranges) in VIEWS.items()
+                for var in ranges}
+    else:
+        keys = set(json.loads((parent / ".zmetadata").read_text())["metadata"])
+        want = {f"{name.split('/')[1]}/{var}/.zarray" for name, (_, ranges) in VIEWS.items()
+                for var in ranges}
+    assert want <= keys, sorted(want - keys)
     got = dt["i16"].to_dataset()
     assert got.sst.dtype.kind == "f"
     np.testing.assert_allclose(got.sst.values, source.sst.values, atol=0.01, equal_nan=True)
