@@ -328,10 +328,12 @@ pub(super) fn apply(
                     attrs,
                     Recipe::new(Arc::new(operator), crate::operators::Encoding::Bytes),
                 )
-            } else if axes.is_empty() || factor == 1 || coordinate_axis {
+            } else if axes.is_empty() || coordinate_axis {
                 builder.alias(array, at)
             } else {
-                // A variable along one of the two dimensions only (e.g. bounds): left out.
+                // Along the coarsened dimensions but not coarsened (not selected, or along one
+                // of them only, e.g. bounds): left out of every level, so each level's
+                // dimensions agree.
                 continue;
             };
             group.children.insert((*name).clone(), Node::Array(node));
