@@ -80,10 +80,15 @@ impl Encoding {
         let Some(codec) = self.codec()? else {
             return Ok(values);
         };
-        codec
+        let mut encoded = codec
             .encode(Cow::Owned(values), &CodecOptions::default())
             .map(Cow::into_owned)
-            .map_err(|e| ChunkError::new(ChunkErrorKind::Encoding, None, format!("encoding: {e}")))
+            .map_err(|e| {
+                ChunkError::new(ChunkErrorKind::Encoding, None, format!("encoding: {e}"))
+            })?;
+        // Compressors allocate their worst-case bound; the caches count (and keep) the length.
+        encoded.shrink_to_fit();
+        Ok(encoded)
     }
 
     /// Decodes a served chunk back to its values (`len` bytes of them, when known).

@@ -83,26 +83,66 @@ impl Decoding {
 
     /// One decoded value from a raw value.
     pub(crate) fn value(&self, raw: f64) -> f64 {
-        if raw.is_nan() || self.missing.contains(&raw) {
+        let (m0, m1) = self.missing_pair();
+        self.decode_one(raw, m0, m1)
+    }
+
+    /// The first two missing values (NaN when absent; no value equals NaN).
+    fn missing_pair(&self) -> (f64, f64) {
+        let first = self.missing.first().copied().unwrap_or(f64::NAN);
+        let second = self.missing.get(1).copied().unwrap_or(f64::NAN);
+        (first, second)
+    }
+
+    #[inline(always)]
+    fn decode_one(&self, raw: f64, m0: f64, m1: f64) -> f64 {
+        if raw.is_nan()
+            || raw == m0
+            || raw == m1
+            || self.missing.get(2..).is_some_and(|m| m.contains(&raw))
+        {
             return f64::NAN;
         }
-        let decoded = match self.scale {
+        match self.scale {
+            Some((scale, offset)) if self.float == DType::F32 => {
+                f64::from((raw * scale + offset) as f32)
+            }
             Some((scale, offset)) => raw * scale + offset,
             None => raw,
-        };
-        if self.float == DType::F32 {
-            f64::from(decoded as f32)
-        } else {
-            decoded
         }
+    }
+
+    /// Decodes little-endian raw values, `N` bytes each, read with `read`.
+    fn decode_with<const N: usize>(&self, raw: &[u8], read: impl Fn([u8; N]) -> f64) -> Vec<f64> {
+        let (m0, m1) = self.missing_pair();
+        raw.chunks_exact(N)
+            .map(|b| {
+                let mut bytes = [0u8; N];
+                bytes.copy_from_slice(b);
+                self.decode_one(read(bytes), m0, m1)
+            })
+            .collect()
     }
 
     /// Decodes little-endian raw values.
     pub(crate) fn decode(&self, raw: &[u8]) -> Vec<f64> {
-        let size = self.raw.size().unwrap_or(1).max(1);
-        raw.chunks_exact(size)
-            .map(|b| self.value(element_f64(b, self.raw)))
-            .collect()
+        match self.raw {
+            DType::F32 => self.decode_with(raw, |b: [u8; 4]| f64::from(f32::from_le_bytes(b))),
+            DType::F64 => self.decode_with(raw, f64::from_le_bytes),
+            DType::I16 => self.decode_with(raw, |b: [u8; 2]| f64::from(i16::from_le_bytes(b))),
+            DType::U16 => self.decode_with(raw, |b: [u8; 2]| f64::from(u16::from_le_bytes(b))),
+            DType::I8 => self.decode_with(raw, |b: [u8; 1]| f64::from(b[0] as i8)),
+            DType::U8 => self.decode_with(raw, |b: [u8; 1]| f64::from(b[0])),
+            DType::I32 => self.decode_with(raw, |b: [u8; 4]| f64::from(i32::from_le_bytes(b))),
+            DType::U32 => self.decode_with(raw, |b: [u8; 4]| f64::from(u32::from_le_bytes(b))),
+            _ => {
+                let size = self.raw.size().unwrap_or(1).max(1);
+                let (m0, m1) = self.missing_pair();
+                raw.chunks_exact(size)
+                    .map(|b| self.decode_one(element_f64(b, self.raw), m0, m1))
+                    .collect()
+            }
+        }
     }
 
     /// The decoded values of `region` of `array`, read through `context`'s region reader.
@@ -159,11 +199,13 @@ pub(crate) fn into_chunk(values: &[u8], region: &Region, chunks: &[u64], fill: &
 /// Little-endian bytes of `values` as `dtype` (`F32` or `F64`).
 pub(crate) fn float_bytes(values: &[f64], dtype: DType) -> Vec<u8> {
     let mut out = Vec::with_capacity(values.len() * dtype.size().unwrap_or(8));
-    for &v in values {
-        if dtype == DType::F32 {
-            out.extend((v as f32).to_le_bytes());
-        } else {
-            out.extend(v.to_le_bytes());
+    if dtype == DType::F32 {
+        for &v in values {
+            out.extend_from_slice(&(v as f32).to_le_bytes());
+        }
+    } else {
+        for &v in values {
+            out.extend_from_slice(&v.to_le_bytes());
         }
     }
     out
