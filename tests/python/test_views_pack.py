@@ -32,9 +32,9 @@ DROPPED_ATTRS = ("_FillValue", "missing_value", "scale_factor", "add_offset",
 
 # name -> (view table, {variable: range}) ; range None = "data"
 VIEWS = {
-    # no `variables`: the float variables; chl (stored as packed int16) passes through
+    # no `variables`: every variable that decodes to floats (chl is stored as packed int16)
     "packed/i16": ({"pack": {"dtype": "int16", "range": "data"}},
-                   {v: None for v in FLOATS if v != "chl"}),
+                   {v: None for v in FLOATS}),
     "packed/u8-attrs": ({"variables": ["sst", "sal"],  # valid_min/valid_max; valid_range
                          "pack": {"dtype": "uint8", "range": "attrs", "codec": "gzip",
                                   "level": 5}},
