@@ -13,8 +13,7 @@ use crate::operators::kernels::expr::Expression;
 use crate::operators::kernels::pack::PackedType;
 
 /// One `[[view]]` table, validated.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(try_from = "RawView")]
+#[derive(Debug, Clone)]
 pub struct ViewConfig {
     /// Its path under the mount root.
     pub name: String,
@@ -93,9 +92,12 @@ impl<'de> Deserialize<'de> for PackRange {
             {
                 Ok(PackRange::Fixed(b[0], b[1]))
             }
-            _ => Err(serde::de::Error::custom(
-                "range must be \"data\", \"attrs\" or [min, max] with finite min <= max",
-            )),
+            Raw::Word(w) => Err(serde::de::Error::custom(format!(
+                "range {w:?} must be \"data\", \"attrs\" or [min, max] with finite min <= max"
+            ))),
+            Raw::Bounds(b) => Err(serde::de::Error::custom(format!(
+                "range {b:?} must be \"data\", \"attrs\" or [min, max] with finite min <= max"
+            ))),
         }
     }
 }
@@ -182,6 +184,23 @@ struct RawView {
     pyramid: Option<PyramidParams>,
     #[serde(default)]
     expr: Option<BTreeMap<String, toml::Value>>,
+}
+
+impl<'de> Deserialize<'de> for ViewConfig {
+    /// Reads the table whole first, so every error names the view.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let table = toml::Table::deserialize(d)?;
+        let name = table
+            .get("name")
+            .and_then(toml::Value::as_str)
+            .unwrap_or("(unnamed)")
+            .to_owned();
+        let raw: RawView = table.try_into().map_err(|e: toml::de::Error| {
+            D::Error::custom(format!("view {name:?}: {}", e.message()))
+        })?;
+        ViewConfig::try_from(raw).map_err(D::Error::custom)
+    }
 }
 
 impl TryFrom<RawView> for ViewConfig {

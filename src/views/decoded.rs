@@ -72,6 +72,25 @@ impl Decoding {
         })
     }
 
+    /// Whether xarray decodes the values as floats with meaning of their own: float types,
+    /// and integers packed with `scale_factor`/`add_offset`.
+    pub(crate) fn is_float(&self) -> bool {
+        matches!(self.raw, DType::F32 | DType::F64) || self.scale.is_some()
+    }
+
+    /// Whether xarray keeps the values as they are stored: integers with no fill, missing value
+    /// or scaling.
+    pub(crate) fn is_exact_integer(&self) -> bool {
+        !matches!(self.raw, DType::F32 | DType::F64)
+            && self.scale.is_none()
+            && self.missing.is_empty()
+    }
+
+    /// The stored type.
+    pub(crate) fn raw(&self) -> DType {
+        self.raw
+    }
+
     /// What enters cache keys: the decoding's parameters.
     pub(crate) fn identity(&self) -> (String, Vec<u64>, Option<(u64, u64)>) {
         (

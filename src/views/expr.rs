@@ -14,11 +14,100 @@ use super::{arrays_of, is_coordinate, provenance, Builder};
 use crate::config::ExprParams;
 use crate::operators::kernels::expr::{self, Data, Expression, NamedArray};
 use crate::operators::{
-    ChunkError, ChunkErrorKind, FingerprintWriter, Geometry, Operator, OperatorContext, Part,
-    Recipe, Region,
+    element_f64, ChunkError, ChunkErrorKind, FingerprintWriter, Geometry, Operator,
+    OperatorContext, Part, Recipe, Region,
 };
 use crate::sources::model::{Attr, AttrValue, DType, FileVersion, InlineData, Storage, VarMeta};
 use crate::tree::{ArrayNode, GroupNode, Node, TreeError};
+
+/// The expression type of stored integers of type `dtype`.
+fn int_type(dtype: DType) -> Option<expr::IntType> {
+    Some(match dtype {
+        DType::I8 => expr::IntType::I8,
+        DType::I16 => expr::IntType::I16,
+        DType::I32 => expr::IntType::I32,
+        DType::I64 => expr::IntType::I64,
+        DType::U8 => expr::IntType::U8,
+        DType::U16 => expr::IntType::U16,
+        DType::U32 => expr::IntType::U32,
+        DType::U64 => expr::IntType::U64,
+        _ => return None,
+    })
+}
+
+/// The served type of an expression result's type.
+fn served(dtype: expr::DType) -> DType {
+    match dtype {
+        expr::DType::F32 => DType::F32,
+        expr::DType::Int(t) => match t {
+            expr::IntType::I8 => DType::I8,
+            expr::IntType::I16 => DType::I16,
+            expr::IntType::I32 => DType::I32,
+            expr::IntType::I64 => DType::I64,
+            expr::IntType::U8 => DType::U8,
+            expr::IntType::U16 => DType::U16,
+            expr::IntType::U32 => DType::U32,
+            expr::IntType::U64 => DType::U64,
+        },
+        _ => DType::F64,
+    }
+}
+
+/// The values of one input region as the expression sees them: stored integers exactly,
+/// everything else CF-decoded.
+fn input_data(input: &Input, raw: &[u8]) -> Data {
+    if let (true, Some(t)) = (
+        input.decoding.is_exact_integer(),
+        int_type(input.decoding.raw()),
+    ) {
+        let size = input.decoding.raw().size().unwrap_or(1).max(1);
+        let values = raw
+            .chunks_exact(size)
+            .map(|b| {
+                let v = element_f64(b, input.decoding.raw());
+                match input.decoding.raw() {
+                    DType::I64 => i64::from_le_bytes(b.try_into().unwrap_or([0; 8])),
+                    DType::U64 => u64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as i64,
+                    _ => v as i64,
+                }
+            })
+            .collect();
+        return Data::Int(t, values);
+    }
+    let values = input.decoding.decode(raw);
+    match input.decoding.float {
+        DType::F32 => Data::F32(values.iter().map(|&v| v as f32).collect()),
+        _ => Data::F64(values),
+    }
+}
+
+/// Little-endian bytes of a result, as `dtype`.
+fn result_bytes(data: &Data, dtype: DType) -> Vec<u8> {
+    match (data, dtype) {
+        (Data::Int(_, values), d) if !matches!(d, DType::F32 | DType::F64) => {
+            let size = d.size().unwrap_or(8);
+            let mut out = Vec::with_capacity(values.len() * size);
+            for v in values {
+                out.extend_from_slice(&v.to_le_bytes()[..size]);
+            }
+            out
+        }
+        (Data::F32(values), DType::F32) => {
+            let mut out = Vec::with_capacity(values.len() * 4);
+            for v in values {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
+            out
+        }
+        _ => {
+            let values = match data.clone().cast(expr::DType::F64) {
+                Data::F64(v) => v,
+                _ => Vec::new(),
+            };
+            float_bytes(&values, dtype)
+        }
+    }
+}
 
 /// One input variable of an expression.
 #[derive(Debug, Clone)]
@@ -165,11 +254,8 @@ impl Operator for Evaluate {
             if !used.contains(&input.name.as_str()) {
                 continue;
             }
-            let values = input.decoding.read(context, &input.array, &input_region)?;
-            let data = match input.decoding.float {
-                DType::F32 => Data::F32(values.iter().map(|&v| v as f32).collect()),
-                _ => Data::F64(values),
-            };
+            let raw = context.regions.read_region(&input.array, &input_region)?;
+            let data = input_data(input, &raw);
             let shape = input_region.count.iter().map(|&c| c as usize).collect();
             let array =
                 NamedArray::new(input.array.dims.clone(), shape, data).map_err(eval_error)?;
@@ -177,8 +263,14 @@ impl Operator for Evaluate {
         }
         let result = expression.evaluate(&named).map_err(eval_error)?;
         let skip = usize::from(self.banded);
-        let values = broadcast(&result, &self.dims, &region.count[skip..]);
-        let bytes = float_bytes(&values, geometry.dtype);
+        let bytes = if !self.banded && result.dims() == self.dims.as_slice() {
+            result_bytes(result.data(), geometry.dtype)
+        } else {
+            float_bytes(
+                &broadcast(&result, &self.dims, &region.count[skip..]),
+                geometry.dtype,
+            )
+        };
         Ok(into_chunk(
             &bytes,
             &region,
@@ -230,8 +322,9 @@ fn plan(
             }
         }
         let ones = vec![1usize; array.dims.len()];
-        let data = match decoding.float {
-            DType::F32 => Data::F32(vec![1.0]),
+        let data = match (decoding.is_exact_integer(), int_type(decoding.raw())) {
+            (true, Some(t)) => Data::Int(t, vec![1]),
+            _ if decoding.float == DType::F32 => Data::F32(vec![1.0]),
             _ => Data::F64(vec![1.0]),
         };
         let dummy = NamedArray::new(array.dims.clone(), ones, data)
@@ -255,17 +348,12 @@ fn plan(
     Ok((result.dims().to_vec(), dtype, inputs))
 }
 
-/// The served type of an expression's result: `float32` stays, everything else is `float64`.
-fn served(dtype: expr::DType) -> DType {
-    if dtype == expr::DType::F32 {
-        DType::F32
-    } else {
-        DType::F64
-    }
-}
-
+/// The fill of a result type: NaN for floats, 0 for integers (which have no missing value).
 fn nan_bytes(dtype: DType) -> Vec<u8> {
-    float_bytes(&[f64::NAN], dtype)
+    match dtype {
+        DType::F32 | DType::F64 => float_bytes(&[f64::NAN], dtype),
+        d => vec![0; d.size().unwrap_or(8)],
+    }
 }
 
 /// Shape and chunks of `dims`: lengths from the inputs, chunks from the first input that has
@@ -284,15 +372,16 @@ fn layout(dims: &[String], inputs: &[Input]) -> (Vec<u64>, Vec<u64>) {
         .unzip()
 }
 
-fn nan_attr(dtype: DType) -> Attr {
-    Attr {
+fn nan_attr(dtype: DType) -> Vec<Attr> {
+    let value = match dtype {
+        DType::F32 => AttrValue::F32(vec![f32::NAN]),
+        DType::F64 => AttrValue::F64(vec![f64::NAN]),
+        _ => return Vec::new(),
+    };
+    vec![Attr {
         name: "_FillValue".into(),
-        value: if dtype == DType::F32 {
-            AttrValue::F32(vec![f32::NAN])
-        } else {
-            AttrValue::F64(vec![f64::NAN])
-        },
-    }
+        value,
+    }]
 }
 
 /// The expression view of one group.
@@ -333,13 +422,11 @@ pub(super) fn apply(
             dims: dims.clone(),
             banded: false,
         };
-        let attrs = vec![
-            nan_attr(dtype),
-            Attr {
-                name: "expression".into(),
-                value: AttrValue::Text(text.clone()),
-            },
-        ];
+        let mut attrs = nan_attr(dtype);
+        attrs.push(Attr {
+            name: "expression".into(),
+            value: AttrValue::Text(text.clone()),
+        });
         let geometry = Geometry {
             shape,
             chunks,
@@ -412,7 +499,7 @@ fn band(
         format!("{path}/{}", params.band_variable),
         all_dims,
         geometry,
-        vec![nan_attr(dtype)],
+        nan_attr(dtype),
         Recipe::new(Arc::new(operator), crate::operators::Encoding::Bytes),
     );
     out.children

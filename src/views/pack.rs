@@ -179,10 +179,8 @@ pub(super) fn apply(
     for (name, array) in arrays_of(source) {
         let at = format!("{path}/{name}");
         let decoding = Decoding::of(array);
-        let packable = decoding.as_ref().is_some_and(|_| {
-            matches!(array.geometry.dtype, DType::F32 | DType::F64)
-                && !is_coordinate(source, name, array)
-                && builder.selects(name)
+        let packable = decoding.as_ref().is_some_and(|d| {
+            d.is_float() && !is_coordinate(source, name, array) && builder.selects(name)
         });
         let node = match (packable, decoding) {
             (true, Some(decoding)) => {

@@ -100,7 +100,16 @@ impl Operator for Level {
         let finer_region = self.finer_region(&region);
         let values = self.decoding.read(context, &self.finer, &finer_region)?;
         let computed = if self.factor == 1 {
-            float_bytes(&values, geometry.dtype)
+            if self.method == Reduction::Sum {
+                // A block of one: its NaN-skipping sum is 0 where the value is missing.
+                let sums: Vec<f64> = values
+                    .iter()
+                    .map(|&v| if v.is_nan() { 0.0 } else { v })
+                    .collect();
+                float_bytes(&sums, geometry.dtype)
+            } else {
+                float_bytes(&values, geometry.dtype)
+            }
         } else {
             let counts = match &self.finer_counts {
                 Some(array) => Some(
@@ -140,21 +149,24 @@ impl Operator for Level {
     }
 }
 
-/// A 1-d coordinate as block means along its dimension (trailing partial block trimmed).
+/// A 1-d coordinate as block means along its dimension (trailing partial block trimmed), or
+/// each block's first value where the values are (`nearest`).
 #[derive(Debug)]
 struct CoordMean {
     input: Arc<ArrayNode>,
     decoding: Decoding,
     factor: u64,
+    first: bool,
 }
 
 impl Operator for CoordMean {
     fn describe(&self, _: &Geometry) -> String {
-        format!("means of {} blocks of {}", self.factor, self.input.path)
+        let what = if self.first { "first values" } else { "means" };
+        format!("{what} of {} blocks of {}", self.factor, self.input.path)
     }
 
     fn fingerprint(&self, out: &mut FingerprintWriter<'_>) {
-        out.write(&("coordinate-mean", 1u32, self.factor));
+        out.write(&("coordinate-mean", 1u32, self.factor, self.first));
         out.write(&self.decoding.identity());
         out.input(&self.input);
     }
@@ -193,7 +205,10 @@ impl Operator for CoordMean {
         let f = self.factor.max(1) as usize;
         let means: Vec<f64> = values
             .chunks_exact(f)
-            .map(|block| block.iter().sum::<f64>() / f as f64)
+            .map(|block| match self.first {
+                true => block[0],
+                false => block.iter().sum::<f64>() / f as f64,
+            })
             .collect();
         Ok(float_bytes(&means, geometry.dtype))
     }
@@ -320,6 +335,7 @@ pub(super) fn apply(
                     input: (*array).clone(),
                     decoding,
                     factor,
+                    first: params.method == Reduction::Nearest,
                 };
                 builder.array(
                     at,
@@ -468,11 +484,19 @@ pub(super) fn apply(
         children: Default::default(),
     };
     for (k, mut group) in groups.into_iter().enumerate() {
-        group.attrs = vec![multiscales(
+        // Each level is a dataset of its own: the source's attributes and history, and its
+        // own `multiscales`.
+        group.attrs = out
+            .attrs
+            .iter()
+            .filter(|a| a.name != "multiscales")
+            .cloned()
+            .collect();
+        group.attrs.push(multiscales(
             serde_json::json!([{"path": ".", "level": k}]),
             params,
             &dims,
-        )];
+        ));
         out.children.insert(k.to_string(), Node::Group(group));
     }
     Ok(out)

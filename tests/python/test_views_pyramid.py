@@ -49,16 +49,15 @@ def mount2(module_mounts, daily):
 
 
 def reference_level(source: xr.Dataset, method: str, f: int) -> xr.Dataset:
-    """The expected level: xarray's coarsen; for nearest the data variables are each block's
-    first element and the coordinates, like every method's, block means (coord_func)."""
+    """The expected level: xarray's coarsen; for nearest, each block's first element with its
+    own coordinates (ndpyramid's `sel_coarsen`: `isel(slice(0, None, f))`, trimmed), so every
+    value keeps the coordinate it was sampled at."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # all-NaN blocks
         coarse = source.coarsen({d: f for d in DIMS}, boundary="trim")
         if method != "nearest":
             return getattr(coarse, method)()
-        means = coarse.mean()
-    picked = source.isel({d: slice(0, source.sizes[d] // f * f, f) for d in DIMS})
-    return picked.assign_coords({d: means[d] for d in DIMS})
+    return source.isel({d: slice(0, source.sizes[d] // f * f, f) for d in DIMS})
 
 
 def factor(name: str, k: int) -> int:
