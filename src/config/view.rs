@@ -502,6 +502,10 @@ mod tests {
         let labels: Vec<&str> = expr.bands.iter().map(|b| b.0.as_str()).collect();
         assert_eq!(labels, ["delta", "experimental"]);
         let range = "name = \"v\"\nfrom = \"s\"\n[pack]\ndtype = \"int8\"\nrange = [3.0, 1.0]\n";
-        assert!(parse(range).unwrap_err().contains("range must be"));
+        let err = parse(range).unwrap_err();
+        assert!(
+            err.contains("range [3.0, 1.0] must be") && err.contains("view \"v\""),
+            "{err}"
+        );
     }
 }
