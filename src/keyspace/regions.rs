@@ -245,8 +245,13 @@ impl RegionReader for CachedChunks<'_> {
     }
 
     fn check_region(&self, array: &ArrayNode, region: &Region) -> Result<(), ChunkError> {
+        // Only what the region reads: a view reading one day of a chunk of many files depends
+        // on that day's file alone.
         for index in chunks_of(array, region) {
-            self.check(array, &index)
+            array
+                .recipe
+                .operator
+                .check_part(&array.geometry, &index, region, &self.context())
                 .map_err(|e| e.in_input(&array.path, &index))?;
         }
         Ok(())

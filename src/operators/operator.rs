@@ -59,6 +59,22 @@ pub trait Operator: Send + Sync + Debug {
         context: &OperatorContext<'_>,
     ) -> Result<(), ChunkError>;
 
+    /// Checks the inputs of the part `region` of chunk `index` only: what a view that reads
+    /// just that part of the chunk depends on. By default the whole chunk's.
+    ///
+    /// # Errors
+    /// As [`Operator::check`].
+    fn check_part(
+        &self,
+        geometry: &Geometry,
+        index: &[u64],
+        region: &Region,
+        context: &OperatorContext<'_>,
+    ) -> Result<(), ChunkError> {
+        let _ = region;
+        self.check(geometry, index, context)
+    }
+
     /// Computes chunk `index` as typed values: `geometry.chunks` elements of `geometry.dtype`,
     /// little-endian, C order (vlen-utf8 for strings), before the array's encoding.
     ///

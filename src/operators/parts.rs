@@ -108,7 +108,21 @@ impl<T: FromParts> Operator for T {
         index: &[u64],
         context: &OperatorContext<'_>,
     ) -> Result<(), ChunkError> {
-        check(self.parts(), geometry, index, context.source)
+        check(self.parts(), &geometry.chunk_region(index), context.source)
+    }
+
+    fn check_part(
+        &self,
+        geometry: &Geometry,
+        index: &[u64],
+        region: &Region,
+        context: &OperatorContext<'_>,
+    ) -> Result<(), ChunkError> {
+        let part = geometry
+            .chunk_region(index)
+            .intersect(region)
+            .unwrap_or_else(|| region.clone());
+        check(self.parts(), &part, context.source)
     }
 
     fn compute(
@@ -128,15 +142,9 @@ impl<T: FromParts> Operator for T {
 // Each part enters the fingerprint as one piece, serialised whole, so its path, version,
 // storage layout, origin, transform and any field added later are covered without listing them.
 
-/// Checks the version of every file a chunk reads (inline data reads none).
-fn check(
-    parts: &[Part],
-    geometry: &Geometry,
-    index: &[u64],
-    source: &dyn ByteSource,
-) -> Result<(), ChunkError> {
-    let region = geometry.chunk_region(index);
-    for (part, _, _) in overlaps(parts, &region) {
+/// Checks the version of every file `region` reads (inline data reads none).
+fn check(parts: &[Part], region: &Region, source: &dyn ByteSource) -> Result<(), ChunkError> {
+    for (part, _, _) in overlaps(parts, region) {
         if matches!(part.var.storage, Storage::Inline(_)) {
             continue;
         }

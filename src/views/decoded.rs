@@ -143,6 +143,24 @@ impl Decoding {
             .collect()
     }
 
+    /// Decoded `float32` values as little-endian bytes, for `float32` stored without scaling:
+    /// the raw bytes with missing values replaced by NaN, in place; other types get their
+    /// bytes back as the error.
+    pub(crate) fn decode_f32_bytes(&self, mut raw: Vec<u8>) -> Result<Vec<u8>, Vec<u8>> {
+        if self.raw != DType::F32 || self.float != DType::F32 || self.scale.is_some() {
+            return Err(raw);
+        }
+        let missing: Vec<f32> = self.missing.iter().map(|&m| m as f32).collect();
+        let nan = f32::NAN.to_le_bytes();
+        for b in raw.chunks_exact_mut(4) {
+            let v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+            if missing.contains(&v) {
+                b.copy_from_slice(&nan);
+            }
+        }
+        Ok(raw)
+    }
+
     /// Decodes little-endian raw values.
     pub(crate) fn decode(&self, raw: &[u8]) -> Vec<f64> {
         match self.raw {
@@ -194,16 +212,16 @@ impl Decoding {
 
 /// Writes `values` (the shape of `region`, C order) into a whole chunk of shape `chunks`,
 /// each element with `push`; elements past the array's edge get `fill`.
-pub(crate) fn into_chunk(values: &[u8], region: &Region, chunks: &[u64], fill: &[u8]) -> Vec<u8> {
+pub(crate) fn into_chunk(values: Vec<u8>, region: &Region, chunks: &[u64], fill: &[u8]) -> Vec<u8> {
     let elem = fill.len().max(1);
     if region.count.as_slice() == chunks {
-        return values.to_vec();
+        return values;
     }
     let total: u64 = chunks.iter().product();
     let mut out = fill.repeat(total as usize);
     let origin = vec![0; chunks.len()];
     crate::operators::copy_box(
-        values,
+        &values,
         &region.count,
         &origin,
         &mut out,

@@ -271,12 +271,7 @@ impl Operator for Evaluate {
                 geometry.dtype,
             )
         };
-        Ok(into_chunk(
-            &bytes,
-            &region,
-            &geometry.chunks,
-            &geometry.fill,
-        ))
+        Ok(into_chunk(bytes, &region, &geometry.chunks, &geometry.fill))
     }
 }
 

@@ -88,7 +88,7 @@ impl Operator for Pack {
             self.packing.pack_bytes(&wide, None, &mut packed);
         }
         Ok(into_chunk(
-            &packed,
+            packed,
             &region,
             &geometry.chunks,
             &geometry.fill,

@@ -14,7 +14,7 @@ use xxhash_rust::xxh3::Xxh3;
 use super::decoded::{float_bytes, into_chunk, Decoding};
 use super::{arrays_of, is_coordinate, provenance, Builder};
 use crate::config::PyramidParams;
-use crate::operators::kernels::coarsen::{Blocks, Partials, Reduction};
+use crate::operators::kernels::coarsen::{halve_last_two, Blocks, Partials, Reduction};
 use crate::operators::{
     ChunkError, ChunkErrorKind, FingerprintWriter, Geometry, Operator, OperatorContext, Recipe,
     Region,
@@ -98,6 +98,18 @@ impl Operator for Level {
     ) -> Result<Vec<u8>, ChunkError> {
         let region = geometry.chunk_region(index);
         let finer_region = self.finer_region(&region);
+        if self.factor == 1 && self.method != Reduction::Sum && geometry.dtype == DType::F32 {
+            // The finest level of float32 data: the source's bytes with missing values as NaN.
+            let raw = context.regions.read_region(&self.finer, &finer_region)?;
+            if let Ok(decoded) = self.decoding.decode_f32_bytes(raw) {
+                return Ok(into_chunk(
+                    decoded,
+                    &region,
+                    &geometry.chunks,
+                    &geometry.fill,
+                ));
+            }
+        }
         let values = self.decoding.read(context, &self.finer, &finer_region)?;
         let computed = if self.factor == 1 {
             if self.method == Reduction::Sum {
@@ -123,25 +135,42 @@ impl Operator for Level {
                 None => None,
             };
             let shape: Vec<usize> = finer_region.count.iter().map(|&c| c as usize).collect();
-            let blocks = Blocks {
-                axes: self.axes,
-                factor: self.factor as usize,
+            let rank = shape.len();
+            let last_two = self.factor == 2 && self.axes == [rank - 2, rank - 1];
+            let fast = last_two
+                .then(|| halve_last_two(&values, counts.as_deref(), &shape, self.method))
+                .flatten();
+            let (reduced, reduced_counts) = match fast {
+                Some(fast) => fast,
+                None => {
+                    let blocks = Blocks {
+                        axes: self.axes,
+                        factor: self.factor as usize,
+                    };
+                    let partials =
+                        Partials::from_level(&values, counts.as_deref(), &shape, self.method)
+                            .and_then(|p| p.combine(blocks))
+                            .map_err(kernel_error)?;
+                    let counts = partials
+                        .counts()
+                        .iter()
+                        .map(|&n| n.min(u64::from(u32::MAX)) as u32)
+                        .collect();
+                    (partials.finish::<f64>(), counts)
+                }
             };
-            let partials = Partials::from_level(&values, counts.as_deref(), &shape, self.method)
-                .and_then(|p| p.combine(blocks))
-                .map_err(kernel_error)?;
             if self.counts {
-                partials
-                    .counts()
-                    .iter()
-                    .flat_map(|&n| (n.min(u64::from(u32::MAX)) as u32).to_le_bytes())
-                    .collect()
+                let mut bytes = Vec::with_capacity(reduced_counts.len() * 4);
+                for n in reduced_counts {
+                    bytes.extend_from_slice(&n.to_le_bytes());
+                }
+                bytes
             } else {
-                float_bytes(&partials.finish::<f64>(), geometry.dtype)
+                float_bytes(&reduced, geometry.dtype)
             }
         };
         Ok(into_chunk(
-            &computed,
+            computed,
             &region,
             &geometry.chunks,
             &geometry.fill,

@@ -20,6 +20,9 @@
 
 use serde::{Deserialize, Serialize};
 
+mod halve;
+pub use halve::halve_last_two;
+
 use super::Float;
 
 /// How a block becomes one value.
