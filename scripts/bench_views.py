@@ -10,14 +10,18 @@ make_archive.py when missing. atlasfs serves it with two views:
 
     [[view]]  name = "sst-packed",  from = "sst", [view.pack]    dtype = "int16", range = "data", codec = "zstd", level = 3
     [[view]]  name = "sst-pyramid", from = "sst", [view.pyramid] levels = 4, method = "mean", dims = ["lat", "lon"],
-                                                                  codec = "zstd" (the anchor's to_zarr default; --pyramid-codec)
+                                                                  codec = "none" (the view's default; --pyramid-codec)
 
 Each load runs in a fresh interpreter with the imports done before the clock starts. Rounds
 alternate atlasfs and its anchor (which one goes first alternates too); the figures are medians.
 
 - End to end: atlasfs from an empty cache dir with the OS page cache dropped, each view alone in
   its config, the mount (which indexes the archive and, for the pack view, scans its range)
-  included, then `xr.open_zarr(VIEW).load()` (the pyramid: every level).
+  included, then every array of the view read whole in a fresh interpreter: the pack view with
+  `xr.open_zarr(VIEW, mask_and_scale=False).load()` (its packed integers, which is what the
+  anchor's job produces; --pack-reader), every pyramid level with zarr-python (as a map viewer
+  reads chunks; --pyramid-reader). The warm re-read of a local copy with the same reader is the
+  reader's limit in the same run.
   Anchor: open_mfdataset + load + the packing (min/max, `to_zarr` with int16, the view's
   scale_factor/add_offset/_FillValue and zstd) or ndpyramid's `pyramid_coarsen` + `to_zarr`.
 - Compute: the sources already in atlasfs's chunk cache (`atlasfs warm CONFIG sst`), the view's
@@ -59,25 +63,39 @@ GOALS = {"pack_e2e": 2.5, "pack_compute": 3.0, "pack_warm": 0.9, "pyramid_e2e": 
 RSS_ALLOWANCE_MB = 150
 ANCHOR_WORK = {"pack": "to_zarr int16+zstd", "pyramid": "pyramid_coarsen + to_zarr"}
 
-# Reads whole views: argv[1] is a JSON list of group paths; every one is opened with xr.open_zarr
-# and loaded. Imports are done before the clock starts.
+# Reads whole views: argv[1] is a JSON list of group paths, argv[2] the reader:
+#   xarray      xr.open_zarr(p).load(): CF-decoded (packed integers become float64)
+#   xarray-raw  xr.open_zarr(p, mask_and_scale=False).load(): the stored values (a pack view's
+#               integers, which are what the pack anchor's job produces)
+#   zarr        zarr-python: every array of the group read whole (what a map viewer does: read
+#               chunks, no dask graph)
+# Imports are done before the clock starts.
 CHILD_VIEW_LOAD = r"""
 import json, sys, time, warnings
 warnings.filterwarnings("ignore")
 import numpy as np
 import xarray as xr, zarr, dask.array
 paths = json.loads(sys.argv[1])
+reader = sys.argv[2]
 open_s = load_s = 0.0
 sums = {}
 for p in paths:
     t = time.perf_counter()
-    ds = xr.open_zarr(p)
+    if reader == "zarr":
+        g = zarr.open_group(p, mode="r")
+        arrays = {k: g[k] for k in g.array_keys()}
+    else:
+        ds = xr.open_zarr(p, mask_and_scale=(reader == "xarray"))
     open_s += time.perf_counter() - t
     t = time.perf_counter()
-    ds = ds.load()
+    if reader == "zarr":
+        values = {k: a[...] for k, a in arrays.items()}
+    else:
+        ds = ds.load()
+        values = {k: v.values for k, v in ds.data_vars.items()}
     load_s += time.perf_counter() - t
-    sums[p] = {k: [float(np.nansum(np.asarray(v.values, dtype="f8"))), int(np.isfinite(np.asarray(v.values, dtype="f8")).sum()),
-                   list(v.shape)] for k, v in ds.data_vars.items()}
+    sums[p] = {k: [float(np.nansum(np.asarray(v, dtype="f8"))), int(np.isfinite(np.asarray(v, dtype="f8")).sum()),
+                   list(v.shape)] for k, v in values.items()}
 print(json.dumps({"open_s": open_s, "load_s": load_s, "total_s": open_s + load_s, "vars": sums}))
 """
 
@@ -208,6 +226,10 @@ class ViewsBench(Bench):
         )
         return path, cache
 
+    def reader(self, work: str) -> str:
+        """How a view is read (--pack-reader, --pyramid-reader)."""
+        return self.args.pack_reader if work == "pack" else self.args.pyramid_reader
+
     def pyramid_paths(self, mp: Path) -> list[str]:
         return [str(mp / PYRAMID / str(k)) for k in range(LEVELS)]
 
@@ -252,7 +274,8 @@ class ViewsBench(Bench):
             self.prepare_cache(self.files)
         mount_s, pid = self.mount(config, mp)
         c0 = self.cpu(pid)
-        ld = self.child(CHILD_VIEW_LOAD, json.dumps(self.view_paths(mp, work)), what=f"reading the {work} view")
+        ld = self.child(CHILD_VIEW_LOAD, json.dumps(self.view_paths(mp, work)), self.reader(work),
+                        what=f"reading the {work} view")
         ld["mount_s"] = mount_s
         ld["e2e_s"] = mount_s + ld["total_s"]
         ld["daemon_cpu_s"] = self.cpu(pid) - c0
@@ -277,7 +300,8 @@ class ViewsBench(Bench):
         self.read_into_os_cache(self.cache_entries(cache))
         _, pid = self.mount(config, mp)
         c0 = self.cpu(pid)
-        ld = self.child(CHILD_VIEW_LOAD, json.dumps(self.view_paths(mp, work)), what=f"reading the {work} view")
+        ld = self.child(CHILD_VIEW_LOAD, json.dumps(self.view_paths(mp, work)), self.reader(work),
+                        what=f"reading the {work} view")
         ld["daemon_cpu_s"] = self.cpu(pid) - c0
         ld["memory"] = self.memory(pid)
         ld["stats"] = self.cache_stats(config)
@@ -390,10 +414,12 @@ class ViewsBench(Bench):
                                                  if VAR in p.relative_to(local).parts)
 
             def atlas_run(i: int) -> dict:
-                return self.child(CHILD_VIEW_LOAD, json.dumps(views), what=f"re-reading the {work} view")
+                return self.child(CHILD_VIEW_LOAD, json.dumps(views), self.reader(work),
+                                  what=f"re-reading the {work} view")
 
             def anchor_run(i: int) -> dict:
-                return self.child(CHILD_VIEW_LOAD, json.dumps(copies), what="reading the local copy")
+                return self.child(CHILD_VIEW_LOAD, json.dumps(copies), self.reader(work),
+                                  what="reading the local copy")
 
             mine, theirs = [], []
             for i in range(self.rounds):
@@ -510,7 +536,9 @@ class ViewsBench(Bench):
                f"  medians of {v['rounds']} round(s), atlasfs and anchor alternating; every load in a fresh interpreter, "
                "imports not timed",
                f"  views: {PACK} (int16, range data, zstd {ZSTD_LEVEL}); {PYRAMID} ({LEVELS} levels, mean, lat/lon, "
-               f"codec {self.args.pyramid_codec}); [cache] memory = {self.args.memory}"]
+               f"codec {self.args.pyramid_codec}); [cache] memory = {self.args.memory}",
+               f"  readers: pack {self.args.pack_reader}, pyramid {self.args.pyramid_reader} (the same reader "
+               "reads the local copies)"]
         rows: list[tuple[str, str, str]] = []
 
         def row(what, secs, note=""):
@@ -557,6 +585,7 @@ class ViewsBench(Bench):
             "started": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "cache_mode": self.mode, "quick": self.args.quick, "rounds": self.rounds,
             "memory_tier_mib": parse_mib(self.args.memory), "pyramid_codec": self.args.pyramid_codec,
+            "pack_reader": self.args.pack_reader, "pyramid_reader": self.args.pyramid_reader,
             "environment": {
                 "cpus": os.cpu_count(), "memory_gib": psutil.virtual_memory().total / 2**30,
                 "kernel": platform.release(), "python": platform.python_version(),
@@ -608,8 +637,14 @@ def main() -> int:
     p.add_argument("--warm", action="store_true", help="measure with the sources in the OS page cache instead of dropping it")
     p.add_argument("--repeat", type=int, default=3, help="rounds of each measurement (median; default 3)")
     p.add_argument("--memory", default="512MiB", help="[cache] memory of the views' mount (default 512MiB)")
-    p.add_argument("--pyramid-codec", default="zstd", choices=["zstd", "gzip", "none"],
-                   help="codec of the pyramid view (default zstd, as the anchor's to_zarr default)")
+    p.add_argument("--pyramid-codec", default="none", choices=["zstd", "gzip", "none"],
+                   help="codec of the pyramid view (default none, the view's default)")
+    p.add_argument("--pack-reader", default="xarray-raw", choices=["xarray", "xarray-raw", "zarr"],
+                   help="how the pack view and its local copy are read (default xarray-raw: "
+                        "xr.open_zarr(mask_and_scale=False), the packed integers the anchor writes)")
+    p.add_argument("--pyramid-reader", default="zarr", choices=["xarray", "xarray-raw", "zarr"],
+                   help="how the pyramid levels and their local copy are read (default zarr: "
+                        "zarr-python reads every array whole, as a map viewer reads chunks)")
     args, _unknown = p.parse_known_args()  # scripts/bench passes every script the same options
     if args.repeat < 1:
         p.error("--repeat must be at least 1")

@@ -238,6 +238,12 @@ impl DiskCache {
         }
     }
 
+    /// The length of the listed entry of `key` (the chunk's bytes), without reading or checking
+    /// it: a damaged entry is found when it is read, and its chunk recomputed to the same bytes.
+    pub fn len_of(&self, key: ChunkKey) -> Option<u64> {
+        self.index.lock().lru.peek(&key).copied()
+    }
+
     /// Whether an entry for `key` is listed (without reading or checking it).
     pub fn contains(&self, key: ChunkKey) -> bool {
         self.index.lock().lru.contains(&key)

@@ -61,6 +61,11 @@ impl<K: Hash + Eq> MemoryCache<K> {
         hit
     }
 
+    /// The length of `key`'s bytes when held, without counting a lookup or changing the order.
+    pub fn len_of(&self, key: &K) -> Option<u64> {
+        self.inner.lock().lru.peek(key).map(|b| b.len() as u64)
+    }
+
     /// Whether `key` is held, without counting a lookup or changing the order.
     pub fn contains(&self, key: &K) -> bool {
         self.inner.lock().lru.contains(key)

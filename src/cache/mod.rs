@@ -228,6 +228,13 @@ impl ChunkCache {
         self.memory.contains(&key) || self.disk.as_ref().is_some_and(|d| d.contains(key))
     }
 
+    /// The length of `key`'s bytes when held in memory or listed on disk, without reading them.
+    pub fn cached_len(&self, key: ChunkKey) -> Option<u64> {
+        self.memory
+            .len_of(&key)
+            .or_else(|| self.disk.as_ref().and_then(|d| d.len_of(key)))
+    }
+
     /// Chunks being computed (or read from disk) right now.
     pub fn in_flight(&self) -> usize {
         self.flights.len()

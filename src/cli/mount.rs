@@ -204,8 +204,22 @@ fn daemonize(args: &MountArgs, config: &MountConfig) -> anyhow::Result<ExitCode>
     bail!("{message}");
 }
 
+/// Keeps the daemon's resident memory near what its caches count. glibc raises its mmap
+/// threshold each time a large block is freed, after which chunk-sized buffers come from
+/// per-thread arenas that keep freed memory; a fixed threshold keeps every chunk-sized buffer
+/// in its own mapping, returned to the system when freed.
+fn bound_allocator_retention() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only changes allocator parameters; called before the worker threads.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
 /// Indexes, builds the tree, mounts, reports readiness and serves until unmounted or signalled.
 fn serve(args: &MountArgs, config: &MountConfig) -> anyhow::Result<ExitCode> {
+    bound_allocator_retention();
     let ready = args.ready_fd.map(|fd| {
         // SAFETY: the parent passed this fd to us for exactly this purpose.
         std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) })

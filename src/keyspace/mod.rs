@@ -349,16 +349,19 @@ impl KeySpace {
     }
 
     /// The size of chunk `index` of `array` as served: exact from the geometry for
-    /// uncompressed arrays; otherwise the chunk is computed (or taken from the cache) and its
-    /// length returned — 0 when it cannot be computed, whose read then fails.
+    /// uncompressed arrays; otherwise the cached entry's length, or the chunk is computed (and
+    /// cached) and its length returned — 0 when it cannot be computed, whose read then fails.
     fn chunk_len(&self, array: &ArrayNode, index: &[u64]) -> u64 {
-        match array.recipe.exact_len(&array.geometry, index) {
-            Some(len) => len,
-            None => self
-                .chunks()
-                .fetch(array, index)
-                .map_or(0, |(bytes, _)| bytes.len() as u64),
+        if let Some(len) = array.recipe.exact_len(&array.geometry, index) {
+            return len;
         }
+        let key = self.chunk_key(array, index);
+        if let Some(len) = self.cache.cached_len(key) {
+            return len;
+        }
+        self.chunks()
+            .fetch_keyed(key, array, index)
+            .map_or(0, |(bytes, _)| bytes.len() as u64)
     }
 
     /// Queues the chunks after `index` when the reader walks `array` in order.
