@@ -143,6 +143,13 @@ impl Decoding {
             .collect()
     }
 
+    /// The missing values of `float32` data stored without scaling (whose decoding is only
+    /// "missing → NaN"); `None` for any other type.
+    pub(crate) fn plain_f32_missing(&self) -> Option<Vec<f32>> {
+        (self.raw == DType::F32 && self.float == DType::F32 && self.scale.is_none())
+            .then(|| self.missing.iter().map(|&m| m as f32).collect())
+    }
+
     /// Decoded `float32` values as little-endian bytes, for `float32` stored without scaling:
     /// the raw bytes with missing values replaced by NaN, in place; other types get their
     /// bytes back as the error.

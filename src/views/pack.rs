@@ -19,6 +19,9 @@ use crate::operators::{
 use crate::sources::model::{Attr, AttrValue, DType};
 use crate::tree::{ArrayNode, GroupNode, Node, TreeError};
 
+/// Values decoded and packed at a time on the float32 path.
+const BLOCK: usize = 4096;
+
 /// Packs chunks of one float array.
 #[derive(Debug)]
 struct Pack {
@@ -72,6 +75,34 @@ impl Operator for Pack {
         context: &OperatorContext<'_>,
     ) -> Result<Vec<u8>, ChunkError> {
         let region = geometry.chunk_region(index);
+        if let Some(missing) = self.decoding.plain_f32_missing() {
+            // float32 stored as is: decoded, rounded and packed block by block, without
+            // whole-chunk intermediate buffers.
+            let raw = context.regions.read_region(&self.input, &region)?;
+            let mut packed = Vec::with_capacity(raw.len() / 4 * self.packing.dtype.size());
+            let mut block = Vec::with_capacity(BLOCK);
+            for bytes in raw.chunks(BLOCK * 4) {
+                block.clear();
+                block.extend(bytes.chunks_exact(4).map(|b| {
+                    let v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+                    if missing.contains(&v) {
+                        f32::NAN
+                    } else {
+                        v
+                    }
+                }));
+                if let Some(bits) = self.keepbits {
+                    round_slice(&mut block, bits);
+                }
+                self.packing.pack_bytes(&block, None, &mut packed);
+            }
+            return Ok(into_chunk(
+                packed,
+                &region,
+                &geometry.chunks,
+                &geometry.fill,
+            ));
+        }
         let values = self.decoding.read(context, &self.input, &region)?;
         let mut packed = Vec::with_capacity(values.len() * self.packing.dtype.size());
         if self.decoding.float == DType::F32 {
