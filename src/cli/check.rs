@@ -82,7 +82,8 @@ pub(super) fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
             },
         );
     }
-    let options = ServiceOptions::check();
+    // Validating needs no data: pack views' ranges are not scanned.
+    let options = ServiceOptions::check().without_range_scans();
     let sources = match sources_for(&config) {
         Ok(sources) => sources,
         Err(e) => {

@@ -83,6 +83,10 @@ pub struct ServiceOptions {
     pub catalog: CatalogMode,
     /// Read-ahead for sequential readers (`None`: off).
     pub read_ahead: Option<ReadAheadConfig>,
+    /// Whether pack views with `range = "data"` scan their source when the tree is built
+    /// (`false` for `check`, which validates the config without reading the data; such a
+    /// tree is never served).
+    pub scan_ranges: bool,
 }
 
 impl ServiceOptions {
@@ -96,6 +100,7 @@ impl ServiceOptions {
             },
             catalog: CatalogMode::Persisted,
             read_ahead: Some(ReadAheadConfig::default()),
+            scan_ranges: true,
         }
     }
 
@@ -110,6 +115,7 @@ impl ServiceOptions {
             },
             catalog: CatalogMode::Persisted,
             read_ahead: None,
+            scan_ranges: true,
         }
     }
 
@@ -119,6 +125,7 @@ impl ServiceOptions {
             cache: CacheUse::Memory,
             catalog: CatalogMode::Persisted,
             read_ahead: None,
+            scan_ranges: true,
         }
     }
 
@@ -127,6 +134,15 @@ impl ServiceOptions {
         ServiceOptions {
             catalog: CatalogMode::InMemory,
             ..Self::inspect()
+        }
+    }
+
+    /// These options without the data-range scans of pack views (see
+    /// [`ServiceOptions::scan_ranges`]).
+    pub fn without_range_scans(self) -> Self {
+        ServiceOptions {
+            scan_ranges: false,
+            ..self
         }
     }
 

@@ -131,7 +131,10 @@ impl Indexed {
             catalog,
             report,
         } = self;
-        let scans = range_scans(&startup.config, &startup.cache, &startup.sources);
+        let scans = match startup.options.scan_ranges {
+            true => range_scans(&startup.config, &startup.cache, &startup.sources),
+            false => RangeScans::skipped(),
+        };
         let tree = Tree::build_with(&startup.config, &catalog, &scans)?;
         let mut keys = KeySpace::with_cache(
             Arc::new(tree),
