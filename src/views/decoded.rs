@@ -254,3 +254,48 @@ pub(crate) fn float_bytes(values: &[f64], dtype: DType) -> Vec<u8> {
     }
     out
 }
+
+/// `attrs` without those that describe how values are stored (fill and missing values,
+/// scaling, valid ranges, `_Unsigned`): what a view keeps of its input's attributes before
+/// describing its own encoding.
+pub(crate) fn without_encoding_attrs(attrs: &[Attr]) -> Vec<Attr> {
+    attrs
+        .iter()
+        .filter(|a| {
+            !matches!(
+                a.name.as_str(),
+                "_FillValue"
+                    | "missing_value"
+                    | "scale_factor"
+                    | "add_offset"
+                    | "valid_min"
+                    | "valid_max"
+                    | "valid_range"
+                    | "_Unsigned"
+            )
+        })
+        .cloned()
+        .collect()
+}
+
+/// The `_FillValue` attribute of computed values of `dtype`: NaN for floats, none for
+/// integers (which have no missing value).
+pub(crate) fn nan_fill_attr(dtype: DType) -> Vec<Attr> {
+    let value = match dtype {
+        DType::F32 => AttrValue::F32(vec![f32::NAN]),
+        DType::F64 => AttrValue::F64(vec![f64::NAN]),
+        _ => return Vec::new(),
+    };
+    vec![Attr {
+        name: "_FillValue".into(),
+        value,
+    }]
+}
+
+/// The fill bytes of one element of `dtype`: NaN for floats, 0 for integers.
+pub(crate) fn nan_fill_bytes(dtype: DType) -> Vec<u8> {
+    match dtype {
+        DType::F32 | DType::F64 => float_bytes(&[f64::NAN], dtype),
+        d => vec![0; d.size().unwrap_or(8)],
+    }
+}

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use xxhash_rust::xxh3::Xxh3;
 
-use super::decoded::{float_bytes, into_chunk, Decoding};
+use super::decoded::{float_bytes, into_chunk, nan_fill_attr, nan_fill_bytes, Decoding};
 use super::{arrays_of, is_coordinate, provenance, Builder};
 use crate::config::ExprParams;
 use crate::operators::kernels::expr::{self, Data, Expression, NamedArray};
@@ -343,14 +343,6 @@ fn plan(
     Ok((result.dims().to_vec(), dtype, inputs))
 }
 
-/// The fill of a result type: NaN for floats, 0 for integers (which have no missing value).
-fn nan_bytes(dtype: DType) -> Vec<u8> {
-    match dtype {
-        DType::F32 | DType::F64 => float_bytes(&[f64::NAN], dtype),
-        d => vec![0; d.size().unwrap_or(8)],
-    }
-}
-
 /// Shape and chunks of `dims`: lengths from the inputs, chunks from the first input that has
 /// each dimension.
 fn layout(dims: &[String], inputs: &[Input]) -> (Vec<u64>, Vec<u64>) {
@@ -365,18 +357,6 @@ fn layout(dims: &[String], inputs: &[Input]) -> (Vec<u64>, Vec<u64>) {
                 .unwrap_or((1, 1))
         })
         .unzip()
-}
-
-fn nan_attr(dtype: DType) -> Vec<Attr> {
-    let value = match dtype {
-        DType::F32 => AttrValue::F32(vec![f32::NAN]),
-        DType::F64 => AttrValue::F64(vec![f64::NAN]),
-        _ => return Vec::new(),
-    };
-    vec![Attr {
-        name: "_FillValue".into(),
-        value,
-    }]
 }
 
 /// The expression view of one group.
@@ -417,7 +397,7 @@ pub(super) fn apply(
             dims: dims.clone(),
             banded: false,
         };
-        let mut attrs = nan_attr(dtype);
+        let mut attrs = nan_fill_attr(dtype);
         attrs.push(Attr {
             name: "expression".into(),
             value: AttrValue::Text(text.clone()),
@@ -426,7 +406,7 @@ pub(super) fn apply(
             shape,
             chunks,
             dtype,
-            fill: nan_bytes(dtype),
+            fill: nan_fill_bytes(dtype),
         };
         let node = builder.array(
             format!("{path}/{name}"),
@@ -488,13 +468,13 @@ fn band(
         shape: std::iter::once(n).chain(shape).collect(),
         chunks: std::iter::once(1).chain(chunks).collect(),
         dtype,
-        fill: nan_bytes(dtype),
+        fill: nan_fill_bytes(dtype),
     };
     let variable = builder.array(
         format!("{path}/{}", params.band_variable),
         all_dims,
         geometry,
-        nan_attr(dtype),
+        nan_fill_attr(dtype),
         Recipe::new(Arc::new(operator), crate::operators::Encoding::Bytes),
     );
     out.children

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use xxhash_rust::xxh3::Xxh3;
 
-use super::decoded::{attr_f64, into_chunk, Decoding};
+use super::decoded::{attr_f64, into_chunk, without_encoding_attrs, Decoding};
 use super::{arrays_of, is_coordinate, provenance, Builder};
 use crate::config::{PackParams, PackRange};
 use crate::operators::kernels::bitround::{round_slice, KeepBits};
@@ -225,24 +225,7 @@ pub(super) fn apply(
                 };
                 let served = packed_dtype(dtype);
                 let fill = dtype.fill();
-                let mut attrs: Vec<Attr> = array
-                    .attrs
-                    .iter()
-                    .filter(|a| {
-                        !matches!(
-                            a.name.as_str(),
-                            "_FillValue"
-                                | "missing_value"
-                                | "scale_factor"
-                                | "add_offset"
-                                | "valid_min"
-                                | "valid_max"
-                                | "valid_range"
-                                | "_Unsigned"
-                        )
-                    })
-                    .cloned()
-                    .collect();
+                let mut attrs = without_encoding_attrs(&array.attrs);
                 attrs.push(Attr {
                     name: "_FillValue".into(),
                     value: code_attr(dtype, fill),

@@ -11,7 +11,9 @@ use std::sync::Arc;
 
 use xxhash_rust::xxh3::Xxh3;
 
-use super::decoded::{float_bytes, into_chunk, Decoding};
+use super::decoded::{
+    float_bytes, into_chunk, nan_fill_attr, nan_fill_bytes, without_encoding_attrs, Decoding,
+};
 use super::{arrays_of, is_coordinate, provenance, Builder};
 use crate::config::PyramidParams;
 use crate::operators::kernels::coarsen::{halve_last_two, Blocks, Partials, Reduction};
@@ -244,40 +246,9 @@ impl Operator for CoordMean {
 }
 
 fn level_attrs(attrs: &[Attr], float: DType) -> Vec<Attr> {
-    let mut out: Vec<Attr> = attrs
-        .iter()
-        .filter(|a| {
-            !matches!(
-                a.name.as_str(),
-                "_FillValue"
-                    | "missing_value"
-                    | "scale_factor"
-                    | "add_offset"
-                    | "valid_min"
-                    | "valid_max"
-                    | "valid_range"
-                    | "_Unsigned"
-            )
-        })
-        .cloned()
-        .collect();
-    out.push(Attr {
-        name: "_FillValue".into(),
-        value: if float == DType::F32 {
-            AttrValue::F32(vec![f32::NAN])
-        } else {
-            AttrValue::F64(vec![f64::NAN])
-        },
-    });
+    let mut out = without_encoding_attrs(attrs);
+    out.extend(nan_fill_attr(float));
     out
-}
-
-fn nan_fill(float: DType) -> Vec<u8> {
-    if float == DType::F32 {
-        f32::NAN.to_le_bytes().to_vec()
-    } else {
-        f64::NAN.to_le_bytes().to_vec()
-    }
 }
 
 fn multiscales(datasets: serde_json::Value, params: &PyramidParams, dims: &[String]) -> Attr {
@@ -354,7 +325,7 @@ pub(super) fn apply(
                     shape: vec![len],
                     chunks: vec![len.max(1)],
                     dtype: float,
-                    fill: nan_fill(float),
+                    fill: nan_fill_bytes(float),
                 };
                 let attrs = level_attrs(&array.attrs, float)
                     .into_iter()
@@ -425,7 +396,7 @@ pub(super) fn apply(
         let finest = builder.array(
             format!("{path}/{}/{name}", levels - 1),
             array.dims.clone(),
-            geometry_at(1, float, nan_fill(float)),
+            geometry_at(1, float, nan_fill_bytes(float)),
             attrs.clone(),
             Recipe::new(
                 Arc::new(Level {
@@ -473,7 +444,7 @@ pub(super) fn apply(
             let values = builder.array(
                 format!("{path}/{k}/{name}"),
                 array.dims.clone(),
-                geometry_at(factor, float, nan_fill(float)),
+                geometry_at(factor, float, nan_fill_bytes(float)),
                 attrs.clone(),
                 Recipe::new(Arc::new(level(false)), encoding),
             );
