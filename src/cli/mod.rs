@@ -104,8 +104,10 @@ pub(crate) fn error_text(error: &anyhow::Error) -> String {
     let mut text = atlasfs::service::causes(error.as_ref());
     let disconnected = error.chain().any(|link| {
         link.downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.raw_os_error() == Some(libc::ENOTCONN))
-    }) || text.contains(&format!("(os error {})", libc::ENOTCONN));
+            .is_some_and(|e| mountpoint::is_disconnected(e.raw_os_error()))
+    }) || [libc::ENOTCONN, libc::ECONNABORTED]
+        .iter()
+        .any(|errno| text.contains(&format!("(os error {errno})")));
     if disconnected {
         let dead = mountpoint::dead_fuse_mounts();
         if dead.is_empty() {

@@ -101,10 +101,16 @@ pub(crate) fn mounted_at(path: &Path) -> Option<MountEntry> {
     mount_table().into_iter().rev().find(|m| m.target == target)
 }
 
+/// Whether an OS error number says a FUSE mount has lost its daemon: `ENOTCONN` for every
+/// request after the daemon died, `ECONNABORTED` for one that was in flight when it died.
+pub(crate) fn is_disconnected(errno: Option<i32>) -> bool {
+    matches!(errno, Some(libc::ENOTCONN | libc::ECONNABORTED))
+}
+
 /// Whether the FUSE mount at `path` has lost its daemon. Its root's attributes may still come
 /// from the kernel's cache, so the root is opened: that answers `ENOTCONN`.
 fn is_dead(path: &Path) -> bool {
-    matches!(std::fs::read_dir(path), Err(e) if e.raw_os_error() == Some(libc::ENOTCONN))
+    matches!(std::fs::read_dir(path), Err(e) if is_disconnected(e.raw_os_error()))
 }
 
 /// FUSE mounts whose daemon has died.

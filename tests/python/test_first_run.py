@@ -60,7 +60,18 @@ def kill_daemon(mountpoint) -> None:
     assert pids, "no daemon found for the mount"
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
-    assert wait_for(lambda: not daemon_pids(mountpoint)), "the daemon survived kill -9"
+    # its command line empties before its files close: wait until it has exited, so the
+    # kernel has aborted the FUSE connection and every later request answers ENOTCONN
+    assert wait_for(lambda: all(exited(pid) for pid in pids)), "the daemon survived kill -9"
+
+
+def exited(pid) -> bool:
+    """Whether a process is gone or a zombie (its files, the FUSE device among them, closed)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
 
 
 def adopt(mounts, config, mountpoint, cache) -> Mount:
