@@ -66,12 +66,20 @@ def kill_daemon(mountpoint) -> None:
 
 
 def exited(pid) -> bool:
-    """Whether a process is gone or a zombie (its files, the FUSE device among them, closed)."""
+    """Whether every thread of a process is gone or a zombie: the last one to exit closes the
+    process's files, the FUSE device among them (the leader turns zombie before the others)."""
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+        threads = os.listdir(f"/proc/{pid}/task")
     except OSError:
         return True
+    for tid in threads:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                if f.read().rsplit(")", 1)[1].split()[0] != "Z":
+                    return False
+        except OSError:
+            continue
+    return True
 
 
 def adopt(mounts, config, mountpoint, cache) -> Mount:
