@@ -14,6 +14,7 @@ pub mod coarsen;
 pub mod expr;
 mod float;
 pub mod pack;
+pub(crate) mod regrid;
 
 pub use float::Float;
 

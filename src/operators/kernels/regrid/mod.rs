@@ -1,0 +1,17 @@
+//! Regridding: the weights that map values on a source grid to a target grid, and their
+//! application to one 2-D slice with the NaN rule. Rectilinear grids on the same kind of
+//! coordinates use separable 1-D weights per axis ([`axis`], [`separable`], [`bins`]); every
+//! other pair (another projection, curvilinear grids) uses sparse weights built from cell
+//! polygons or points ([`projection`], [`polygon`], [`general`], [`sparse`]).
+#![allow(dead_code, unused_imports)] // until the regrid view uses them
+
+pub(crate) mod axis;
+mod error;
+pub(crate) mod bins;
+pub(crate) mod general;
+pub(crate) mod polygon;
+pub(crate) mod projection;
+pub(crate) mod separable;
+pub(crate) mod sparse;
+
+pub(crate) use error::RegridError;

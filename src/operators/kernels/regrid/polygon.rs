@@ -1,0 +1,1 @@
+//! (regrid: projections and polygons, being written)

@@ -1,0 +1,1 @@
+//! (regrid: separable rectilinear part, being written)
