@@ -17,4 +17,7 @@ pub(crate) enum RegridError {
     /// Anything else that makes a grid unusable (shapes that disagree, bounds of the wrong shape).
     #[error("{0}")]
     Grid(String),
+    /// Stored weights that do not decode or whose rows are inconsistent.
+    #[error("stored regrid weights: {0}")]
+    Weights(String),
 }
