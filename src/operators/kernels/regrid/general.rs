@@ -1,1 +1,1088 @@
-//! (regrid: projections and polygons, being written)
+//! Sparse weights between grids that are not separable: another projection, or curvilinear
+//! (2-D lat/lon) grids. Both grids are described as cells (a centre and 4 corners each) in one
+//! common space — the target's plane for a projected target, lon/lat for a lon/lat target; the
+//! caller brings the source there with [`CellGrid::reproject`] (for bilinear and nearest, the
+//! target's centres are brought to the source's space instead).
+//!
+//! - conservative: overlap area / target cell area, polygons clipped in the plane, or on the
+//!   sphere in a local equal-area frame (see [`super::polygon`] for the frames and their error);
+//! - bilinear: inverse bilinear interpolation on the quadrilateral of the 4 source centres
+//!   around the target point (pyresample's approach for curvilinear grids); on a rectilinear
+//!   source this is exactly `xarray.interp`'s linear interpolation, and it reproduces any
+//!   field linear in the plane exactly; points outside the hull of the source centres get none
+//!   (a grid whose last column of centres is next to its first closes across that seam);
+//! - nearest: the nearest source centre (planar or great-circle distance), only within the
+//!   source domain: a target point farther from it than 1.1 × that cell's circumradius (centre
+//!   to farthest corner) gets no weight.
+//!
+//! A [`SourceIndex`] (a uniform bucket grid over source cell bounding boxes, CSR layout, built
+//! once per source and shared by every output chunk) bounds the work per target cell; weights
+//! are produced per chunk of target cells, so memory stays proportional to one chunk.
+
+use super::polygon::{self, Clipper, LocalFrame, Point};
+use super::projection::Projection;
+use super::RegridError;
+use rayon::prelude::*;
+
+/// The space in which a grid's points are given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Space {
+    /// Longitude/latitude in degrees (or rotated longitude/latitude), on the sphere.
+    LonLat,
+    /// Metres of one projection's plane.
+    Plane,
+}
+
+/// A grid whose cells are given by centres and 4 corners each (`[x, y]`, `[lon, lat]` on the
+/// sphere), flattened in C order over `shape = [ny, nx]`.
+#[derive(Debug, Clone)]
+pub(crate) struct CellGrid {
+    /// `[ny, nx]`.
+    pub(crate) shape: [usize; 2],
+    /// Cell centres.
+    pub(crate) centres: Vec<[f64; 2]>,
+    /// Cell corners, in order around the cell (either orientation).
+    pub(crate) corners: Vec<[[f64; 2]; 4]>,
+    /// Where the points live.
+    pub(crate) space: Space,
+}
+
+impl CellGrid {
+    /// Cells of a rectilinear grid from its axes: centres and `[lo, hi]` bounds per cell.
+    /// Lengths are taken as given (extra bounds are ignored; missing ones make NaN corners).
+    pub(crate) fn rectilinear(
+        y_centres: &[f64],
+        y_bounds: &[[f64; 2]],
+        x_centres: &[f64],
+        x_bounds: &[[f64; 2]],
+        space: Space,
+    ) -> CellGrid {
+        let (ny, nx) = (y_centres.len(), x_centres.len());
+        let nan = [f64::NAN; 2];
+        let mut centres = Vec::with_capacity(ny * nx);
+        let mut corners = Vec::with_capacity(ny * nx);
+        for (j, &y) in y_centres.iter().enumerate() {
+            let [y0, y1] = y_bounds.get(j).copied().unwrap_or(nan);
+            for (i, &x) in x_centres.iter().enumerate() {
+                let [x0, x1] = x_bounds.get(i).copied().unwrap_or(nan);
+                centres.push([x, y]);
+                corners.push([[x0, y0], [x1, y0], [x1, y1], [x0, y1]]);
+            }
+        }
+        CellGrid {
+            shape: [ny, nx],
+            centres,
+            corners,
+            space,
+        }
+    }
+
+    /// Cells of a curvilinear lon/lat grid from 2-D centres (`lat`, `lon`, C order over
+    /// `shape`) and CF bounds `(lat_bounds, lon_bounds)` of shape `[ny][nx][4]` when present;
+    /// without bounds, corners are derived from the centres
+    /// ([`polygon::corners_from_centres`]).
+    ///
+    /// # Errors
+    /// [`RegridError::Grid`] when lengths disagree with `shape`, or without bounds when an axis
+    /// has fewer than 2 points.
+    pub(crate) fn curvilinear(
+        shape: [usize; 2],
+        lat: &[f64],
+        lon: &[f64],
+        bounds: Option<(&[f64], &[f64])>,
+    ) -> Result<CellGrid, RegridError> {
+        let n = shape[0].saturating_mul(shape[1]);
+        if lat.len() != n || lon.len() != n {
+            return Err(RegridError::Grid(format!(
+                "2-D coordinates of {} and {} values for a grid of shape {shape:?}",
+                lat.len(),
+                lon.len()
+            )));
+        }
+        let centres: Vec<Point> = lon.iter().zip(lat).map(|(&x, &y)| [x, y]).collect();
+        let corners = match bounds {
+            Some((lat_b, lon_b)) => {
+                if lat_b.len() != 4 * n || lon_b.len() != 4 * n {
+                    return Err(RegridError::Grid(format!(
+                        "bounds of {} and {} values for a grid of shape {shape:?} (4 per cell needed)",
+                        lat_b.len(),
+                        lon_b.len()
+                    )));
+                }
+                (0..n)
+                    .map(|c| {
+                        let near = lon[c];
+                        std::array::from_fn(|k| {
+                            [
+                                polygon::unwrap_lon(lon_b[4 * c + k], near),
+                                lat_b[4 * c + k],
+                            ]
+                        })
+                    })
+                    .collect()
+            }
+            None => {
+                if shape[0] < 2 || shape[1] < 2 {
+                    return Err(RegridError::Grid(format!(
+                        "a curvilinear grid of shape {shape:?} without bounds: 2 points per axis needed"
+                    )));
+                }
+                polygon::corners_from_centres(shape, &centres)
+            }
+        };
+        Ok(CellGrid {
+            shape,
+            centres,
+            corners,
+            space: Space::LonLat,
+        })
+    }
+
+    /// The same cells expressed in another space: every point goes through `from.inverse`
+    /// then `to.forward` (lon/lat is the identity either way). Points the target projection
+    /// cannot show become NaN (their cells get no weights). Longitudes of an angular target
+    /// are unwrapped around each cell's centre.
+    pub(crate) fn reproject(&self, from: &Projection, to: &Projection) -> CellGrid {
+        let map = |p: Point| {
+            let (lon, lat) = from.inverse(p[0], p[1]);
+            let (x, y) = to.forward(lon, lat);
+            [x, y]
+        };
+        let angular = to.is_angular();
+        let (centres, corners): (Vec<Point>, Vec<[Point; 4]>) = self
+            .centres
+            .par_iter()
+            .zip(self.corners.par_iter())
+            .map(|(&c, cs)| {
+                let c = map(c);
+                let mut cs = cs.map(map);
+                if angular {
+                    for p in &mut cs {
+                        p[0] = polygon::unwrap_lon(p[0], c[0]);
+                    }
+                }
+                (c, cs)
+            })
+            .unzip();
+        let space = if angular { Space::LonLat } else { Space::Plane };
+        CellGrid {
+            shape: self.shape,
+            centres,
+            corners,
+            space,
+        }
+    }
+}
+
+/// How target values are made from source values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Method {
+    /// Area-weighted mean over overlapping source cells.
+    Conservative,
+    /// Bilinear interpolation between the 4 surrounding source centres.
+    Bilinear,
+    /// The nearest source centre.
+    Nearest,
+}
+
+/// Most buckets a cell is listed in; a larger cell is checked against every query.
+const MAX_BUCKETS_PER_CELL: usize = 1024;
+
+/// A uniform bucket grid over the bounding boxes of a source grid's cells.
+#[derive(Debug)]
+pub(crate) struct SourceIndex {
+    space: Space,
+    /// Lower-left of bucket (0, 0).
+    origin: Point,
+    /// Bucket sides.
+    step: Point,
+    /// Buckets along x and y.
+    nb: [usize; 2],
+    /// CSR offsets (`nb[0] * nb[1] + 1`) into `items`.
+    offsets: Vec<u32>,
+    /// Source cell indices per bucket.
+    items: Vec<u32>,
+    /// Cells too large for the buckets, candidates of every query.
+    big: Vec<u32>,
+    /// The last column of centres is next to the first (a global lon/lat grid): bilinear
+    /// quads close across that seam.
+    periodic: bool,
+}
+
+/// The bounding box of a cell, `None` when a corner is not finite. On the sphere the
+/// longitudes are unwrapped around the first corner; a cell around a pole spans every
+/// longitude and reaches the pole.
+fn cell_box(corners: &[Point; 4], space: Space) -> Option<(Point, Point)> {
+    if corners
+        .iter()
+        .any(|c| !(c[0].is_finite() && c[1].is_finite()))
+    {
+        return None;
+    }
+    let near = corners[0][0];
+    let xs = corners.map(|c| match space {
+        Space::LonLat => polygon::unwrap_lon(c[0], near),
+        Space::Plane => c[0],
+    });
+    let (mut lo, mut hi) = ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2]);
+    for (k, c) in corners.iter().enumerate() {
+        lo = [lo[0].min(xs[k]), lo[1].min(c[1])];
+        hi = [hi[0].max(xs[k]), hi[1].max(c[1])];
+    }
+    if space == Space::LonLat && (hi[0] - lo[0] > 180.0 || winds_around_pole(corners)) {
+        let north = corners.iter().map(|c| c[1]).sum::<f64>() > 0.0;
+        lo = [-180.0, if north { lo[1] } else { -90.0 }];
+        hi = [180.0 + 360.0, if north { 90.0 } else { hi[1] }];
+    }
+    Some((lo, hi))
+}
+
+/// Whether two boxes overlap with a positive area (on the sphere, with the second box moved
+/// by whole turns of longitude).
+fn boxes_overlap(a: (Point, Point), b: (Point, Point), space: Space) -> bool {
+    let y = a.0[1] < b.1[1] && b.0[1] < a.1[1];
+    let x = |shift: f64| a.0[0] < b.1[0] + shift && b.0[0] + shift < a.1[0];
+    y && match space {
+        Space::Plane => x(0.0),
+        Space::LonLat => {
+            let d = polygon::unwrap_lon(b.0[0], a.0[0]) - b.0[0];
+            x(d) || x(d - 360.0) || x(d + 360.0)
+        }
+    }
+}
+
+/// Whether a lon/lat quadrilateral goes once around a pole (its longitude steps add to ±360°).
+fn winds_around_pole(corners: &[Point; 4]) -> bool {
+    let mut turn = 0.0;
+    for k in 0..4 {
+        let (a, b) = (corners[k][0], corners[(k + 1) % 4][0]);
+        turn += polygon::unwrap_lon(b, a) - a;
+    }
+    turn.abs() > 180.0
+}
+
+impl SourceIndex {
+    /// The index of `source`'s cells (cells with a corner that is not finite are left out).
+    pub(crate) fn new(source: &CellGrid) -> SourceIndex {
+        let space = source.space;
+        let cell_box = |k: usize| cell_box(&source.corners[k], space);
+        let n = source.corners.len();
+        // Domain and a typical cell size (median of a sample of box sides).
+        let (mut lo, mut hi) = source
+            .corners
+            .par_iter()
+            .filter_map(|c| self::cell_box(c, space))
+            .reduce(
+                || ([f64::INFINITY; 2], [f64::NEG_INFINITY; 2]),
+                |(l0, h0), (l1, h1)| {
+                    (
+                        [l0[0].min(l1[0]), l0[1].min(l1[1])],
+                        [h0[0].max(h1[0]), h0[1].max(h1[1])],
+                    )
+                },
+            );
+        let stride = (n / 4096).max(1);
+        let mut sides: Vec<f64> = (0..n)
+            .step_by(stride)
+            .filter_map(cell_box)
+            .map(|(l, h)| (h[0] - l[0]).max(h[1] - l[1]))
+            .collect();
+        let mut index = SourceIndex {
+            space,
+            origin: [0.0, 0.0],
+            step: [1.0, 1.0],
+            nb: [1, 1],
+            offsets: vec![0, 0],
+            items: Vec::new(),
+            big: Vec::new(),
+            periodic: is_periodic(source),
+        };
+        if sides.is_empty() || !(lo[0] <= hi[0] && lo[1] <= hi[1]) {
+            return index;
+        }
+        sides.sort_by(f64::total_cmp);
+        // Buckets of about two cells a side: a cell sits in 1 to 4 of them.
+        let side = 2.0 * sides[sides.len() / 2].max(1e-12);
+        if space == Space::LonLat {
+            lo[0] = -180.0;
+            hi[0] = 180.0;
+        }
+        let max_buckets = (2 * n).clamp(1, 1 << 24) as f64;
+        let mut s = side;
+        let count = |s: f64, lo: f64, hi: f64| (((hi - lo) / s).ceil() as usize).max(1);
+        while (count(s, lo[0], hi[0]) as f64) * (count(s, lo[1], hi[1]) as f64) > max_buckets {
+            s *= 1.5;
+        }
+        index.origin = lo;
+        index.nb = [count(s, lo[0], hi[0]), count(s, lo[1], hi[1])];
+        index.step = [
+            (hi[0] - lo[0]).max(s) / index.nb[0] as f64,
+            (hi[1] - lo[1]).max(s) / index.nb[1] as f64,
+        ];
+        if space == Space::LonLat {
+            index.step[0] = 360.0 / index.nb[0] as f64;
+        }
+        // Counting pass, then filling pass (CSR).
+        let nbuckets = index.nb[0] * index.nb[1];
+        let mut counts = vec![0u32; nbuckets + 1];
+        let mut big = Vec::new();
+        for k in 0..n {
+            if let Some((l, h)) = cell_box(k) {
+                if index.bucket_count(l, h) > MAX_BUCKETS_PER_CELL {
+                    big.push(k as u32);
+                } else {
+                    index.for_buckets(l, h, |q| counts[q + 1] += 1);
+                }
+            }
+        }
+        for q in 0..nbuckets {
+            counts[q + 1] += counts[q];
+        }
+        let mut fill = counts.clone();
+        let mut items = vec![0u32; counts[nbuckets] as usize];
+        for k in 0..n {
+            if let Some((l, h)) = cell_box(k) {
+                if index.bucket_count(l, h) <= MAX_BUCKETS_PER_CELL {
+                    index.for_buckets(l, h, |q| {
+                        items[fill[q] as usize] = k as u32;
+                        fill[q] += 1;
+                    });
+                }
+            }
+        }
+        index.offsets = counts;
+        index.items = items;
+        index.big = big;
+        index
+    }
+
+    /// Bucket index ranges (x possibly beyond `nb[0]` on the sphere, to be wrapped) of a box.
+    fn ranges(&self, lo: Point, hi: Point) -> Option<([i64; 2], [i64; 2])> {
+        let cell = |v: f64, k: usize| ((v - self.origin[k]) / self.step[k]).floor();
+        let (mut x0, mut x1) = (cell(lo[0], 0), cell(hi[0], 0));
+        let (y0, y1) = (
+            cell(lo[1], 1).max(0.0),
+            cell(hi[1], 1).min(self.nb[1] as f64 - 1.0),
+        );
+        if !(x0.is_finite() && x1.is_finite() && y0 <= y1) {
+            return None;
+        }
+        match self.space {
+            Space::Plane => {
+                x0 = x0.max(0.0);
+                x1 = x1.min(self.nb[0] as f64 - 1.0);
+                if x0 > x1 {
+                    return None;
+                }
+            }
+            Space::LonLat => {
+                if x1 - x0 + 1.0 >= self.nb[0] as f64 {
+                    (x0, x1) = (0.0, self.nb[0] as f64 - 1.0);
+                }
+            }
+        }
+        Some(([x0 as i64, x1 as i64], [y0 as i64, y1 as i64]))
+    }
+
+    fn bucket_count(&self, lo: Point, hi: Point) -> usize {
+        self.ranges(lo, hi).map_or(0, |(x, y)| {
+            (x[1] - x[0] + 1) as usize * (y[1] - y[0] + 1) as usize
+        })
+    }
+
+    /// Calls `f` with every bucket a box overlaps.
+    fn for_buckets(&self, lo: Point, hi: Point, mut f: impl FnMut(usize)) {
+        let Some((xr, yr)) = self.ranges(lo, hi) else {
+            return;
+        };
+        let nx = self.nb[0] as i64;
+        for y in yr[0]..=yr[1] {
+            for x in xr[0]..=xr[1] {
+                f((y * nx + x.rem_euclid(nx)) as usize);
+            }
+        }
+    }
+
+    /// The source cells whose boxes may overlap the box `lo..hi` (sorted, distinct).
+    fn query(&self, lo: Point, hi: Point, out: &mut Vec<u32>) {
+        out.clear();
+        self.for_buckets(lo, hi, |q| {
+            let (a, b) = (self.offsets[q] as usize, self.offsets[q + 1] as usize);
+            out.extend_from_slice(&self.items[a..b]);
+        });
+        out.extend_from_slice(&self.big);
+        out.sort_unstable();
+        out.dedup();
+    }
+
+    /// The source cells near a point: every cell whose centre is within `r` of `p` is among
+    /// them (`r` in the space's units; degrees of arc on the sphere).
+    fn query_around(&self, p: Point, r: f64, out: &mut Vec<u32>) {
+        match self.space {
+            Space::Plane => self.query([p[0] - r, p[1] - r], [p[0] + r, p[1] + r], out),
+            Space::LonLat => {
+                let coslat = (p[1].abs() + r).min(90.0).to_radians().cos();
+                let dl = if coslat < 1e-6 {
+                    360.0
+                } else {
+                    (1.1 * r / coslat).min(360.0)
+                };
+                self.query([p[0] - dl, p[1] - r], [p[0] + dl, p[1] + r], out)
+            }
+        }
+    }
+}
+
+/// Whether the last column of centres follows the first one (as far as one column step, on
+/// the middle row): a global grid in longitude.
+fn is_periodic(source: &CellGrid) -> bool {
+    let [ny, nx] = source.shape;
+    if nx < 3 || ny == 0 || source.centres.len() != ny * nx {
+        return false;
+    }
+    let row = &source.centres[(ny / 2) * nx..(ny / 2 + 1) * nx];
+    let step = distance(row[0], row[1], source.space);
+    let seam = distance(row[nx - 1], row[0], source.space);
+    step > 0.0 && seam > 0.5 * step && seam < 1.5 * step
+}
+
+/// Distance between two points of a space: planar, or great-circle in degrees of arc.
+fn distance(a: Point, b: Point, space: Space) -> f64 {
+    match space {
+        Space::Plane => (a[0] - b[0]).hypot(a[1] - b[1]),
+        Space::LonLat => {
+            let (va, vb) = (polygon::to_vec(a), polygon::to_vec(b));
+            let chord =
+                ((va[0] - vb[0]).powi(2) + (va[1] - vb[1]).powi(2) + (va[2] - vb[2]).powi(2))
+                    .sqrt();
+            (2.0 * (chord / 2.0).min(1.0).asin()).to_degrees()
+        }
+    }
+}
+
+/// Reusable per-call buffers.
+#[derive(Default)]
+struct Scratch {
+    clipper: Clipper,
+    candidates: Vec<u32>,
+    projected: Vec<(u32, [Point; 4])>,
+}
+
+/// Weights for the target cells `targets` (flat indices into `target`, C order) from
+/// `source`, both in one space (see the module doc), as triplets (position in `targets`,
+/// source flat index, weight). A target cell with no triplet has no source (NaN).
+pub(crate) fn weights(
+    method: Method,
+    source: &CellGrid,
+    index: &SourceIndex,
+    target: &CellGrid,
+    targets: &[usize],
+) -> Vec<(u32, u32, f64)> {
+    let mut out = Vec::new();
+    let mut scratch = Scratch::default();
+    for (k, &t) in targets.iter().enumerate() {
+        let (Some(centre), Some(corners)) = (target.centres.get(t), target.corners.get(t)) else {
+            continue;
+        };
+        let k = k as u32;
+        match method {
+            Method::Conservative => {
+                conservative(source, index, *corners, k, &mut scratch, &mut out)
+            }
+            Method::Bilinear => bilinear(source, index, *centre, k, &mut scratch, &mut out),
+            Method::Nearest => {
+                if let Some((s, _)) = nearest(source, index, *centre, &mut scratch.candidates) {
+                    out.push((k, s, 1.0));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Conservative weights of one target cell.
+fn conservative(
+    source: &CellGrid,
+    index: &SourceIndex,
+    corners: [Point; 4],
+    k: u32,
+    scratch: &mut Scratch,
+    out: &mut Vec<(u32, u32, f64)>,
+) {
+    let space = source.space;
+    let Some((lo, hi)) = cell_box(&corners, space) else {
+        return;
+    };
+    index.query(lo, hi, &mut scratch.candidates);
+    // Cells that only touch the target (or whose boxes miss it) have no overlap.
+    scratch.candidates.retain(|&s| {
+        source
+            .corners
+            .get(s as usize)
+            .and_then(|c| cell_box(c, space))
+            .is_some_and(|(l, h)| boxes_overlap((lo, hi), (l, h), space))
+    });
+    let Scratch {
+        clipper,
+        candidates,
+        projected,
+    } = scratch;
+    // The target and candidates in one plane.
+    let target_poly = match source.space {
+        Space::Plane => {
+            projected.clear();
+            for &s in candidates.iter() {
+                if let Some(c) = source.corners.get(s as usize) {
+                    projected.push((s, *c));
+                }
+            }
+            corners
+        }
+        Space::LonLat => {
+            let centre = polygon::cell_centre(&corners);
+            let mut frame = LocalFrame::for_cell(centre, &corners);
+            loop {
+                let Some(t) = frame.project_cell(&corners) else {
+                    return;
+                };
+                projected.clear();
+                let mut redo = false;
+                for &s in candidates.iter() {
+                    let Some(c) = source.corners.get(s as usize) else {
+                        continue;
+                    };
+                    match frame.project_cell(c) {
+                        Some(p) => projected.push((s, p)),
+                        None if matches!(frame, LocalFrame::Cylindrical { .. }) => {
+                            redo = true;
+                            break;
+                        }
+                        None => {}
+                    }
+                }
+                if !redo {
+                    break t;
+                }
+                frame = LocalFrame::azimuthal(centre);
+            }
+        }
+    };
+    let target_area = polygon::area(&target_poly);
+    if target_area.is_nan() || target_area <= 0.0 {
+        return;
+    }
+    let target_convex = polygon::is_convex(&target_poly);
+    for (s, poly) in projected.iter() {
+        if poly.iter().any(|p| !(p[0].is_finite() && p[1].is_finite())) {
+            continue;
+        }
+        let a = if target_convex || !polygon::is_convex(poly) {
+            clipper.overlap_area(poly, &target_poly)
+        } else {
+            clipper.overlap_area(&target_poly, poly)
+        };
+        let w = a / target_area;
+        if w > 1e-12 {
+            out.push((k, *s, w));
+        }
+    }
+}
+
+/// The nearest source centre to `p` and its distance, if `p` is within the source domain
+/// (1.1 × the nearest cell's circumradius).
+fn nearest(
+    source: &CellGrid,
+    index: &SourceIndex,
+    p: Point,
+    candidates: &mut Vec<u32>,
+) -> Option<(u32, f64)> {
+    if !(p[0].is_finite() && p[1].is_finite()) {
+        return None;
+    }
+    let space = source.space;
+    let step = index.step[0].max(index.step[1]);
+    let (mut r, r_max) = (step, 8.0 * step);
+    loop {
+        index.query_around(p, r, candidates);
+        let best = candidates
+            .iter()
+            .filter_map(|&s| {
+                let c = *source.centres.get(s as usize)?;
+                let d = distance(p, c, space);
+                d.is_finite().then_some((s, d))
+            })
+            .min_by(|a, b| a.1.total_cmp(&b.1));
+        match best {
+            Some((s, d)) if d <= r => {
+                let centre = source.centres.get(s as usize)?;
+                let radius = source
+                    .corners
+                    .get(s as usize)?
+                    .iter()
+                    .map(|&c| distance(*centre, c, space))
+                    .fold(0.0, f64::max);
+                return (d <= 1.1 * radius).then_some((s, d));
+            }
+            _ if r >= r_max => return None,
+            Some((_, d)) => r = d.max(2.0 * r).min(r_max),
+            None => r = (2.0 * r).min(r_max),
+        }
+    }
+}
+
+/// Bilinear weights of one target point.
+fn bilinear(
+    source: &CellGrid,
+    index: &SourceIndex,
+    p: Point,
+    k: u32,
+    scratch: &mut Scratch,
+    out: &mut Vec<(u32, u32, f64)>,
+) {
+    let Some((s, _)) = nearest(source, index, p, &mut scratch.candidates) else {
+        return;
+    };
+    let [ny, nx] = source.shape;
+    let (j, i) = (s as usize / nx.max(1), s as usize % nx.max(1));
+    for (dj, di) in [(0, 0), (-1, 0), (0, -1), (-1, -1)] {
+        let (j0, mut i0) = (j as i64 + dj, i as i64 + di);
+        if index.periodic {
+            i0 = i0.rem_euclid(nx as i64);
+        } else if i0 < 0 || i0 + 1 >= nx as i64 {
+            continue;
+        }
+        if j0 < 0 || j0 + 1 >= ny as i64 {
+            continue;
+        }
+        let (j0, i0, i1) = (j0 as usize, i0 as usize, (i0 as usize + 1) % nx);
+        let ids = [
+            j0 * nx + i0,
+            j0 * nx + i1,
+            (j0 + 1) * nx + i1,
+            (j0 + 1) * nx + i0,
+        ];
+        if ids.iter().any(|&q| q >= source.centres.len()) {
+            continue;
+        }
+        let quad = ids.map(|q| source.centres[q]);
+        let Some((plane, q)) = quad_in_plane(quad, p, source.space) else {
+            continue;
+        };
+        if let Some((u, v)) = inverse_bilinear(q, plane) {
+            let w = [(1.0 - u) * (1.0 - v), u * (1.0 - v), u * v, (1.0 - u) * v];
+            for (q, w) in ids.iter().zip(w) {
+                if w != 0.0 {
+                    out.push((k, *q as u32, w));
+                }
+            }
+            return;
+        }
+    }
+}
+
+/// A quadrilateral of centres and a point in one plane: as given in a plane; on the sphere in
+/// degrees with longitudes unwrapped around the point (so a rectilinear lon/lat source is
+/// interpolated linearly in lon and lat, as `xarray.interp`), or in the azimuthal frame on the
+/// point when the quad spans more than 90° of longitude (around a pole).
+fn quad_in_plane(quad: [Point; 4], p: Point, space: Space) -> Option<(Point, [Point; 4])> {
+    if quad.iter().any(|c| !(c[0].is_finite() && c[1].is_finite())) {
+        return None;
+    }
+    match space {
+        Space::Plane => Some((p, quad)),
+        Space::LonLat => {
+            let q = quad.map(|c| [polygon::unwrap_lon(c[0], p[0]), c[1]]);
+            let (lo, hi) = q
+                .iter()
+                .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), c| {
+                    (lo.min(c[0]), hi.max(c[0]))
+                });
+            if hi - lo <= 90.0 {
+                Some((p, q))
+            } else {
+                let frame = LocalFrame::azimuthal(p);
+                Some((frame.project(p), quad.map(|c| frame.project(c))))
+            }
+        }
+    }
+}
+
+/// `(u, v)` in `[0, 1]²` with `p = (1−u)(1−v)·a + u(1−v)·b + uv·c + (1−u)v·d` (Newton's method),
+/// or `None` when `p` is outside the quadrilateral `[a, b, c, d]`.
+fn inverse_bilinear([a, b, c, d]: [Point; 4], p: Point) -> Option<(f64, f64)> {
+    let (mut u, mut v) = (0.5, 0.5);
+    let scale =
+        (b[0] - a[0]).abs() + (b[1] - a[1]).abs() + (d[0] - a[0]).abs() + (d[1] - a[1]).abs();
+    if scale.is_nan() || scale <= 0.0 {
+        return None;
+    }
+    for _ in 0..30 {
+        let f = |k: usize| {
+            (1.0 - u) * (1.0 - v) * a[k]
+                + u * (1.0 - v) * b[k]
+                + u * v * c[k]
+                + (1.0 - u) * v * d[k]
+                - p[k]
+        };
+        let (fx, fy) = (f(0), f(1));
+        // Jacobian.
+        let du = |k: usize| (1.0 - v) * (b[k] - a[k]) + v * (c[k] - d[k]);
+        let dv = |k: usize| (1.0 - u) * (d[k] - a[k]) + u * (c[k] - b[k]);
+        let (j00, j01, j10, j11) = (du(0), dv(0), du(1), dv(1));
+        let det = j00 * j11 - j01 * j10;
+        if det == 0.0 || !det.is_finite() {
+            return None;
+        }
+        let (su, sv) = ((fx * j11 - fy * j01) / det, (fy * j00 - fx * j10) / det);
+        u -= su;
+        v -= sv;
+        if su.abs() < 1e-14 && sv.abs() < 1e-14 {
+            break;
+        }
+    }
+    let eps = 1e-9;
+    let inside = (-eps..=1.0 + eps).contains(&u) && (-eps..=1.0 + eps).contains(&v);
+    inside.then(|| (u.clamp(0.0, 1.0), v.clamp(0.0, 1.0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::operators::kernels::test_rng::Rng;
+    use std::collections::HashMap;
+
+    /// Centres and bounds of a regular axis.
+    fn axis(start: f64, step: f64, n: usize) -> (Vec<f64>, Vec<[f64; 2]>) {
+        let b: Vec<[f64; 2]> = (0..n)
+            .map(|i| [start + step * i as f64, start + step * (i + 1) as f64])
+            .collect();
+        (b.iter().map(|b| 0.5 * (b[0] + b[1])).collect(), b)
+    }
+
+    fn all(grid: &CellGrid) -> Vec<usize> {
+        (0..grid.centres.len()).collect()
+    }
+
+    /// Triplets as a map (target, source) -> weight.
+    fn as_map(w: &[(u32, u32, f64)]) -> HashMap<(u32, u32), f64> {
+        w.iter().map(|&(t, s, w)| ((t, s), w)).collect()
+    }
+
+    /// Lon/lat to lon/lat: every weight equals the exact latitude-circle overlap over the exact
+    /// target area, across the antimeridian, for a rectilinear and a curvilinear source.
+    #[test]
+    fn lonlat_conservative_matches_exact_spherical_areas() {
+        let (sy, syb) = axis(30.0, 1.0, 40);
+        let (sx, sxb) = axis(160.0, 1.0, 40); // 160 .. 200 (= -160)
+        let wrapped: Vec<f64> = sx.iter().map(|&x| projection_wrap(x)).collect();
+        let wrapped_b: Vec<[f64; 2]> = sxb
+            .iter()
+            .map(|b| [projection_wrap(b[0]), projection_wrap(b[0]) + 1.0])
+            .collect();
+        let source = CellGrid::rectilinear(&sy, &syb, &wrapped, &wrapped_b, Space::LonLat);
+        let (ty, tyb) = axis(31.3, 1.7, 20);
+        let (tx, txb) = axis(161.2, 2.3, 15);
+        let target = CellGrid::rectilinear(&ty, &tyb, &tx, &txb, Space::LonLat);
+        let index = SourceIndex::new(&source);
+        let got = as_map(&weights(
+            Method::Conservative,
+            &source,
+            &index,
+            &target,
+            &all(&target),
+        ));
+        let mut expected = HashMap::new();
+        for (tj, tb) in tyb.iter().enumerate() {
+            for (ti, ub) in txb.iter().enumerate() {
+                let t_area = polygon::lonlat_rect_area(ub[0], ub[1], tb[0], tb[1]);
+                for (sj, sb) in syb.iter().enumerate() {
+                    for (si, vb) in sxb.iter().enumerate() {
+                        let (x0, x1) = (ub[0].max(vb[0]), ub[1].min(vb[1]));
+                        let (y0, y1) = (tb[0].max(sb[0]), tb[1].min(sb[1]));
+                        if x1 > x0 && y1 > y0 {
+                            let w = polygon::lonlat_rect_area(x0, x1, y0, y1) / t_area;
+                            expected.insert(((tj * 15 + ti) as u32, (sj * 40 + si) as u32), w);
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(got.len(), expected.len());
+        for (key, w) in &expected {
+            let g = got.get(key).copied().unwrap_or(f64::NAN);
+            assert!((g - w).abs() < 1e-12, "{key:?}: {g} vs {w}");
+        }
+        // The same source as a curvilinear grid without bounds (corners from centres).
+        let (lat, lon): (Vec<f64>, Vec<f64>) = source.centres.iter().map(|c| (c[1], c[0])).unzip();
+        let curvi = CellGrid::curvilinear([40, 40], &lat, &lon, None).unwrap();
+        let index = SourceIndex::new(&curvi);
+        let got2 = as_map(&weights(
+            Method::Conservative,
+            &curvi,
+            &index,
+            &target,
+            &all(&target),
+        ));
+        assert_eq!(got2.len(), expected.len());
+        for (key, w) in &expected {
+            assert!(
+                (got2[key] - w).abs() < 1e-9,
+                "{key:?}: {} vs {w}",
+                got2[key]
+            );
+        }
+    }
+
+    fn projection_wrap(lon: f64) -> f64 {
+        super::super::projection::wrap_lon(lon)
+    }
+
+    /// The source used by the polar tests: 1° lon/lat cells south of 60°S, seen in EPSG:3031.
+    fn polar_case() -> (CellGrid, CellGrid, Projection) {
+        let (sy, syb) = axis(-90.0, 1.0, 30);
+        let (sx, sxb) = axis(-180.0, 1.0, 360);
+        let lonlat = CellGrid::rectilinear(&sy, &syb, &sx, &sxb, Space::LonLat);
+        let p3031 = Projection::from_epsg("EPSG:3031").unwrap();
+        let source = lonlat.reproject(&Projection::LonLat, &p3031);
+        let (t, tb) = axis(-4_000_000.0, 50_000.0, 160);
+        let target = CellGrid::rectilinear(&t, &tb, &t, &tb, Space::Plane);
+        (source, target, p3031)
+    }
+
+    /// EPSG:3031 50 km target from a 1° lon/lat source: constant fields stay constant where
+    /// the source covers the cell, cells beyond the source get no weights, and the area
+    /// integral of each source cell inside the target domain is conserved.
+    #[test]
+    fn polar_stereographic_target_conserves() {
+        let (source, target, p3031) = polar_case();
+        assert_eq!(source.space, Space::Plane);
+        let index = SourceIndex::new(&source);
+        let targets = all(&target);
+        let w = weights(Method::Conservative, &source, &index, &target, &targets);
+        let mut sums = vec![0.0; targets.len()];
+        let mut received = vec![0.0; source.centres.len()];
+        for &(t, s, w) in &w {
+            sums[t as usize] += w;
+            received[s as usize] += w * polygon::area(&target.corners[t as usize]);
+        }
+        let (mut inside, mut outside) = (0, 0);
+        for (t, corners) in target.corners.iter().enumerate() {
+            let lats: Vec<f64> = corners
+                .iter()
+                .map(|c| p3031.inverse(c[0], c[1]).1)
+                .collect();
+            if lats.iter().all(|&l| l < -60.05) {
+                assert!(
+                    (sums[t] - 1.0).abs() < 1e-9,
+                    "cell {t}: weights sum to {}",
+                    sums[t]
+                );
+                inside += 1;
+            } else if lats.iter().all(|&l| l > -59.95) {
+                assert_eq!(sums[t], 0.0, "cell {t} beyond the source got weights");
+                outside += 1;
+            }
+        }
+        assert!(inside > 10_000 && outside > 2_000, "{inside} {outside}");
+        let limit = 4_000_000.0 - 1.0;
+        let mut checked = 0;
+        for (s, corners) in source.corners.iter().enumerate() {
+            if corners
+                .iter()
+                .all(|c| c[0].abs() < limit && c[1].abs() < limit)
+            {
+                let a = polygon::area(corners);
+                assert!(
+                    (received[s] / a - 1.0).abs() < 1e-9,
+                    "source {s}: {} vs {a}",
+                    received[s]
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 9_000, "{checked}");
+    }
+
+    /// Bilinear in the target plane reproduces a field linear in x/y; nearest picks the
+    /// nearest centre and leaves cells beyond the source empty.
+    #[test]
+    fn polar_stereographic_bilinear_and_nearest() {
+        let (source, target, p3031) = polar_case();
+        let index = SourceIndex::new(&source);
+        assert!(index.periodic);
+        let targets = all(&target);
+        let f = |p: Point| 2e-6 * p[0] - 3e-6 * p[1] + 5.0;
+        let w = weights(Method::Bilinear, &source, &index, &target, &targets);
+        let mut value = vec![0.0; targets.len()];
+        let mut sum = vec![0.0; targets.len()];
+        for &(t, s, w) in &w {
+            value[t as usize] += w * f(source.centres[s as usize]);
+            sum[t as usize] += w;
+        }
+        let mut covered = 0;
+        for (t, c) in target.centres.iter().enumerate() {
+            let lat = p3031.inverse(c[0], c[1]).1;
+            if sum[t] > 0.0 {
+                assert!((sum[t] - 1.0).abs() < 1e-12);
+                assert!(
+                    (value[t] - f(*c)).abs() < 1e-6,
+                    "{t}: {} vs {}",
+                    value[t],
+                    f(*c)
+                );
+                covered += 1;
+            } else {
+                // Only beyond the outermost centres (60.5°S, joined by chords that cut up to
+                // 0.002° inside the circle) or inside the innermost ring.
+                assert!(
+                    !(-89.5 + 1e-6..=-60.5 - 2e-3).contains(&lat),
+                    "{t} at {lat} has no weights"
+                );
+            }
+        }
+        assert!(covered > 10_000);
+        let w = weights(Method::Nearest, &source, &index, &target, &targets);
+        let got: HashMap<u32, u32> = w.iter().map(|&(t, s, _)| (t, s)).collect();
+        for (t, c) in target.centres.iter().enumerate() {
+            let lat = p3031.inverse(c[0], c[1]).1;
+            match got.get(&(t as u32)) {
+                Some(&s) => {
+                    let d = distance(*c, source.centres[s as usize], Space::Plane);
+                    let best = source
+                        .centres
+                        .iter()
+                        .map(|&x| distance(*c, x, Space::Plane))
+                        .fold(f64::INFINITY, f64::min);
+                    assert_eq!(d, best);
+                    // Within 1.1 circumradius (~0.6° of latitude here) of the source edge.
+                    assert!(lat < -59.3, "{t} at {lat}");
+                }
+                None => assert!(lat > -60.0, "{t} at {lat} has no nearest"),
+            }
+        }
+    }
+
+    /// Bilinear on lon/lat grids is linear interpolation in lon and lat (xarray.interp), also
+    /// across the antimeridian of a global grid.
+    #[test]
+    fn lonlat_bilinear_is_linear_in_lon_lat() {
+        let (sy, syb) = axis(-90.0, 2.0, 90);
+        let (sx, sxb) = axis(-180.0, 2.5, 144);
+        let source = CellGrid::rectilinear(&sy, &syb, &sx, &sxb, Space::LonLat);
+        let index = SourceIndex::new(&source);
+        let mut rng = Rng(3);
+        let pts: Vec<Point> = (0..500)
+            .map(|_| [rng.uniform(-180.0, 180.0), rng.uniform(-88.0, 88.0)])
+            .collect();
+        let target = CellGrid {
+            shape: [1, pts.len()],
+            centres: pts.clone(),
+            corners: vec![[[f64::NAN; 2]; 4]; pts.len()],
+            space: Space::LonLat,
+        };
+        let w = weights(Method::Bilinear, &source, &index, &target, &all(&target));
+        // A field linear in latitude and in a longitude that is periodic piecewise: check
+        // the latitude and the unwrapped longitude interpolate exactly.
+        let mut lat = vec![0.0; pts.len()];
+        let mut lon = vec![0.0; pts.len()];
+        for &(t, s, w) in &w {
+            let c = source.centres[s as usize];
+            lat[t as usize] += w * c[1];
+            lon[t as usize] += w * polygon::unwrap_lon(c[0], pts[t as usize][0]);
+        }
+        for (t, p) in pts.iter().enumerate() {
+            assert!(
+                (lat[t] - p[1]).abs() < 1e-9 && (lon[t] - p[0]).abs() < 1e-9,
+                "{p:?}: {} {}",
+                lon[t],
+                lat[t]
+            );
+        }
+    }
+
+    #[test]
+    fn inverse_bilinear_on_a_skewed_quad() {
+        let q = [[0.0, 0.0], [4.0, 1.0], [5.0, 5.0], [-1.0, 3.0]];
+        for (u, v) in [(0.2, 0.7), (0.0, 0.0), (1.0, 0.5), (0.9, 0.1)] {
+            let p = [0, 1].map(|k| {
+                (1.0 - u) * (1.0 - v) * q[0][k]
+                    + u * (1.0 - v) * q[1][k]
+                    + u * v * q[2][k]
+                    + (1.0 - u) * v * q[3][k]
+            });
+            let (gu, gv) = inverse_bilinear(q, p).unwrap();
+            assert!((gu - u).abs() < 1e-12 && (gv - v).abs() < 1e-12);
+        }
+        assert!(inverse_bilinear(q, [6.0, 6.0]).is_none());
+    }
+
+    #[test]
+    fn bad_grids_are_errors() {
+        assert!(CellGrid::curvilinear([2, 2], &[0.0; 3], &[0.0; 4], None).is_err());
+        assert!(CellGrid::curvilinear([1, 4], &[0.0; 4], &[0.0; 4], None).is_err());
+        assert!(CellGrid::curvilinear(
+            [2, 2],
+            &[0.0; 4],
+            &[0.0; 4],
+            Some((&[0.0; 15], &[0.0; 16]))
+        )
+        .is_err());
+        let g = CellGrid::curvilinear(
+            [1, 1],
+            &[10.0],
+            &[20.0],
+            Some((&[9.0, 9.0, 11.0, 11.0], &[19.0, 21.0, 21.0, 19.0])),
+        )
+        .unwrap();
+        assert_eq!(
+            g.corners[0],
+            [[19.0, 9.0], [21.0, 9.0], [21.0, 11.0], [19.0, 11.0]]
+        );
+    }
+
+    /// Timing of the sizing case: 0.1° (3600×1800) to 0.25° (1440×720), conservative,
+    /// per 1440×90 output chunk in parallel. Run with `--ignored --nocapture`.
+    #[test]
+    #[ignore = "timing, run by hand"]
+    fn timing_conservative_tenth_degree_to_quarter_degree() {
+        let t0 = std::time::Instant::now();
+        let (sy, syb) = axis(-90.0, 0.1, 1800);
+        let (sx, sxb) = axis(-180.0, 0.1, 3600);
+        let source = CellGrid::rectilinear(&sy, &syb, &sx, &sxb, Space::LonLat);
+        let index = SourceIndex::new(&source);
+        let t1 = std::time::Instant::now();
+        let (ty, tyb) = axis(-90.0, 0.25, 720);
+        let (tx, txb) = axis(-180.0, 0.25, 1440);
+        let target = CellGrid::rectilinear(&ty, &tyb, &tx, &txb, Space::LonLat);
+        let chunks: Vec<Vec<usize>> = (0..8)
+            .map(|c| (c * 90 * 1440..(c + 1) * 90 * 1440).collect())
+            .collect();
+        let (n, worst) = chunks
+            .par_iter()
+            .map(|chunk| {
+                let w = weights(Method::Conservative, &source, &index, &target, chunk);
+                let mut sums = vec![0.0; chunk.len()];
+                for &(t, _, w) in &w {
+                    sums[t as usize] += w;
+                }
+                (
+                    w.len(),
+                    sums.iter().map(|s| (s - 1.0).abs()).fold(0.0, f64::max),
+                )
+            })
+            .reduce(|| (0, 0.0), |a, b| (a.0 + b.0, a.1.max(b.1)));
+        let t2 = std::time::Instant::now();
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let hwm = status
+            .lines()
+            .find(|l| l.starts_with("VmHWM"))
+            .unwrap_or("")
+            .to_owned();
+        eprintln!(
+            "grid+index {:.2} s, weights {:.2} s, {n} triplets, worst |sum-1| {worst:e}, {hwm}",
+            (t1 - t0).as_secs_f64(),
+            (t2 - t1).as_secs_f64()
+        );
+        assert!(worst < 1e-9);
+    }
+}

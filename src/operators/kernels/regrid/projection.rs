@@ -1,1 +1,1174 @@
-//! (regrid: projections and polygons, being written)
+//! Coordinate reference systems of regrid targets and sources: forward (lon/lat degrees → x/y
+//! metres) and inverse maps, built from an EPSG code or a CF `grid_mapping` variable.
+//!
+//! Closed-form formulas (Snyder, "Map Projections — A Working Manual", USGS PP 1395, and PROJ's
+//! own implementations of the same formulas) rather than a projection library: the handful of
+//! projections CF grids use are a few lines each, need no data files or datum machinery (every
+//! grid here is on one datum; no datum shifts are applied), and stay fast enough to project
+//! every corner of a 0.1° global grid. Ellipsoidal formulas throughout (the sphere is the
+//! ellipsoid with eccentricity 0), matching PROJ:
+//!
+//! - polar stereographic, variant A (`k0`) or B (latitude of true scale), e.g. EPSG:3031/3413/3995;
+//! - oblique stereographic (PROJ `stere`, conformal-latitude form);
+//! - Mercator (ellipsoidal, `k0` or latitude of true scale) and spherical Web Mercator (EPSG:3857);
+//! - Lambert conformal conic with one or two standard parallels;
+//! - rotated pole (CF `rotated_latitude_longitude`, PROJ `ob_tran` with `o_proj=longlat`), whose
+//!   "x/y" are rotated longitude/latitude in degrees.
+
+use super::RegridError;
+use std::f64::consts::{FRAC_PI_2, FRAC_PI_4, PI};
+
+/// WGS84 semi-major axis (metres).
+const WGS84_A: f64 = 6_378_137.0;
+/// WGS84 inverse flattening.
+const WGS84_RF: f64 = 298.257_223_563;
+
+/// A CF attribute value.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum CfValue {
+    /// A numeric attribute.
+    Number(f64),
+    /// A numeric list attribute (two standard parallels).
+    Numbers(Vec<f64>),
+    /// A text attribute.
+    Text(String),
+}
+
+/// The figure of the earth: semi-major axis and inverse flattening (0 for a sphere).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Ellipsoid {
+    /// Semi-major axis in metres.
+    pub(crate) a: f64,
+    /// Inverse flattening; 0 for a sphere.
+    pub(crate) rf: f64,
+    /// First eccentricity (derived).
+    e: f64,
+}
+
+impl Ellipsoid {
+    /// An ellipsoid from its semi-major axis and inverse flattening (0 = sphere).
+    pub(crate) fn new(a: f64, rf: f64) -> Ellipsoid {
+        let f = if rf == 0.0 { 0.0 } else { 1.0 / rf };
+        Ellipsoid {
+            a,
+            rf,
+            e: (f * (2.0 - f)).sqrt(),
+        }
+    }
+
+    /// WGS84.
+    pub(crate) fn wgs84() -> Ellipsoid {
+        Ellipsoid::new(WGS84_A, WGS84_RF)
+    }
+
+    /// A sphere of radius `r`.
+    pub(crate) fn sphere(r: f64) -> Ellipsoid {
+        Ellipsoid::new(r, 0.0)
+    }
+}
+
+/// Snyder's `t` (15-9): `tan(π/4 − φ/2) / ((1 − e sin φ)/(1 + e sin φ))^(e/2)`.
+fn tsfn(phi: f64, e: f64) -> f64 {
+    let es = e * phi.sin();
+    (FRAC_PI_4 - phi / 2.0).tan() / ((1.0 - es) / (1.0 + es)).powf(e / 2.0)
+}
+
+/// Snyder's `m` (14-15): `cos φ / sqrt(1 − e² sin² φ)`.
+fn msfn(phi: f64, e: f64) -> f64 {
+    let es = e * phi.sin();
+    phi.cos() / (1.0 - es * es).sqrt()
+}
+
+/// The latitude whose [`tsfn`] is `t` (Snyder 7-9, iterated).
+fn phi_from_t(t: f64, e: f64) -> f64 {
+    let mut phi = FRAC_PI_2 - 2.0 * t.atan();
+    for _ in 0..20 {
+        let es = e * phi.sin();
+        let next = FRAC_PI_2 - 2.0 * (t * ((1.0 - es) / (1.0 + es)).powf(e / 2.0)).atan();
+        let done = (next - phi).abs() < 1e-15;
+        phi = next;
+        if done {
+            break;
+        }
+    }
+    phi
+}
+
+/// Longitude difference in radians, wrapped to `[-π, π]`.
+fn wrap_rad(d: f64) -> f64 {
+    if (-PI..=PI).contains(&d) {
+        d
+    } else {
+        d - 2.0 * PI * ((d + PI) / (2.0 * PI)).floor()
+    }
+}
+
+/// Longitude in degrees wrapped to `[-180, 180]`.
+pub(crate) fn wrap_lon(lon: f64) -> f64 {
+    if (-180.0..=180.0).contains(&lon) {
+        lon
+    } else {
+        lon - 360.0 * ((lon + 180.0) / 360.0).floor()
+    }
+}
+
+/// A NaN pair when either value is not finite.
+fn finite_or_nan((x, y): (f64, f64)) -> (f64, f64) {
+    if x.is_finite() && y.is_finite() {
+        (x, y)
+    } else {
+        (f64::NAN, f64::NAN)
+    }
+}
+
+/// Polar stereographic about one pole (Snyder 21-33 … 21-41).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct PolarStereo {
+    /// The earth.
+    pub(crate) ellipsoid: Ellipsoid,
+    /// South pole aspect.
+    pub(crate) south: bool,
+    /// Latitude of true scale in degrees (variant B), or `None` for variant A (`k0`).
+    pub(crate) lat_ts: Option<f64>,
+    /// Scale factor at the pole (variant A; 1 with `lat_ts`).
+    pub(crate) k0: f64,
+    /// Longitude pointing "down" (north aspect) / "up" (south) from the pole, degrees.
+    pub(crate) lon_0: f64,
+    /// False easting (m).
+    pub(crate) false_easting: f64,
+    /// False northing (m).
+    pub(crate) false_northing: f64,
+    /// `ρ = a_k · t` (derived).
+    a_k: f64,
+}
+
+impl PolarStereo {
+    fn new(
+        ellipsoid: Ellipsoid,
+        south: bool,
+        lat_ts: Option<f64>,
+        k0: f64,
+        lon_0: f64,
+        false_easting: f64,
+        false_northing: f64,
+    ) -> PolarStereo {
+        let e = ellipsoid.e;
+        let a_k = match lat_ts {
+            Some(ts) if (ts.abs() - 90.0).abs() > 1e-10 => {
+                let phi_c = ts.abs().to_radians();
+                ellipsoid.a * msfn(phi_c, e) / tsfn(phi_c, e)
+            }
+            _ => {
+                let k0 = if lat_ts.is_some() { 1.0 } else { k0 };
+                2.0 * ellipsoid.a * k0 / ((1.0 + e).powf(1.0 + e) * (1.0 - e).powf(1.0 - e)).sqrt()
+            }
+        };
+        PolarStereo {
+            ellipsoid,
+            south,
+            lat_ts,
+            k0,
+            lon_0,
+            false_easting,
+            false_northing,
+            a_k,
+        }
+    }
+
+    fn forward(&self, lon: f64, lat: f64) -> (f64, f64) {
+        let phi = if self.south { -lat } else { lat }.to_radians();
+        if phi <= -FRAC_PI_2 + 1e-12 {
+            return (f64::NAN, f64::NAN);
+        }
+        let dl = (lon - self.lon_0).to_radians();
+        let rho = self.a_k * tsfn(phi, self.ellipsoid.e);
+        let (s, c) = dl.sin_cos();
+        let y = if self.south { rho * c } else { -rho * c };
+        finite_or_nan((self.false_easting + rho * s, self.false_northing + y))
+    }
+
+    fn inverse(&self, x: f64, y: f64) -> (f64, f64) {
+        let (dx, dy) = (x - self.false_easting, y - self.false_northing);
+        let t = dx.hypot(dy) / self.a_k;
+        let phi = phi_from_t(t, self.ellipsoid.e).to_degrees();
+        let (lat, dl) = if self.south {
+            (-phi, dx.atan2(dy))
+        } else {
+            (phi, dx.atan2(-dy))
+        };
+        (wrap_lon(self.lon_0 + dl.to_degrees()), lat)
+    }
+}
+
+/// Mercator, ellipsoidal (Snyder 7-6, 7-7, 7-9).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct MercatorParams {
+    /// The earth.
+    pub(crate) ellipsoid: Ellipsoid,
+    /// Central meridian, degrees.
+    pub(crate) lon_0: f64,
+    /// Latitude of true scale in degrees, or `None` when given by `k0`.
+    pub(crate) lat_ts: Option<f64>,
+    /// Scale factor on the equator.
+    pub(crate) k0: f64,
+    /// False easting (m).
+    pub(crate) false_easting: f64,
+    /// False northing (m).
+    pub(crate) false_northing: f64,
+}
+
+impl MercatorParams {
+    fn ak(&self) -> f64 {
+        self.ellipsoid.a * self.k0
+    }
+
+    fn forward(&self, lon: f64, lat: f64) -> (f64, f64) {
+        if lat.abs() >= 90.0 {
+            return (f64::NAN, f64::NAN);
+        }
+        let x = self.ak() * wrap_rad((lon - self.lon_0).to_radians());
+        let y = -self.ak() * tsfn(lat.to_radians(), self.ellipsoid.e).ln();
+        finite_or_nan((self.false_easting + x, self.false_northing + y))
+    }
+
+    fn inverse(&self, x: f64, y: f64) -> (f64, f64) {
+        let t = (-(y - self.false_northing) / self.ak()).exp();
+        let lat = phi_from_t(t, self.ellipsoid.e).to_degrees();
+        let lon = self.lon_0 + ((x - self.false_easting) / self.ak()).to_degrees();
+        (wrap_lon(lon), lat)
+    }
+}
+
+/// Lambert conformal conic with one or two standard parallels (Snyder 15-1 … 15-11).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct LambertParams {
+    /// The earth.
+    pub(crate) ellipsoid: Ellipsoid,
+    /// Central meridian, degrees.
+    pub(crate) lon_0: f64,
+    /// Latitude of the origin, degrees.
+    pub(crate) lat_0: f64,
+    /// Standard parallels, degrees (equal for the one-parallel form).
+    pub(crate) lat_1: f64,
+    /// Second standard parallel.
+    pub(crate) lat_2: f64,
+    /// False easting (m).
+    pub(crate) false_easting: f64,
+    /// False northing (m).
+    pub(crate) false_northing: f64,
+    /// Cone constant `n` (derived).
+    n: f64,
+    /// `a F` (derived).
+    a_f: f64,
+    /// `ρ0` (derived).
+    rho0: f64,
+}
+
+impl LambertParams {
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        ellipsoid: Ellipsoid,
+        lon_0: f64,
+        lat_0: f64,
+        lat_1: f64,
+        lat_2: f64,
+        false_easting: f64,
+        false_northing: f64,
+    ) -> Result<LambertParams, RegridError> {
+        let e = ellipsoid.e;
+        let (p1, p2) = (lat_1.to_radians(), lat_2.to_radians());
+        let (m1, t1) = (msfn(p1, e), tsfn(p1, e));
+        let n = if (lat_1 - lat_2).abs() < 1e-10 {
+            p1.sin()
+        } else {
+            (m1.ln() - msfn(p2, e).ln()) / (t1.ln() - tsfn(p2, e).ln())
+        };
+        if !n.is_finite() || n.abs() < 1e-10 || (lat_1 + lat_2).abs() < 1e-10 {
+            return Err(RegridError::Projection(format!(
+                "lambert_conformal_conic: standard parallels {lat_1}, {lat_2} do not define a cone"
+            )));
+        }
+        let a_f = ellipsoid.a * m1 / (n * t1.powf(n));
+        let rho0 = a_f * tsfn(lat_0.to_radians(), e).powf(n);
+        Ok(LambertParams {
+            ellipsoid,
+            lon_0,
+            lat_0,
+            lat_1,
+            lat_2,
+            false_easting,
+            false_northing,
+            n,
+            a_f,
+            rho0,
+        })
+    }
+
+    fn forward(&self, lon: f64, lat: f64) -> (f64, f64) {
+        let rho = self.a_f * tsfn(lat.to_radians(), self.ellipsoid.e).powf(self.n);
+        let theta = self.n * wrap_rad((lon - self.lon_0).to_radians());
+        let (s, c) = theta.sin_cos();
+        finite_or_nan((
+            self.false_easting + rho * s,
+            self.false_northing + self.rho0 - rho * c,
+        ))
+    }
+
+    fn inverse(&self, x: f64, y: f64) -> (f64, f64) {
+        let sign = self.n.signum();
+        let dx = x - self.false_easting;
+        let dy = self.rho0 - (y - self.false_northing);
+        let rho = sign * dx.hypot(dy);
+        let theta = (sign * dx).atan2(sign * dy);
+        let lat = if rho == 0.0 {
+            90.0 * sign
+        } else {
+            let t = (rho / self.a_f).powf(1.0 / self.n);
+            phi_from_t(t, self.ellipsoid.e).to_degrees()
+        };
+        (wrap_lon(self.lon_0 + (theta / self.n).to_degrees()), lat)
+    }
+}
+
+/// Oblique (or equatorial) stereographic on the ellipsoid, PROJ's `stere` with a `lat_0` that is
+/// not a pole: the sphere of conformal latitude, scaled (Snyder 21-36 … 21-38, PROJ `stere.cpp`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct ObliqueStereo {
+    /// The earth.
+    pub(crate) ellipsoid: Ellipsoid,
+    /// Longitude of the projection centre, degrees.
+    pub(crate) lon_0: f64,
+    /// Latitude of the projection centre, degrees.
+    pub(crate) lat_0: f64,
+    /// Scale factor at the centre.
+    pub(crate) k0: f64,
+    /// False easting (m).
+    pub(crate) false_easting: f64,
+    /// False northing (m).
+    pub(crate) false_northing: f64,
+    /// `2 k0 m(φ0)` (derived).
+    akm1: f64,
+    /// `sin χ0`, `cos χ0` (derived).
+    sin_x1: f64,
+    cos_x1: f64,
+}
+
+/// Conformal latitude `χ` of `φ` (radians).
+fn conformal_lat(phi: f64, e: f64) -> f64 {
+    FRAC_PI_2 - 2.0 * tsfn(phi, e).atan()
+}
+
+impl ObliqueStereo {
+    fn new(
+        ellipsoid: Ellipsoid,
+        lon_0: f64,
+        lat_0: f64,
+        k0: f64,
+        false_easting: f64,
+        false_northing: f64,
+    ) -> ObliqueStereo {
+        let phi0 = lat_0.to_radians();
+        let x1 = conformal_lat(phi0, ellipsoid.e);
+        let akm1 = 2.0 * k0 * msfn(phi0, ellipsoid.e);
+        ObliqueStereo {
+            ellipsoid,
+            lon_0,
+            lat_0,
+            k0,
+            false_easting,
+            false_northing,
+            akm1,
+            sin_x1: x1.sin(),
+            cos_x1: x1.cos(),
+        }
+    }
+
+    fn forward(&self, lon: f64, lat: f64) -> (f64, f64) {
+        let chi = conformal_lat(lat.to_radians(), self.ellipsoid.e);
+        let (sin_x, cos_x) = chi.sin_cos();
+        let (sin_l, cos_l) = (lon - self.lon_0).to_radians().sin_cos();
+        let denom = self.cos_x1 * (1.0 + self.sin_x1 * sin_x + self.cos_x1 * cos_x * cos_l);
+        if denom.abs() < 1e-15 {
+            return (f64::NAN, f64::NAN);
+        }
+        let a = self.ellipsoid.a * self.akm1 / denom;
+        let x = a * cos_x * sin_l;
+        let y = a * (self.cos_x1 * sin_x - self.sin_x1 * cos_x * cos_l);
+        finite_or_nan((self.false_easting + x, self.false_northing + y))
+    }
+
+    fn inverse(&self, x: f64, y: f64) -> (f64, f64) {
+        let e = self.ellipsoid.e;
+        let (x, y) = (
+            (x - self.false_easting) / self.ellipsoid.a,
+            (y - self.false_northing) / self.ellipsoid.a,
+        );
+        let rho = x.hypot(y);
+        let tp = 2.0 * (rho * self.cos_x1).atan2(self.akm1);
+        let (sin_c, cos_c) = tp.sin_cos();
+        let chi = if rho == 0.0 {
+            (cos_c * self.sin_x1).asin()
+        } else {
+            (cos_c * self.sin_x1 + y * sin_c * self.cos_x1 / rho).asin()
+        };
+        let xs = x * sin_c;
+        let ys = rho * self.cos_x1 * cos_c - y * self.sin_x1 * sin_c;
+        let tp = (0.5 * (FRAC_PI_2 + chi)).tan();
+        let mut phi = chi;
+        for _ in 0..20 {
+            let es = e * phi.sin();
+            let next = 2.0 * (tp * ((1.0 + es) / (1.0 - es)).powf(e / 2.0)).atan() - FRAC_PI_2;
+            let done = (next - phi).abs() < 1e-15;
+            phi = next;
+            if done {
+                break;
+            }
+        }
+        let lam = if xs == 0.0 && ys == 0.0 {
+            0.0
+        } else {
+            xs.atan2(ys)
+        };
+        (wrap_lon(self.lon_0 + lam.to_degrees()), phi.to_degrees())
+    }
+}
+
+/// Rotated pole: PROJ `ob_tran` (`o_proj=longlat`, `o_lat_p` = grid north pole latitude,
+/// `o_lon_p` = north pole grid longitude, `lon_0` = 180° + grid north pole longitude).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct RotatedParams {
+    /// `grid_north_pole_latitude`, degrees.
+    pub(crate) pole_lat: f64,
+    /// `grid_north_pole_longitude`, degrees.
+    pub(crate) pole_lon: f64,
+    /// `north_pole_grid_longitude`, degrees.
+    pub(crate) north_pole_grid_longitude: f64,
+}
+
+impl RotatedParams {
+    fn forward(&self, lon: f64, lat: f64) -> (f64, f64) {
+        let (sp, cp) = self.pole_lat.to_radians().sin_cos();
+        let lam = (lon - 180.0 - self.pole_lon).to_radians();
+        let (sin_phi, cos_phi) = lat.to_radians().sin_cos();
+        let (sin_l, cos_l) = lam.sin_cos();
+        let rlon = (cos_phi * sin_l).atan2(sp * cos_phi * cos_l + cp * sin_phi);
+        let rlat = (sp * sin_phi - cp * cos_phi * cos_l)
+            .clamp(-1.0, 1.0)
+            .asin();
+        (
+            wrap_lon(rlon.to_degrees() + self.north_pole_grid_longitude),
+            rlat.to_degrees(),
+        )
+    }
+
+    fn inverse(&self, x: f64, y: f64) -> (f64, f64) {
+        let (sp, cp) = self.pole_lat.to_radians().sin_cos();
+        let lam = (x - self.north_pole_grid_longitude).to_radians();
+        let (sin_phi, cos_phi) = y.to_radians().sin_cos();
+        let (sin_l, cos_l) = lam.sin_cos();
+        let lat = (sp * sin_phi + cp * cos_phi * cos_l)
+            .clamp(-1.0, 1.0)
+            .asin();
+        let lon = (cos_phi * sin_l).atan2(sp * cos_phi * cos_l - cp * sin_phi);
+        (
+            wrap_lon(lon.to_degrees() + 180.0 + self.pole_lon),
+            lat.to_degrees(),
+        )
+    }
+}
+
+/// A coordinate reference system of a grid.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Projection {
+    /// Geographic longitude/latitude in degrees ("x" = longitude, "y" = latitude).
+    LonLat,
+    /// Polar stereographic.
+    PolarStereographic(PolarStereo),
+    /// Spherical Web Mercator (EPSG:3857, radius 6378137 m).
+    WebMercator,
+    /// Ellipsoidal Mercator.
+    Mercator(MercatorParams),
+    /// Lambert conformal conic.
+    LambertConformal(LambertParams),
+    /// Rotated pole; "x/y" are rotated longitude/latitude in degrees.
+    RotatedPole(RotatedParams),
+    /// Oblique stereographic.
+    Stereographic(ObliqueStereo),
+}
+
+/// The web mercator sphere as a Mercator.
+fn web_mercator() -> MercatorParams {
+    MercatorParams {
+        ellipsoid: Ellipsoid::sphere(WGS84_A),
+        lon_0: 0.0,
+        lat_ts: None,
+        k0: 1.0,
+        false_easting: 0.0,
+        false_northing: 0.0,
+    }
+}
+
+/// The EPSG codes [`Projection::from_epsg`] knows.
+const KNOWN_EPSG: [u32; 5] = [4326, 3031, 3413, 3857, 3995];
+
+impl Projection {
+    /// A projection from an EPSG code, `"EPSG:3031"` (Antarctic polar stereographic, lat_ts −71,
+    /// WGS84), `"EPSG:3413"` (north, lat_ts 70, lon_0 −45), `"EPSG:3995"` (Arctic, lat_ts 71),
+    /// `"EPSG:3857"` (spherical Web Mercator) or `"EPSG:4326"` (lon/lat).
+    ///
+    /// # Errors
+    /// [`RegridError::Projection`] for another code or text that is not `EPSG:<number>`.
+    pub(crate) fn from_epsg(code: &str) -> Result<Projection, RegridError> {
+        let number = code
+            .trim()
+            .split_once(':')
+            .filter(|(authority, _)| authority.eq_ignore_ascii_case("epsg"))
+            .and_then(|(_, n)| n.trim().parse::<u32>().ok())
+            .ok_or_else(|| RegridError::Projection(format!("{code:?} is not an EPSG:<code>")))?;
+        let polar = |south, lat_ts, lon_0| {
+            Projection::PolarStereographic(PolarStereo::new(
+                Ellipsoid::wgs84(),
+                south,
+                Some(lat_ts),
+                1.0,
+                lon_0,
+                0.0,
+                0.0,
+            ))
+        };
+        match number {
+            4326 => Ok(Projection::LonLat),
+            3031 => Ok(polar(true, -71.0, 0.0)),
+            3413 => Ok(polar(false, 70.0, -45.0)),
+            3995 => Ok(polar(false, 71.0, 0.0)),
+            3857 => Ok(Projection::WebMercator),
+            _ => Err(RegridError::Projection(format!(
+                "EPSG:{number} is not supported (supported: {})",
+                KNOWN_EPSG.map(|c| format!("EPSG:{c}")).join(", ")
+            ))),
+        }
+    }
+
+    /// A projection from a CF grid_mapping variable: its `grid_mapping_name` and its numeric
+    /// attributes (`attrs(name)` gives an attribute's values, a list for `standard_parallel`).
+    /// The earth is `earth_radius`, or `semi_major_axis` with `inverse_flattening` or
+    /// `semi_minor_axis` (a sphere with `semi_major_axis` alone), or WGS84 when none is given.
+    ///
+    /// # Errors
+    /// [`RegridError::Projection`] for another grid_mapping_name or missing/invalid parameters.
+    pub(crate) fn from_cf(
+        grid_mapping_name: &str,
+        attrs: &dyn Fn(&str) -> Option<Vec<f64>>,
+    ) -> Result<Projection, RegridError> {
+        let one = |name: &str| {
+            attrs(name)
+                .and_then(|v| v.first().copied())
+                .filter(|v| v.is_finite())
+        };
+        let or = |name: &str, default: f64| one(name).unwrap_or(default);
+        let need = |name: &str| {
+            one(name).ok_or_else(|| {
+                RegridError::Projection(format!("{grid_mapping_name}: attribute {name} missing"))
+            })
+        };
+        let ellipsoid = cf_ellipsoid(&one)?;
+        let (fe, fnn) = (or("false_easting", 0.0), or("false_northing", 0.0));
+        let standard_parallels = attrs("standard_parallel")
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|v| v.is_finite())
+            .collect::<Vec<_>>();
+        let projection = match grid_mapping_name.trim() {
+            "latitude_longitude" => Projection::LonLat,
+            "polar_stereographic" => {
+                let lon_0 = one("straight_vertical_longitude_from_pole")
+                    .or_else(|| one("longitude_of_projection_origin"))
+                    .unwrap_or(0.0);
+                let lat_ts = standard_parallels.first().copied();
+                let origin = one("latitude_of_projection_origin");
+                let south = match (origin, lat_ts) {
+                    (Some(o), _) if (o.abs() - 90.0).abs() < 1e-9 => o < 0.0,
+                    (None, Some(ts)) => ts < 0.0,
+                    _ => {
+                        return Err(RegridError::Projection(
+                            "polar_stereographic: latitude_of_projection_origin must be ±90"
+                                .to_owned(),
+                        ))
+                    }
+                };
+                let k0 = or("scale_factor_at_projection_origin", 1.0);
+                Projection::PolarStereographic(PolarStereo::new(
+                    ellipsoid, south, lat_ts, k0, lon_0, fe, fnn,
+                ))
+            }
+            "stereographic" => {
+                let lat_0 = need("latitude_of_projection_origin")?;
+                let lon_0 = or("longitude_of_projection_origin", 0.0);
+                let k0 = or("scale_factor_at_projection_origin", 1.0);
+                if (lat_0.abs() - 90.0).abs() < 1e-9 {
+                    Projection::PolarStereographic(PolarStereo::new(
+                        ellipsoid,
+                        lat_0 < 0.0,
+                        None,
+                        k0,
+                        lon_0,
+                        fe,
+                        fnn,
+                    ))
+                } else {
+                    Projection::Stereographic(ObliqueStereo::new(
+                        ellipsoid, lon_0, lat_0, k0, fe, fnn,
+                    ))
+                }
+            }
+            "mercator" => {
+                let lat_ts = standard_parallels.first().copied();
+                let k0 = match lat_ts {
+                    Some(ts) => msfn(ts.to_radians(), ellipsoid.e),
+                    None => or("scale_factor_at_projection_origin", 1.0),
+                };
+                let params = MercatorParams {
+                    ellipsoid,
+                    lon_0: or("longitude_of_projection_origin", 0.0),
+                    lat_ts,
+                    k0,
+                    false_easting: fe,
+                    false_northing: fnn,
+                };
+                if (MercatorParams {
+                    lat_ts: None,
+                    ..params
+                }) == web_mercator()
+                {
+                    Projection::WebMercator
+                } else {
+                    Projection::Mercator(params)
+                }
+            }
+            "lambert_conformal_conic" => {
+                let lat_1 = *standard_parallels.first().ok_or_else(|| {
+                    RegridError::Projection(
+                        "lambert_conformal_conic: attribute standard_parallel missing".to_owned(),
+                    )
+                })?;
+                let lat_2 = standard_parallels.get(1).copied().unwrap_or(lat_1);
+                Projection::LambertConformal(LambertParams::new(
+                    ellipsoid,
+                    or("longitude_of_central_meridian", 0.0),
+                    or("latitude_of_projection_origin", lat_1),
+                    lat_1,
+                    lat_2,
+                    fe,
+                    fnn,
+                )?)
+            }
+            "rotated_latitude_longitude" => Projection::RotatedPole(RotatedParams {
+                pole_lat: need("grid_north_pole_latitude")?,
+                pole_lon: need("grid_north_pole_longitude")?,
+                north_pole_grid_longitude: or("north_pole_grid_longitude", 0.0),
+            }),
+            other => {
+                return Err(RegridError::Projection(format!(
+                    "grid_mapping_name {other:?} is not supported"
+                )))
+            }
+        };
+        Ok(projection)
+    }
+
+    /// Lon/lat degrees to x/y (metres; rotated degrees for a rotated pole); a NaN pair where the
+    /// projection is undefined (the opposite pole of a polar stereographic, ±90° in Mercator).
+    pub(crate) fn forward(&self, lon: f64, lat: f64) -> (f64, f64) {
+        if !(lon.is_finite() && lat.is_finite()) || lat.abs() > 90.0 {
+            return (f64::NAN, f64::NAN);
+        }
+        match self {
+            Projection::LonLat => (lon, lat),
+            Projection::PolarStereographic(p) => p.forward(lon, lat),
+            Projection::WebMercator => web_mercator().forward(lon, lat),
+            Projection::Mercator(p) => p.forward(lon, lat),
+            Projection::LambertConformal(p) => p.forward(lon, lat),
+            Projection::RotatedPole(p) => p.forward(lon, lat),
+            Projection::Stereographic(p) => p.forward(lon, lat),
+        }
+    }
+
+    /// x/y to lon/lat degrees, longitude in `[-180, 180]` (lon/lat pass through unchanged).
+    pub(crate) fn inverse(&self, x: f64, y: f64) -> (f64, f64) {
+        if !(x.is_finite() && y.is_finite()) {
+            return (f64::NAN, f64::NAN);
+        }
+        match self {
+            Projection::LonLat => (x, y),
+            Projection::PolarStereographic(p) => p.inverse(x, y),
+            Projection::WebMercator => web_mercator().inverse(x, y),
+            Projection::Mercator(p) => p.inverse(x, y),
+            Projection::LambertConformal(p) => p.inverse(x, y),
+            Projection::RotatedPole(p) => p.inverse(x, y),
+            Projection::Stereographic(p) => p.inverse(x, y),
+        }
+    }
+
+    /// Whether x/y are angles on the sphere (lon/lat or rotated lon/lat) rather than metres.
+    pub(crate) fn is_angular(&self) -> bool {
+        matches!(self, Projection::LonLat | Projection::RotatedPole(_))
+    }
+
+    /// The CF grid_mapping attributes describing this projection (for a projected target).
+    pub(crate) fn cf_attributes(&self) -> Vec<(String, CfValue)> {
+        let name = match self {
+            Projection::LonLat => "latitude_longitude",
+            Projection::PolarStereographic(_) => "polar_stereographic",
+            Projection::WebMercator | Projection::Mercator(_) => "mercator",
+            Projection::LambertConformal(_) => "lambert_conformal_conic",
+            Projection::RotatedPole(_) => "rotated_latitude_longitude",
+            Projection::Stereographic(_) => "stereographic",
+        };
+        let mut out = vec![(
+            "grid_mapping_name".to_owned(),
+            CfValue::Text(name.to_owned()),
+        )];
+        let mut nums: Vec<(&str, f64)> = Vec::new();
+        let offsets = |nums: &mut Vec<(&str, f64)>, fe: f64, fnn: f64, e: &Ellipsoid| {
+            nums.push(("false_easting", fe));
+            nums.push(("false_northing", fnn));
+            nums.push(("semi_major_axis", e.a));
+            nums.push(("inverse_flattening", e.rf));
+        };
+        match self {
+            Projection::LonLat => {
+                let e = Ellipsoid::wgs84();
+                nums.push(("semi_major_axis", e.a));
+                nums.push(("inverse_flattening", e.rf));
+            }
+            Projection::PolarStereographic(p) => {
+                nums.push(("straight_vertical_longitude_from_pole", p.lon_0));
+                nums.push((
+                    "latitude_of_projection_origin",
+                    if p.south { -90.0 } else { 90.0 },
+                ));
+                match p.lat_ts {
+                    Some(ts) => nums.push(("standard_parallel", ts)),
+                    None => nums.push(("scale_factor_at_projection_origin", p.k0)),
+                }
+                offsets(&mut nums, p.false_easting, p.false_northing, &p.ellipsoid);
+            }
+            Projection::WebMercator | Projection::Mercator(_) => {
+                let p = match self {
+                    Projection::Mercator(p) => *p,
+                    _ => web_mercator(),
+                };
+                nums.push(("longitude_of_projection_origin", p.lon_0));
+                match p.lat_ts {
+                    Some(ts) => nums.push(("standard_parallel", ts)),
+                    None => nums.push(("scale_factor_at_projection_origin", p.k0)),
+                }
+                offsets(&mut nums, p.false_easting, p.false_northing, &p.ellipsoid);
+            }
+            Projection::LambertConformal(p) => {
+                let parallels = if p.lat_2 == p.lat_1 {
+                    CfValue::Number(p.lat_1)
+                } else {
+                    CfValue::Numbers(vec![p.lat_1, p.lat_2])
+                };
+                out.push(("standard_parallel".to_owned(), parallels));
+                nums.push(("longitude_of_central_meridian", p.lon_0));
+                nums.push(("latitude_of_projection_origin", p.lat_0));
+                offsets(&mut nums, p.false_easting, p.false_northing, &p.ellipsoid);
+            }
+            Projection::RotatedPole(p) => {
+                nums.push(("grid_north_pole_latitude", p.pole_lat));
+                nums.push(("grid_north_pole_longitude", p.pole_lon));
+                nums.push(("north_pole_grid_longitude", p.north_pole_grid_longitude));
+            }
+            Projection::Stereographic(p) => {
+                nums.push(("longitude_of_projection_origin", p.lon_0));
+                nums.push(("latitude_of_projection_origin", p.lat_0));
+                nums.push(("scale_factor_at_projection_origin", p.k0));
+                offsets(&mut nums, p.false_easting, p.false_northing, &p.ellipsoid);
+            }
+        }
+        out.extend(
+            nums.into_iter()
+                .map(|(k, v)| (k.to_owned(), CfValue::Number(v))),
+        );
+        out
+    }
+
+    /// The EPSG code of this projection when it is exactly one [`Projection::from_epsg`] knows.
+    pub(crate) fn epsg(&self) -> Option<u32> {
+        KNOWN_EPSG
+            .into_iter()
+            .find(|code| Projection::from_epsg(&format!("EPSG:{code}")).is_ok_and(|p| p == *self))
+    }
+}
+
+/// The ellipsoid a CF grid mapping describes (WGS84 when it names none).
+fn cf_ellipsoid(one: &dyn Fn(&str) -> Option<f64>) -> Result<Ellipsoid, RegridError> {
+    let positive = |name: &str| match one(name) {
+        Some(v) if v <= 0.0 => Err(RegridError::Projection(format!(
+            "{name} = {v} is not positive"
+        ))),
+        v => Ok(v),
+    };
+    if let Some(r) = positive("earth_radius")? {
+        return Ok(Ellipsoid::sphere(r));
+    }
+    let Some(a) = positive("semi_major_axis")? else {
+        return Ok(Ellipsoid::wgs84());
+    };
+    if let Some(rf) = one("inverse_flattening") {
+        return Ok(Ellipsoid::new(a, rf.max(0.0)));
+    }
+    match positive("semi_minor_axis")? {
+        Some(b) if b < a => Ok(Ellipsoid::new(a, a / (a - b))),
+        _ => Ok(Ellipsoid::sphere(a)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `(lon, lat, x, y)`.
+    type Case = (f64, f64, f64, f64);
+    /// A grid mapping name, its attributes, and the projections of 5 points.
+    type CfCase<'a> = (&'a str, Vec<(&'a str, &'a [f64])>, [(f64, f64); 5]);
+
+    /// Checks forward (tolerance in metres) and inverse.
+    fn check(p: &Projection, cases: &[Case], tol: f64) {
+        // Inverse tolerance: 1e-9° for exact references, the angle of `tol` metres otherwise.
+        let angle = if p.is_angular() {
+            tol
+        } else {
+            (tol / 6.0e6_f64).to_degrees().max(1e-9)
+        };
+        for &(lon, lat, x, y) in cases {
+            let (fx, fy) = p.forward(lon, lat);
+            assert!(
+                (fx - x).abs() < tol && (fy - y).abs() < tol,
+                "{p:?} ({lon},{lat}) -> ({fx},{fy}), expected ({x},{y})"
+            );
+            let (ilon, ilat) = p.inverse(x, y);
+            assert!(
+                (ilat - lat).abs() < angle,
+                "{p:?} inverse lat {ilat} vs {lat}"
+            );
+            if lat.abs() < 90.0 - 1e-9 {
+                let dl = wrap_lon(ilon - lon).abs();
+                assert!(dl < angle, "{p:?} inverse lon {ilon} vs {lon}");
+            }
+        }
+    }
+
+    fn cf<'a>(pairs: &'a [(&'a str, &'a [f64])]) -> impl Fn(&str) -> Option<Vec<f64>> + 'a {
+        move |name| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_vec())
+        }
+    }
+
+    /// Values from pyproj 3.7 / PROJ 9 (`Transformer.from_crs(EPSG:4326, crs, always_xy=True)`).
+    #[test]
+    fn epsg_codes_match_proj() {
+        let cases: [(&str, &[Case]); 4] = [
+            (
+                "EPSG:3031",
+                &[
+                    (0.0, -90.0, 0.0, 0.0),
+                    (30.0, -75.0, 819391.6192036181, 1419227.9157567972),
+                    (-150.0, -60.5, -1637561.426174045, -2836339.5906483983),
+                    (179.9, -85.0, 948.7488026991114, -543592.4701676954),
+                ],
+            ),
+            (
+                "EPSG:3413",
+                &[
+                    (-45.0, 90.0, 0.0, 0.0),
+                    (10.0, 75.0, 1338395.7304750644, -937154.7795863311),
+                    (-120.0, 60.5, -3154059.510240005, -845127.6986485124),
+                    (100.0, 80.0, 622858.2943400022, 889533.8315444669),
+                ],
+            ),
+            (
+                "EPSG:3995",
+                &[
+                    (0.0, 85.0, 0.0, -543593.2981074246),
+                    (-60.0, 70.0, -1900487.766888363, -1097247.1238045874),
+                    (150.0, 62.0, 1550925.151522817, 2686281.1611739793),
+                ],
+            ),
+            (
+                "EPSG:3857",
+                &[
+                    (0.0, 0.0, 0.0, 0.0),
+                    (12.5, 45.0, 1391493.6349159195, 5621521.486192066),
+                    (-170.0, -80.0, -18924313.434856508, -15538711.09630922),
+                ],
+            ),
+        ];
+        for (code, pts) in cases {
+            let p = Projection::from_epsg(code).unwrap();
+            check(&p, pts, 1e-6);
+            assert_eq!(p.epsg().map(|c| format!("EPSG:{c}")).as_deref(), Some(code));
+        }
+        assert_eq!(
+            Projection::from_epsg("epsg:4326").unwrap(),
+            Projection::LonLat
+        );
+        assert!(Projection::from_epsg("EPSG:32633").is_err());
+        assert!(Projection::from_epsg("3031").is_err());
+        assert!(Projection::from_epsg("EPSG:3031")
+            .unwrap()
+            .forward(0.0, 90.0)
+            .0
+            .is_nan());
+    }
+
+    /// Snyder, USGS PP 1395, worked examples (pp. 296, 315-316, 267): polar stereographic
+    /// (International ellipsoid, φc = −71°, λ0 = −100°), Lambert conformal conic and Mercator
+    /// (Clarke 1866), to the 0.1 m the book prints (it truncates).
+    #[test]
+    fn snyder_worked_examples() {
+        let intl = Ellipsoid::new(6_378_388.0, 297.0);
+        let clarke = Ellipsoid::new(6_378_206.4, 294.978_698_2);
+        let polar = Projection::PolarStereographic(PolarStereo::new(
+            intl,
+            true,
+            Some(-71.0),
+            1.0,
+            -100.0,
+            0.0,
+            0.0,
+        ));
+        check(&polar, &[(150.0, -75.0, -1_540_033.6, -560_526.4)], 0.1);
+        let lcc = Projection::LambertConformal(
+            LambertParams::new(clarke, -96.0, 23.0, 33.0, 45.0, 0.0, 0.0).unwrap(),
+        );
+        check(&lcc, &[(-75.0, 35.0, 1_894_410.9, 1_564_649.5)], 0.1);
+        let merc = Projection::Mercator(MercatorParams {
+            ellipsoid: clarke,
+            lon_0: -180.0,
+            lat_ts: None,
+            k0: 1.0,
+            false_easting: 0.0,
+            false_northing: 0.0,
+        });
+        check(&merc, &[(-75.0, 35.0, 11_688_673.7, 4_139_145.6)], 0.1);
+    }
+
+    /// CF grid mappings, values from pyproj (`CRS.from_cf(attrs)`, PROJ 9).
+    #[test]
+    fn cf_grid_mappings_match_proj() {
+        let pts = [
+            (-100.0, 40.0),
+            (-75.0, 30.0),
+            (120.0, 15.0),
+            (5.0, 55.0),
+            (-170.0, 60.0),
+        ];
+        let cases: Vec<CfCase> = vec![
+            (
+                "lambert_conformal_conic",
+                vec![
+                    ("standard_parallel", &[33.0, 45.0]),
+                    ("longitude_of_central_meridian", &[-96.0]),
+                    ("latitude_of_projection_origin", &[23.0]),
+                    ("semi_major_axis", &[6378137.0]),
+                    ("inverse_flattening", &[298.257222101]),
+                ],
+                [
+                    (-339643.77847991744, 1904595.0464104174),
+                    (2021518.684451386, 1024295.9817348884),
+                    (-10548217.825500252, 9761534.717078507),
+                    (5409843.781556136, 6939769.60268506),
+                    (-3962152.5890369983, 5876418.599808625),
+                ],
+            ),
+            (
+                "lambert_conformal_conic",
+                vec![
+                    ("standard_parallel", &[25.0]),
+                    ("longitude_of_central_meridian", &[265.0]),
+                    ("latitude_of_projection_origin", &[25.0]),
+                    ("earth_radius", &[6371229.0]),
+                ],
+                [
+                    (-441546.8791987769, 1696174.1446000328),
+                    (1926477.0782859619, 699065.8115201691),
+                    (-12962321.790220553, 6560495.1783321295),
+                    (6825909.0820046775, 6151520.646233303),
+                    (-4978447.493148851, 5601208.717109174),
+                ],
+            ),
+            (
+                "mercator",
+                vec![
+                    ("standard_parallel", &[20.0]),
+                    ("longitude_of_projection_origin", &[100.0]),
+                    ("false_easting", &[500.0]),
+                    ("false_northing", &[-300.0]),
+                ],
+                [
+                    (16744033.809577912, 4548157.151506275),
+                    (-18312740.10422584, 3273169.355377555),
+                    (2093441.7261972378, 1577260.6476196917),
+                    (-9940973.199436884, 6887372.709252571),
+                    (9418737.767887574, 7861144.842695906),
+                ],
+            ),
+            (
+                "stereographic",
+                vec![
+                    ("latitude_of_projection_origin", &[50.0]),
+                    ("longitude_of_projection_origin", &[10.0]),
+                    ("scale_factor_at_projection_origin", &[0.9999]),
+                    ("false_easting", &[1000.0]),
+                    ("false_northing", &[2000.0]),
+                ],
+                [
+                    (-6962717.354142475, 5924108.077039619),
+                    (-7698287.118302892, 2347669.2522988534),
+                    (11758470.728236279, 5420075.56300346),
+                    (-319461.58310288633, 569844.7916765794),
+                    (999.9999999994137, 8974769.649811013),
+                ],
+            ),
+            (
+                "rotated_latitude_longitude",
+                vec![
+                    ("grid_north_pole_latitude", &[39.25]),
+                    ("grid_north_pole_longitude", &[-162.0]),
+                ],
+                [
+                    (-68.22229182387144, 43.2509197184531),
+                    (-67.48351471482121, 20.576117619589276),
+                    (85.56001531185855, 18.619106850043934),
+                    (-7.440743635738308, 4.904353319898375),
+                    (11.018677478020363, 68.64892439763419),
+                ],
+            ),
+            (
+                "rotated_latitude_longitude",
+                vec![
+                    ("grid_north_pole_latitude", &[40.0]),
+                    ("grid_north_pole_longitude", &[-170.0]),
+                    ("north_pole_grid_longitude", &[20.0]),
+                ],
+                [
+                    (-45.76821767222841, 37.87069806358566),
+                    (-43.425689808403284, 15.282205340569249),
+                    (110.88923781008855, 24.79928678449733),
+                    (17.12318057090997, 5.096171167067786),
+                    (19.99999999999999, 70.00000000000001),
+                ],
+            ),
+            (
+                "polar_stereographic",
+                vec![
+                    ("straight_vertical_longitude_from_pole", &[-45.0]),
+                    ("latitude_of_projection_origin", &[90.0]),
+                    ("scale_factor_at_projection_origin", &[0.994]),
+                    ("false_easting", &[2000000.0]),
+                    ("false_northing", &[2000000.0]),
+                    ("semi_major_axis", &[6378273.0]),
+                    ("inverse_flattening", &[298.279411123064]),
+                ],
+                [
+                    (-2848102.0283300476, -1394677.5862464835),
+                    (-1660395.7838797932, -4339991.473490709),
+                    (4514163.591968624, 11382986.263766762),
+                    (5069202.294092312, -575366.5129813212),
+                    (-789993.131406425, 3953574.222164093),
+                ],
+            ),
+        ];
+        for (name, attrs, expected) in cases {
+            let p = Projection::from_cf(name, &cf(&attrs)).unwrap();
+            let angular = p.is_angular();
+            let tol = if angular { 1e-9 } else { 1e-6 };
+            let rows: Vec<_> = pts
+                .iter()
+                .zip(expected)
+                .map(|(&(lon, lat), (x, y))| (lon, lat, x, y))
+                .collect();
+            check(&p, &rows, tol);
+            // The attributes written for it describe the same projection.
+            let written = p.cf_attributes();
+            let get = |k: &str| {
+                written
+                    .iter()
+                    .find(|(n, _)| n == k)
+                    .and_then(|(_, v)| match v {
+                        CfValue::Number(x) => Some(vec![*x]),
+                        CfValue::Numbers(x) => Some(x.clone()),
+                        CfValue::Text(_) => None,
+                    })
+            };
+            assert_eq!(written[0].1, CfValue::Text(name.to_owned()));
+            let again = Projection::from_cf(name, &get).unwrap();
+            check(&again, &rows, tol);
+        }
+    }
+
+    /// forward ∘ inverse is the identity on a grid of points, for every projection.
+    #[test]
+    fn round_trips() {
+        let none = |_: &str| None;
+        let mut projections: Vec<Projection> = ["EPSG:3031", "EPSG:3413", "EPSG:3857", "EPSG:3995"]
+            .iter()
+            .map(|c| Projection::from_epsg(c).unwrap())
+            .collect();
+        projections.push(Projection::from_cf("latitude_longitude", &none).unwrap());
+        let lcc: [(&str, &[f64]); 2] = [
+            ("standard_parallel", &[-30.0, -50.0]),
+            ("longitude_of_central_meridian", &[140.0]),
+        ];
+        projections.push(Projection::from_cf("lambert_conformal_conic", &cf(&lcc)).unwrap());
+        let st: [(&str, &[f64]); 2] = [
+            ("latitude_of_projection_origin", &[-35.0]),
+            ("earth_radius", &[6371000.0]),
+        ];
+        projections.push(Projection::from_cf("stereographic", &cf(&st)).unwrap());
+        let rot: [(&str, &[f64]); 2] = [
+            ("grid_north_pole_latitude", &[-20.0]),
+            ("grid_north_pole_longitude", &[60.0]),
+        ];
+        projections.push(Projection::from_cf("rotated_latitude_longitude", &cf(&rot)).unwrap());
+        for p in &projections {
+            let mut n = 0;
+            for i in 0..36 {
+                for j in 0..17 {
+                    let (lon, lat) = (-175.0 + 10.0 * i as f64, -80.0 + 10.0 * j as f64);
+                    let (x, y) = p.forward(lon, lat);
+                    if !x.is_finite() || x.abs() > 4e7 || y.abs() > 4e7 {
+                        continue;
+                    }
+                    let (ilon, ilat) = p.inverse(x, y);
+                    assert!(
+                        (ilat - lat).abs() < 1e-9 && wrap_lon(ilon - lon).abs() < 1e-9,
+                        "{p:?} ({lon},{lat}) -> ({ilon},{ilat})"
+                    );
+                    n += 1;
+                }
+            }
+            assert!(n > 200, "{p:?} defined at only {n} points");
+        }
+    }
+
+    #[test]
+    fn bad_cf_mappings_are_errors() {
+        let none = |_: &str| None;
+        assert!(Projection::from_cf("transverse_mercator", &none).is_err());
+        assert!(Projection::from_cf("lambert_conformal_conic", &none).is_err());
+        assert!(Projection::from_cf("rotated_latitude_longitude", &none).is_err());
+        let bad: [(&str, &[f64]); 1] = [("earth_radius", &[-1.0])];
+        assert!(Projection::from_cf("mercator", &cf(&bad)).is_err());
+        // A spherical Mercator of the Web Mercator radius is Web Mercator.
+        let web: [(&str, &[f64]); 1] = [("earth_radius", &[6378137.0])];
+        let p = Projection::from_cf("mercator", &cf(&web)).unwrap();
+        assert_eq!(p.epsg(), Some(3857));
+    }
+}
