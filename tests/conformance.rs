@@ -2,8 +2,8 @@
 //! metadata document, every chunk's bytes and every size — run against the key space
 //! in-process (the library's service, no FUSE) and through a real FUSE mount of the same
 //! config, which must agree key for key and byte for byte. The tree holds an aggregated
-//! dataset and views of every kind (pack with zstd, a pyramid, expressions with a band
-//! dimension, and chains of them), in both Zarr formats. Front ends are thin: whatever a
+//! dataset and views of every kind (pack with zstd, a pyramid, a regrid, a Web Mercator tile
+//! pyramid, expressions with a band dimension, and chains of them), in both Zarr formats. Front ends are thin: whatever a
 //! front end serves is what the key space serves. (An HTTP front end runs the same walk.)
 
 use std::collections::BTreeMap;
@@ -142,6 +142,23 @@ levels = 2
 chunk = 4
 
 [[view]]
+name = "regridded"
+from = "sst"
+[view.regrid]
+method = "conservative"
+grid = { lat = { start = -45.0, stop = 45.0, step = 15.0 }, lon = { start = 0.0, stop = 60.0, step = 15.0 } }
+chunk = 3
+
+[[view]]
+name = "tiles"
+from = "sst"
+variables = ["sst"]
+[view.pyramid]
+levels = 2
+crs = "EPSG:3857"
+pixels_per_tile = 8
+
+[[view]]
 name = "chain/packed-level"
 from = "chain/pyramid-of-bands/0"
 [view.pack]
@@ -210,7 +227,9 @@ fn conformance(zarr_format: u8) {
     drop(service);
     assert!(
         in_process.contains_key("chain/packed-level/delta")
-            && in_process.contains_key("pyramid/0/sst"),
+            && in_process.contains_key("pyramid/0/sst")
+            && in_process.contains_key("regridded/sst")
+            && in_process.contains_key("tiles/1/sst"),
         "the views are in the tree: {:?}",
         in_process.keys().collect::<Vec<_>>()
     );

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod regrid;
 mod view;
+pub use regrid::{AxisRange, RegridMethod, RegridParams, TargetGrid};
 pub use view::{
     order as view_order, producer, Codec, ExprParams, PackParams, PackRange, Producer,
     PyramidParams, ViewConfig, ViewOperation,

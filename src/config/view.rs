@@ -12,6 +12,8 @@ use crate::operators::kernels::coarsen::Reduction;
 use crate::operators::kernels::expr::Expression;
 use crate::operators::kernels::pack::PackedType;
 
+use super::regrid::RegridParams;
+
 /// One `[[view]]` table, validated.
 #[derive(Debug, Clone)]
 pub struct ViewConfig {
@@ -35,6 +37,8 @@ pub enum ViewOperation {
     Pyramid(PyramidParams),
     /// `[view.expr]`: new variables from expressions over the source's variables.
     Expr(ExprParams),
+    /// `[view.regrid]`: every data variable on another grid.
+    Regrid(RegridParams),
 }
 
 impl ViewOperation {
@@ -44,6 +48,7 @@ impl ViewOperation {
             ViewOperation::Pack(_) => "pack",
             ViewOperation::Pyramid(_) => "pyramid",
             ViewOperation::Expr(_) => "expr",
+            ViewOperation::Regrid(_) => "regrid",
         }
     }
 }
@@ -125,7 +130,7 @@ fn zstd() -> Codec {
     Codec::Zstd
 }
 
-fn no_codec() -> Codec {
+pub(super) fn no_codec() -> Codec {
     Codec::None
 }
 
@@ -133,7 +138,7 @@ fn mean() -> Reduction {
     Reduction::Mean
 }
 
-fn tile() -> u64 {
+pub(super) fn tile() -> u64 {
     256
 }
 
@@ -152,12 +157,19 @@ pub struct PyramidParams {
     /// Side of the square chunks along those dimensions.
     #[serde(default = "tile")]
     pub chunk: u64,
-    /// The codec (default none).
-    #[serde(default = "no_codec")]
-    pub codec: Codec,
+    /// The codec (default none; gzip for a `crs` pyramid, which map viewers read).
+    #[serde(default)]
+    pub codec: Option<Codec>,
     /// The codec's level.
     #[serde(default)]
     pub level: Option<i32>,
+    /// A map projection for the levels (`EPSG:3857` Web Mercator tiles, or `EPSG:4326`), as
+    /// ndpyramid's `pyramid_reproject`; none: the native grid coarsened 2x per level.
+    #[serde(default)]
+    pub crs: Option<String>,
+    /// Pixels along each side of a tile of a `crs` pyramid (default 128).
+    #[serde(default)]
+    pub pixels_per_tile: Option<u64>,
 }
 
 /// `[view.expr]`: named expressions, and optionally one variable with a `band` dimension.
@@ -184,6 +196,8 @@ struct RawView {
     pyramid: Option<PyramidParams>,
     #[serde(default)]
     expr: Option<BTreeMap<String, toml::Value>>,
+    #[serde(default)]
+    regrid: Option<RegridParams>,
 }
 
 impl<'de> Deserialize<'de> for ViewConfig {
@@ -232,9 +246,13 @@ impl TryFrom<RawView> for ViewConfig {
         if let Some(expr) = raw.expr {
             operations.push(ViewOperation::Expr(expr_params(view, expr)?));
         }
+        if let Some(regrid) = raw.regrid {
+            super::regrid::check(view, &regrid)?;
+            operations.push(ViewOperation::Regrid(regrid));
+        }
         if operations.len() != 1 {
             return Err(format!(
-                "view {view:?} needs exactly one operation table ([view.pack], [view.pyramid] or [view.expr]); it has {}",
+                "view {view:?} needs exactly one operation table ([view.pack], [view.pyramid], [view.expr] or [view.regrid]); it has {}",
                 operations.len()
             ));
         }
@@ -275,10 +293,44 @@ fn check_pyramid(view: &str, pyramid: &PyramidParams) -> Result<(), String> {
             ));
         }
     }
-    check_level(view, pyramid.codec, pyramid.level)
+    match (&pyramid.crs, pyramid.pixels_per_tile) {
+        (Some(crs), ppt) => {
+            if !["EPSG:3857", "EPSG:4326"]
+                .iter()
+                .any(|k| k.eq_ignore_ascii_case(crs))
+            {
+                return Err(format!(
+                    "view {view:?}: crs {crs:?} must be \"EPSG:3857\" (Web Mercator) or \"EPSG:4326\""
+                ));
+            }
+            if ppt.is_some_and(|p| !(1..=4096).contains(&p)) {
+                return Err(format!(
+                    "view {view:?}: pixels_per_tile {} must be within 1-4096",
+                    ppt.unwrap_or(0)
+                ));
+            }
+            if pyramid.method == Reduction::Sum {
+                return Err(format!(
+                    "view {view:?}: method sum has no reprojection; use mean, nearest, min or max with crs"
+                ));
+            }
+            if pyramid.dims.is_some() {
+                return Err(format!(
+                    "view {view:?}: dims is for native pyramids; a crs pyramid finds the grid from the coordinates"
+                ));
+            }
+        }
+        (None, Some(_)) => {
+            return Err(format!(
+                "view {view:?}: pixels_per_tile needs crs = \"EPSG:3857\""
+            ))
+        }
+        (None, None) => {}
+    }
+    check_level(view, pyramid.codec.unwrap_or(Codec::None), pyramid.level)
 }
 
-fn check_level(view: &str, codec: Codec, level: Option<i32>) -> Result<(), String> {
+pub(super) fn check_level(view: &str, codec: Codec, level: Option<i32>) -> Result<(), String> {
     let range = match codec {
         Codec::Zstd => -7..=22,
         Codec::Gzip | Codec::BloscZstd => 0..=9,
@@ -451,8 +503,10 @@ mod tests {
                 method: Reduction::Mean,
                 dims: None,
                 chunk: 8,
-                codec: Codec::None,
+                codec: None,
                 level: None,
+                crs: None,
+                pixels_per_tile: None,
             }),
         }
     }

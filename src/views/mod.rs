@@ -9,6 +9,7 @@ mod decoded;
 mod expr;
 mod pack;
 mod pyramid;
+mod regrid;
 mod scan;
 
 use std::collections::BTreeSet;
@@ -16,7 +17,9 @@ use std::sync::Arc;
 
 pub use scan::{RangeScans, ScanError};
 
-use crate::config::{producer, MountConfig, Producer, ViewConfig, ViewOperation};
+use crate::config::{
+    producer, MountConfig, Producer, RegridParams, TargetGrid, ViewConfig, ViewOperation,
+};
 use crate::operators::{Encoding, Recipe};
 use crate::sources::model::{Attr, AttrValue, DType};
 use crate::tree::{ArrayNode, GroupNode, Node, NodeRef, Tree, TreeError};
@@ -30,6 +33,8 @@ pub(crate) struct Builder<'a> {
     next_id: &'a mut usize,
     /// Data ranges for `range = "data"`.
     pub(crate) scans: &'a RangeScans,
+    /// The grid a regrid view's `like` names.
+    pub(crate) like: Option<regrid::grid::SourceGrid>,
 }
 
 impl Builder<'_> {
@@ -76,6 +81,23 @@ impl Builder<'_> {
             .variables
             .as_ref()
             .is_none_or(|v| v.iter().any(|n| n == name))
+    }
+
+    /// The numeric data variables of `group` with at least two dimensions that the view's
+    /// `variables` selects: what a pyramid or a regrid applies to.
+    pub(crate) fn gridded<'g>(
+        &self,
+        group: &'g GroupNode,
+    ) -> Vec<(&'g String, &'g Arc<ArrayNode>)> {
+        arrays_of(group)
+            .into_iter()
+            .filter(|(name, array)| {
+                self.selects(name)
+                    && !is_coordinate(group, name, array)
+                    && array.dims.len() >= 2
+                    && decoded::Decoding::of(array).is_some()
+            })
+            .collect()
     }
 
     /// Fails when `variables` names a variable `group` does not have.
@@ -221,11 +243,32 @@ pub(crate) fn build(
                 ))
             }
         };
+        let like = match &view.operation {
+            ViewOperation::Regrid(RegridParams {
+                grid: TargetGrid::Like { like },
+                ..
+            }) => {
+                let path = like.trim_matches('/');
+                match tree.node(path) {
+                    Some(NodeRef::Group(group)) => Some(regrid::grid_of(group).map_err(|e| {
+                        TreeError::config(&label, format!("grid like {like:?}: {e}"))
+                    })?),
+                    _ => {
+                        return Err(TreeError::config(
+                            &label,
+                            format!("grid like {like:?} names no group of the tree"),
+                        ))
+                    }
+                }
+            }
+            _ => None,
+        };
         let mut builder = Builder {
             view,
             hidden: Vec::new(),
             next_id,
             scans,
+            like,
         };
         let skip: Vec<String> = views_built
             .iter()
@@ -272,6 +315,7 @@ fn mirror(
             ViewOperation::Pack(params) => pack::apply(builder, params, source, path)?,
             ViewOperation::Pyramid(params) => pyramid::apply(builder, params, source, path)?,
             ViewOperation::Expr(params) => expr::apply(builder, params, source, path)?,
+            ViewOperation::Regrid(params) => regrid::apply(builder, params, source, path)?,
         }
     };
     for (name, child) in &source.children {

@@ -278,16 +278,11 @@ pub(super) fn apply(
     source: &GroupNode,
     path: &str,
 ) -> Result<GroupNode, TreeError> {
+    if params.crs.is_some() {
+        return super::regrid::tiles::apply(builder, params, source, path);
+    }
     let arrays = arrays_of(source);
-    let data: Vec<_> = arrays
-        .iter()
-        .filter(|(name, array)| {
-            builder.selects(name)
-                && !is_coordinate(source, name, array)
-                && array.dims.len() >= 2
-                && Decoding::of(array).is_some()
-        })
-        .collect();
+    let data = builder.gridded(source);
     let dims: Vec<String> = match &params.dims {
         Some(dims) => dims.clone(),
         None => match data.first() {
@@ -391,7 +386,11 @@ pub(super) fn apply(
             }
         };
         let plain = |a: &ArrayNode| Decoding::of(a);
-        let encoding = super::encoding(params.codec, params.level, float);
+        let encoding = super::encoding(
+            params.codec.unwrap_or(crate::config::Codec::None),
+            params.level,
+            float,
+        );
         // The finest level: the source decoded, in square chunks.
         let finest = builder.array(
             format!("{path}/{}/{name}", levels - 1),

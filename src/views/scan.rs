@@ -64,6 +64,11 @@ impl RangeScans {
         )
     }
 
+    /// Directory `name` under the cache directory, for what views persist besides ranges.
+    pub(crate) fn store(&self, name: &str) -> Option<PathBuf> {
+        self.dir.as_ref().map(|d| d.join(name))
+    }
+
     /// Min and max of `array`'s decoded values (`None` when every value is missing).
     pub(crate) fn data_range(
         &self,

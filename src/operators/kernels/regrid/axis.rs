@@ -188,16 +188,6 @@ impl Axis {
         self.centres.len()
     }
 
-    /// Whether there is no cell (never true for a constructed axis).
-    pub(crate) fn is_empty(&self) -> bool {
-        self.centres.is_empty()
-    }
-
-    /// The coordinate's name.
-    pub(crate) fn name(&self) -> &str {
-        &self.name
-    }
-
     /// What the coordinate measures.
     pub(crate) fn kind(&self) -> AxisKind {
         self.kind

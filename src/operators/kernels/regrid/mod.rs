@@ -3,11 +3,10 @@
 //! coordinates use separable 1-D weights per axis ([`axis`], [`separable`], [`bins`]); every
 //! other pair (another projection, curvilinear grids) uses sparse weights built from cell
 //! polygons or points ([`projection`], [`polygon`], [`general`], [`sparse`]).
-#![allow(dead_code, unused_imports)] // until the regrid view uses them
 
 pub(crate) mod axis;
-mod error;
 pub(crate) mod bins;
+mod error;
 pub(crate) mod general;
 pub(crate) mod polygon;
 pub(crate) mod projection;

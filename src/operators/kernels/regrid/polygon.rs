@@ -124,6 +124,7 @@ fn intersect(a: Point, b: Point, da: f64, db: f64) -> Point {
     [a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1])]
 }
 
+#[cfg(test)]
 /// The exact area (steradians) of the lon/lat rectangle bounded by two meridians and two
 /// latitude circles.
 pub(crate) fn lonlat_rect_area(lon0: f64, lon1: f64, lat0: f64, lat1: f64) -> f64 {
@@ -223,6 +224,7 @@ impl LocalFrame {
     }
 }
 
+#[cfg(test)]
 /// The area (steradians) of the overlap of two lon/lat cells, in the local frame of `target`
 /// (see the module doc for the frame and its error); 0 when they do not overlap.
 pub(crate) fn spherical_overlap(
@@ -242,6 +244,7 @@ pub(crate) fn spherical_overlap(
     }
 }
 
+#[cfg(test)]
 /// The area (steradians) of one lon/lat cell in its own local frame.
 pub(crate) fn spherical_area(cell: &[Point; 4]) -> f64 {
     let frame = LocalFrame::for_cell(cell_centre(cell), cell);

@@ -62,16 +62,13 @@ impl AxisWeights {
         }
     }
 
+    #[cfg(test)]
     /// Number of target cells.
     pub(crate) fn len(&self) -> usize {
         self.offsets.len().saturating_sub(1)
     }
 
-    /// Whether there is no target cell.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
+    #[cfg(test)]
     /// Number of source cells.
     pub(crate) fn source_len(&self) -> usize {
         self.source_len
@@ -210,26 +207,57 @@ pub(crate) fn normalise(wraps: bool, x: f64, base: f64) -> f64 {
 fn rows_at_centres(
     source: &Axis,
     target: &Axis,
-    mut row: impl FnMut(f64, &[f64]) -> Vec<(usize, f64)>,
+    row: impl FnMut(f64, &[f64]) -> Vec<(usize, f64)>,
 ) -> AxisWeights {
-    let centres = source.sorted_centres();
     let wraps = source.wraps() || target.wraps();
+    let rows = rows_at_points(source, target.centres(), wraps, row);
+    AxisWeights::from_rows(source.len(), rows)
+}
+
+/// One row per point of `points` (in `source`'s coordinate, longitudes compared modulo 360
+/// when `wraps`), as [`rows_at_centres`] builds them.
+fn rows_at_points(
+    source: &Axis,
+    points: &[f64],
+    wraps: bool,
+    mut row: impl FnMut(f64, &[f64]) -> Vec<(usize, f64)>,
+) -> Vec<Vec<(u32, f64)>> {
+    let centres = source.sorted_centres();
     let first = centres.first().copied().unwrap_or(0.0);
-    let rows = target.centres().iter().map(|&x| {
-        row(normalise(wraps, x, first), &centres)
-            .into_iter()
-            .map(|(k, w)| (source.file_index(k) as u32, w))
-            .collect()
-    });
-    AxisWeights::from_rows(centres.len(), rows)
+    points
+        .iter()
+        .map(|&x| {
+            row(normalise(wraps, x, first), &centres)
+                .into_iter()
+                .map(|(k, w)| (source.file_index(k) as u32, w))
+                .collect()
+        })
+        .collect()
+}
+
+/// Linear weights at scattered `points` along `source` (each row as [`linear`]'s), for targets
+/// that are not a product of axes in the source's coordinates (another projection).
+pub(crate) fn linear_points(source: &Axis, points: &[f64]) -> Vec<Vec<(u32, f64)>> {
+    let wraps = source.wraps() || source.kind() == AxisKind::Longitude;
+    rows_at_points(source, points, wraps, linear_row(source.is_periodic()))
+}
+
+/// Nearest weights at scattered `points` along `source` (each row as [`nearest`]'s).
+pub(crate) fn nearest_points(source: &Axis, points: &[f64]) -> Vec<Vec<(u32, f64)>> {
+    let wraps = source.wraps() || source.kind() == AxisKind::Longitude;
+    rows_at_points(source, points, wraps, nearest_row(source))
 }
 
 /// Linear interpolation at target centres between source centres, as `xarray.interp(method="linear")`
 /// (index space on this axis); outside [first, last] source centre -> empty row (NaN), except a
 /// periodic longitude which interpolates across the seam.
 pub(crate) fn linear(source: &Axis, target: &Axis) -> AxisWeights {
-    let periodic = source.is_periodic();
-    rows_at_centres(source, target, |x, centres| {
+    rows_at_centres(source, target, linear_row(source.is_periodic()))
+}
+
+/// The row of one position `x` among ascending `centres` for [`linear`].
+fn linear_row(periodic: bool) -> impl FnMut(f64, &[f64]) -> Vec<(usize, f64)> {
+    move |x, centres| {
         let (Some(&first), Some(&last)) = (centres.first(), centres.last()) else {
             return Vec::new();
         };
@@ -248,13 +276,18 @@ pub(crate) fn linear(source: &Axis, target: &Axis) -> AxisWeights {
         }
         let t = (x - centres[j]) / (centres[j + 1] - centres[j]);
         vec![(j, 1.0 - t), (j + 1, t)]
-    })
+    }
 }
 
 /// Nearest source centre, as `xarray.interp(method="nearest")` (scipy `interp1d`, which rounds a
 /// tie down: the lower coordinate wins); outside the source centres' range -> empty row,
 /// periodic longitude wraps (a tie across the seam takes the last centre, the lower one).
 pub(crate) fn nearest(source: &Axis, target: &Axis) -> AxisWeights {
+    rows_at_centres(source, target, nearest_row(source))
+}
+
+/// The row of one position among the ascending centres of `source` for [`nearest`].
+fn nearest_row(source: &Axis) -> impl FnMut(f64, &[f64]) -> Vec<(usize, f64)> {
     let periodic = source.is_periodic();
     // scipy: x_bds = x / 2; x_bds = x_bds[1:] + x_bds[:-1]; searchsorted(x_bds, side="left").
     let mids: Vec<f64> = source
@@ -262,7 +295,7 @@ pub(crate) fn nearest(source: &Axis, target: &Axis) -> AxisWeights {
         .windows(2)
         .map(|w| w[1] / 2.0 + w[0] / 2.0)
         .collect();
-    rows_at_centres(source, target, |x, centres| {
+    move |x, centres| {
         let (Some(&first), Some(&last)) = (centres.first(), centres.last()) else {
             return Vec::new();
         };
@@ -278,7 +311,7 @@ pub(crate) fn nearest(source: &Axis, target: &Axis) -> AxisWeights {
             return Vec::new();
         }
         vec![(mids.partition_point(|&m| m < x), 1.0)]
-    })
+    }
 }
 
 /// The least valid weight an output cell needs: `1 − clip(nan_threshold, 1e-6, 1 − 1e-6)`

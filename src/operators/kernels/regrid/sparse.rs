@@ -58,11 +58,6 @@ impl SparseWeights {
         self.offsets.len().saturating_sub(1)
     }
 
-    /// Whether there is no target cell.
-    pub(crate) fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// The source indices and weights of target cell `target` (empty beyond the last).
     pub(crate) fn row(&self, target: usize) -> (&[u32], &[f64]) {
         match (self.offsets.get(target), self.offsets.get(target + 1)) {

@@ -1,0 +1,218 @@
+//! `[view.regrid]`: the method, the target grid (`lat`/`lon` ranges, a `crs` with `x`/`y`
+//! ranges, or `like` another node of the tree) and the NaN threshold of a regrid view, checked
+//! whole so every error names the view and the value given.
+
+use serde::{Deserialize, Serialize};
+
+/// How source values become target values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RegridMethod {
+    /// Linear in both dimensions between source centres, as `xarray.interp(method="linear")`.
+    Bilinear,
+    /// Area-weighted mean of the overlapping source cells, normalised by the valid fraction.
+    Conservative,
+    /// The nearest source centre, as `xarray.interp(method="nearest")`.
+    Nearest,
+    /// Mean of the source values whose centres fall in the target cell.
+    Mean,
+    /// Smallest of those values.
+    Min,
+    /// Largest of those values.
+    Max,
+    /// Population standard deviation of those values.
+    Std,
+    /// Median of those values.
+    Median,
+    /// How many valid values fall in the target cell.
+    Count,
+}
+
+impl RegridMethod {
+    /// Whether the method bins source centres into target cells (a statistic).
+    pub fn is_statistic(self) -> bool {
+        !matches!(
+            self,
+            RegridMethod::Bilinear | RegridMethod::Conservative | RegridMethod::Nearest
+        )
+    }
+}
+
+/// An evenly spaced axis: `start` and `stop` are the first and last cell centres.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AxisRange {
+    /// The first centre.
+    pub start: f64,
+    /// The last centre (inclusive).
+    pub stop: f64,
+    /// The spacing, negative for a descending axis.
+    pub step: f64,
+}
+
+impl AxisRange {
+    /// Number of centres, or why the range describes none.
+    pub fn len(&self) -> Result<usize, String> {
+        if !(self.start.is_finite() && self.stop.is_finite() && self.step.is_finite()) {
+            return Err("start, stop and step must be finite".into());
+        }
+        if self.step == 0.0 || (self.stop - self.start) * self.step < 0.0 {
+            return Err(format!(
+                "step {} does not lead from {} to {}",
+                self.step, self.start, self.stop
+            ));
+        }
+        // The same count as the regrid kernels' regular axes: a stop within 1e-9 steps of the
+        // last centre counts as reached.
+        let n = ((self.stop - self.start) / self.step + 1e-9).floor() + 1.0;
+        if n > 1e7 {
+            return Err(format!("{n} cells is more than 10,000,000"));
+        }
+        Ok(n as usize)
+    }
+
+    /// Whether the range is empty (it never is once checked).
+    pub fn is_empty(&self) -> bool {
+        self.len().is_ok_and(|n| n == 0)
+    }
+
+    /// The centres.
+    pub fn centres(&self) -> Vec<f64> {
+        let n = self.len().unwrap_or(0);
+        (0..n).map(|i| self.start + i as f64 * self.step).collect()
+    }
+}
+
+/// The grid a regrid view writes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged, deny_unknown_fields)]
+pub enum TargetGrid {
+    /// Latitude and longitude centres (dimensions `lat`, `lon`).
+    LatLon {
+        /// Latitudes.
+        lat: AxisRange,
+        /// Longitudes.
+        lon: AxisRange,
+    },
+    /// Projected centres in metres of `crs` (dimensions `y`, `x`).
+    Projected {
+        /// `EPSG:<code>`.
+        crs: String,
+        /// Eastings.
+        x: AxisRange,
+        /// Northings.
+        y: AxisRange,
+    },
+    /// The grid of another group of the tree.
+    Like {
+        /// Its tree path.
+        like: String,
+    },
+}
+
+fn one() -> f64 {
+    1.0
+}
+
+/// `[view.regrid]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegridParams {
+    /// The method.
+    pub method: RegridMethod,
+    /// The target grid.
+    pub grid: TargetGrid,
+    /// xarray-regrid's `nan_threshold` (xESMF's `na_thres`): how much of a target cell may be
+    /// missing before it is NaN (default 1.0: any valid source value gives a value).
+    #[serde(default = "one")]
+    pub nan_threshold: f64,
+    /// The source's CRS (`EPSG:<code>`) when its grid has no CF `grid_mapping`.
+    #[serde(default)]
+    pub source_crs: Option<String>,
+    /// Side of the square output chunks along the two grid dimensions (default 256).
+    #[serde(default = "super::view::tile")]
+    pub chunk: u64,
+    /// The codec (default none).
+    #[serde(default = "super::view::no_codec")]
+    pub codec: super::view::Codec,
+    /// The codec's level.
+    #[serde(default)]
+    pub level: Option<i32>,
+}
+
+/// Checks the values of a parsed `[view.regrid]`.
+pub(crate) fn check(view: &str, params: &RegridParams) -> Result<(), String> {
+    let axis = |name: &str, range: &AxisRange| {
+        range
+            .len()
+            .map_err(|e| format!("view {view:?}: grid {name} {range:?}: {e}"))
+    };
+    match &params.grid {
+        TargetGrid::LatLon { lat, lon } => {
+            axis("lat", lat)?;
+            axis("lon", lon)?;
+            if lat.start.abs() > 90.0 || lat.stop.abs() > 90.0 {
+                return Err(format!(
+                    "view {view:?}: grid lat from {} to {} leaves [-90, 90]",
+                    lat.start, lat.stop
+                ));
+            }
+        }
+        TargetGrid::Projected { crs, x, y } => {
+            axis("x", x)?;
+            axis("y", y)?;
+            check_crs(view, "grid crs", crs)?;
+        }
+        TargetGrid::Like { like } => {
+            if like.trim_matches('/').is_empty() {
+                return Err(format!("view {view:?}: grid like names no tree path"));
+            }
+        }
+    }
+    if let Some(crs) = &params.source_crs {
+        check_crs(view, "source_crs", crs)?;
+    }
+    if !params.nan_threshold.is_finite() || !(0.0..=1.0).contains(&params.nan_threshold) {
+        return Err(format!(
+            "view {view:?}: nan_threshold {} must be within 0-1",
+            params.nan_threshold
+        ));
+    }
+    if params.chunk == 0 {
+        return Err(format!("view {view:?}: chunk must be at least 1"));
+    }
+    super::view::check_level(view, params.codec, params.level)
+}
+
+fn check_crs(view: &str, key: &str, crs: &str) -> Result<(), String> {
+    crate::operators::kernels::regrid::projection::Projection::from_epsg(crs)
+        .map(|_| ())
+        .map_err(|e| format!("view {view:?}: {key} {crs:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_count_their_centres() {
+        let r = AxisRange {
+            start: -89.5,
+            stop: 89.5,
+            step: 1.0,
+        };
+        assert_eq!(r.len(), Ok(180));
+        let down = AxisRange {
+            start: 89.5,
+            stop: -89.5,
+            step: -1.0,
+        };
+        assert_eq!(down.centres()[179], -89.5);
+        let wrong = AxisRange {
+            start: 0.0,
+            stop: 10.0,
+            step: -1.0,
+        };
+        assert!(wrong.len().is_err());
+    }
+}

@@ -1,0 +1,241 @@
+//! The operators of a regrid view: [`Regrid`] computes one output chunk from the source
+//! window its weights read (one 2-d slice per element of the other dimensions), and
+//! [`Centres`] serves a target coordinate known from the config.
+
+use std::sync::Arc;
+
+use xxhash_rust::xxh3::Xxh3;
+
+use super::pair::GridPair;
+use crate::operators::kernels::Float;
+use crate::operators::{
+    ChunkError, FingerprintWriter, Geometry, Operator, OperatorContext, Region,
+};
+use crate::sources::model::DType;
+use crate::tree::ArrayNode;
+use crate::views::decoded::{float_bytes, into_chunk, Decoding};
+
+/// One variable on the target grid.
+#[derive(Debug)]
+pub(crate) struct Regrid {
+    pub(crate) source: Arc<ArrayNode>,
+    pub(crate) decoding: Decoding,
+    /// Positions of the grid's y and x dimensions (the same in source and output).
+    pub(crate) axes: [usize; 2],
+    pub(crate) pair: Arc<GridPair>,
+    pub(crate) nan_threshold: f64,
+}
+
+impl Regrid {
+    /// The source region behind output `region`: the whole source grid at the same elements
+    /// of the other dimensions (what the chunk's key depends on).
+    fn source_slices(&self, region: &Region) -> Region {
+        let mut source = region.clone();
+        for &a in &self.axes {
+            source.start[a] = 0;
+            source.count[a] = self.source.geometry.shape[a];
+        }
+        source
+    }
+}
+
+impl Operator for Regrid {
+    fn describe(&self, _: &Geometry) -> String {
+        format!("{:?} regrid of {}", self.pair.method, self.source.path)
+    }
+
+    fn fingerprint(&self, out: &mut FingerprintWriter<'_>) {
+        out.write(&("regrid", 1u32));
+        out.write(&self.decoding.identity());
+        out.write(&(self.axes, self.pair.method, self.nan_threshold.to_bits()));
+        out.write(&format!("{:?}", self.pair.target));
+        out.input(&self.source);
+        for coordinate in self.pair.coordinate_arrays() {
+            out.input(&coordinate);
+        }
+    }
+
+    fn chunk_identity(&self, _: &[u128], _: &Region, _: &[u64], _: &mut Xxh3) {}
+
+    fn inputs(&self, geometry: &Geometry, index: &[u64]) -> Vec<(Arc<ArrayNode>, Region)> {
+        let mut inputs = vec![(
+            self.source.clone(),
+            self.source_slices(&geometry.chunk_region(index)),
+        )];
+        for coordinate in self.pair.coordinate_arrays() {
+            let whole = Region {
+                start: vec![0; coordinate.geometry.shape.len()],
+                count: coordinate.geometry.shape.clone(),
+            };
+            inputs.push((coordinate, whole));
+        }
+        inputs
+    }
+
+    fn check(
+        &self,
+        geometry: &Geometry,
+        index: &[u64],
+        context: &OperatorContext<'_>,
+    ) -> Result<(), ChunkError> {
+        let region = self.source_slices(&geometry.chunk_region(index));
+        context.regions.check_region(&self.source, &region)
+    }
+
+    fn compute(
+        &self,
+        geometry: &Geometry,
+        index: &[u64],
+        context: &OperatorContext<'_>,
+    ) -> Result<Vec<u8>, ChunkError> {
+        let region = geometry.chunk_region(index);
+        let values = match geometry.dtype {
+            DType::F32 => self
+                .regrid::<f32>(&region, context)?
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect(),
+            _ => self
+                .regrid::<f64>(&region, context)?
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect(),
+        };
+        Ok(into_chunk(
+            values,
+            &region,
+            &geometry.chunks,
+            &geometry.fill,
+        ))
+    }
+}
+
+/// Element types a regrid computes in: the view's (decoded) type.
+pub(crate) trait Element: Float {
+    /// The decoded values of `window` of the operator's source.
+    fn read(
+        regrid: &Regrid,
+        context: &OperatorContext<'_>,
+        window: &Region,
+    ) -> Result<Vec<Self>, ChunkError>;
+}
+
+impl Element for f32 {
+    fn read(
+        regrid: &Regrid,
+        context: &OperatorContext<'_>,
+        window: &Region,
+    ) -> Result<Vec<f32>, ChunkError> {
+        if regrid.decoding.float == DType::F32 {
+            let raw = context.regions.read_region(&regrid.source, window)?;
+            if let Ok(decoded) = regrid.decoding.decode_f32_bytes(raw) {
+                return Ok(decoded
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect());
+            }
+        }
+        Ok(regrid
+            .decoding
+            .read(context, &regrid.source, window)?
+            .into_iter()
+            .map(|v| v as f32)
+            .collect())
+    }
+}
+
+impl Element for f64 {
+    fn read(
+        regrid: &Regrid,
+        context: &OperatorContext<'_>,
+        window: &Region,
+    ) -> Result<Vec<f64>, ChunkError> {
+        regrid.decoding.read(context, &regrid.source, window)
+    }
+}
+
+impl Regrid {
+    /// The values of output `region` (C order, its shape), computed in `T`.
+    fn regrid<T: Element>(
+        &self,
+        region: &Region,
+        context: &OperatorContext<'_>,
+    ) -> Result<Vec<T>, ChunkError> {
+        let [ay, ax] = self.axes;
+        let range =
+            |a: usize| region.start[a] as usize..(region.start[a] + region.count[a]) as usize;
+        let (ty, tx) = (range(ay), range(ax));
+        let weights = self.pair.weights(context)?;
+        let plan = weights.plan(ty.clone(), tx.clone());
+        let (ys, xs) = plan.window.clone();
+        let plane = ty.len() * tx.len();
+        let slices: usize = region
+            .count
+            .iter()
+            .enumerate()
+            .filter(|(d, _)| !self.axes.contains(d))
+            .map(|(_, &c)| c as usize)
+            .product();
+        let mut out = vec![T::from_f64(f64::NAN); slices * plane];
+        if ys.is_empty() || xs.is_empty() || plane == 0 {
+            return Ok(out);
+        }
+        let mut window = region.clone();
+        window.start[ay] = ys.start as u64;
+        window.count[ay] = ys.len() as u64;
+        window.start[ax] = xs.start as u64;
+        window.count[ax] = xs.len() as u64;
+        let values = T::read(self, context, &window)?;
+        let source_plane = ys.len() * xs.len();
+        for (s, target) in out.chunks_exact_mut(plane).enumerate() {
+            let Some(source) = values.get(s * source_plane..(s + 1) * source_plane) else {
+                break;
+            };
+            plan.apply(ty.clone(), tx.clone(), source, self.nan_threshold, target);
+        }
+        Ok(out)
+    }
+}
+
+/// A 1-d coordinate (or a scalar) whose values the config gives.
+#[derive(Debug)]
+pub(crate) struct Centres {
+    pub(crate) values: Vec<f64>,
+}
+
+impl Operator for Centres {
+    fn describe(&self, _: &Geometry) -> String {
+        format!("{} target centres", self.values.len())
+    }
+
+    fn fingerprint(&self, out: &mut FingerprintWriter<'_>) {
+        out.write(&("centres", 1u32));
+        out.write(&self.values);
+    }
+
+    fn chunk_identity(&self, _: &[u128], _: &Region, _: &[u64], _: &mut Xxh3) {}
+
+    fn check(&self, _: &Geometry, _: &[u64], _: &OperatorContext<'_>) -> Result<(), ChunkError> {
+        Ok(())
+    }
+
+    fn compute(
+        &self,
+        geometry: &Geometry,
+        index: &[u64],
+        _: &OperatorContext<'_>,
+    ) -> Result<Vec<u8>, ChunkError> {
+        let region = geometry.chunk_region(index);
+        let start = region.start.first().map_or(0, |&s| s as usize);
+        let end = start + region.count.first().map_or(1, |&c| c as usize);
+        let values = self.values.get(start..end).unwrap_or(&[]);
+        let bytes = match geometry.dtype {
+            DType::I32 => values
+                .iter()
+                .flat_map(|&v| (v as i32).to_le_bytes())
+                .collect(),
+            dtype => float_bytes(values, dtype),
+        };
+        Ok(into_chunk(bytes, &region, &geometry.chunks, &geometry.fill))
+    }
+}
