@@ -11,7 +11,7 @@ atlasfs serves it with regrid views to the 1° grid of the same longitude conven
 
     [[view]]  name = "sst-1deg-conservative", from = "sst",
               [view.regrid] method = "conservative", grid = { lat = -89.5..89.5, lon = -179.5..179.5, step 1 }
-    [[view]]  name = "sst-1deg-bilinear", the same with method = "bilinear"
+    [[view]]  name = "sst-1deg-bilinear", the same with method = "bilinear", nan_threshold = 0 (NaN as xarray.interp)
 
 Each load runs in a fresh interpreter with the imports done before the clock starts. Rounds
 alternate atlasfs and its anchor (which one goes first alternates too); the figures are medians.
@@ -275,8 +275,11 @@ def grid_toml(grid: dict) -> str:
 
 
 def regrid_view(name: str, source: str, method: str, grid: dict) -> str:
+    # bilinear with nan_threshold = 0 propagates NaN from any neighbour, as xarray.interp
+    # (xarray-regrid's linear) does; the default 1.0 would fill cells next to land
+    threshold = "nan_threshold = 0.0\n" if method == "bilinear" else ""
     return (f"[[view]]\nname = {json.dumps(name)}\nfrom = {json.dumps(source)}\n[view.regrid]\n"
-            f"method = {json.dumps(method)}\ngrid = {grid_toml(grid)}\nchunk = {CHUNK}\n")
+            f"method = {json.dumps(method)}\ngrid = {grid_toml(grid)}\nchunk = {CHUNK}\n{threshold}")
 
 
 def rel_diff(got, want) -> dict:
