@@ -7,6 +7,7 @@ files, never from atlasfs.
 
 from __future__ import annotations
 
+import time
 import warnings
 
 import numpy as np
@@ -271,3 +272,54 @@ def test_tree_lists_regrid_views(mount):
     assert (mount / "rg" / "cons" / "t2m").is_dir()
     listed = {p.name for p in (mount / "rg" / "stat").iterdir() if p.is_dir()}
     assert listed == set(STATS)
+
+
+def _write_small(path, lat, values):
+    import netCDF4
+
+    with netCDF4.Dataset(path, "w") as ds:
+        ds.createDimension("lat", len(lat))
+        ds.createDimension("lon", 8)
+        la = ds.createVariable("lat", "f8", ("lat",))
+        la.units = "degrees_north"
+        la[:] = lat
+        lo = ds.createVariable("lon", "f8", ("lon",))
+        lo.units = "degrees_east"
+        lo[:] = np.arange(8) * 45.0
+        v = ds.createVariable("v", "f4", ("lat", "lon"))
+        v[:] = values.astype("f4")
+
+
+def test_weights_follow_the_grid_not_the_values(mounts, tmp_path):
+    """A changed value keeps the persisted weights; a changed grid gets new ones."""
+    lat = np.linspace(-80.0, 80.0, 9)
+    rng = np.random.default_rng(2)
+    path = tmp_path / "small.nc"
+    _write_small(path, lat, rng.uniform(0, 10, (9, 8)))
+    grid = {"lat": {"start": -75.0, "stop": 75.0, "step": 30.0},
+            "lon": {"start": 10.0, "stop": 340.0, "step": 30.0}}
+    cache = tmp_path / "cache"
+    config = vf.write_views_config(tmp_path / "c.toml", [{"name": "s", "files": str(path)}],
+                                   [{"name": "r", "from": "s",
+                                     "regrid": {"method": "conservative", "grid": grid}}],
+                                   cache_dir=cache)
+    dst_lat, dst_lon = np.arange(-75.0, 76.0, 30.0), np.arange(10.0, 341.0, 30.0)
+
+    def read_and_check(src_lat):
+        m = mounts.mount_config(config, cache)
+        got = open_mounted(m / "r")["v"].values
+        with xr.open_dataset(path) as src:
+            want = rf.conservative(src["v"].values, src_lat, np.arange(8) * 45.0, dst_lat, dst_lon)
+        close(got, want, "small")
+        m.unmount()
+        return {p.name: p.stat().st_mtime_ns for p in (cache / "weights").glob("*.bin")}
+
+    first = read_and_check(lat)
+    assert len(first) == 1, first
+    time.sleep(0.05)
+    _write_small(path, lat, rng.uniform(0, 10, (9, 8)))  # new values, same grid
+    assert read_and_check(lat) == first, "new values must not recompute the weights"
+    shifted = np.linspace(-84.0, 76.0, 9)
+    _write_small(path, shifted, rng.uniform(0, 10, (9, 8)))  # a new grid
+    third = read_and_check(shifted)
+    assert set(first) < set(third), "a new grid gets new weights"
