@@ -36,6 +36,7 @@ pub mod config;
 pub mod frontend;
 pub mod keyspace;
 pub mod operators;
+pub(crate) mod samples;
 pub mod service;
 pub mod sources;
 pub mod tree;

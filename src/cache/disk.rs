@@ -23,9 +23,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use lru::LruCache;
 use parking_lot::Mutex;
 
+use super::classes::Classes;
 use super::entry;
 use super::entry_file::{check_streamed, probe_xattrs, read_entry, set_header, ReadError};
 use super::health::Health;
@@ -66,6 +66,9 @@ pub struct DiskStats {
     pub skipped_writes: u64,
     /// Entries evicted to stay within `max_size`.
     pub evictions: u64,
+    /// Retained chunks (samples) not written because retained chunks fill the cache.
+    #[serde(default)]
+    pub retained_full: u64,
     /// Opens handed to the kernel as FUSE passthrough of an entry's file (also counted as hits).
     #[serde(default)]
     pub passthrough: u64,
@@ -91,12 +94,13 @@ struct Counters {
     write_errors: AtomicU64,
     skipped_writes: AtomicU64,
     evictions: AtomicU64,
+    retained_full: AtomicU64,
     passthrough: AtomicU64,
     checks: AtomicU64,
 }
 
 struct Index {
-    lru: LruCache<ChunkKey, u64>,
+    lru: Classes,
     /// Bytes of the entries in `lru`.
     bytes: u64,
     /// Bytes reserved by writes in progress.
@@ -160,7 +164,7 @@ impl DiskCache {
             dir: dir.to_owned(),
             max_size,
             index: Mutex::new(Index {
-                lru: LruCache::unbounded(),
+                lru: Classes::new(),
                 bytes: 0,
                 reserved: 0,
                 verified: HashMap::new(),
@@ -204,17 +208,18 @@ impl DiskCache {
             index.bytes += found.size;
             index.lru.put(found.key, found.size);
         }
-        let victims = self.evict(&mut index, 0);
+        let victims = self.evict(&mut index, 0, ChunkKey::of(0, false));
         drop(index);
         self.remove(&victims);
         Ok(listing.temps)
     }
 
-    /// Pops least recently used entries until `extra` more bytes fit; returns them.
-    fn evict(&self, index: &mut Index, extra: u64) -> Vec<ChunkKey> {
+    /// Pops least recently used entries until `extra` more bytes fit for `key` (a retained
+    /// key evicts ordinary entries only, see [`Classes`]); returns them.
+    fn evict(&self, index: &mut Index, extra: u64, key: ChunkKey) -> Vec<ChunkKey> {
         let mut victims = Vec::new();
         while index.bytes + index.reserved + extra > self.max_size {
-            let Some((key, size)) = index.lru.pop_lru() else {
+            let Some((key, size)) = index.lru.pop_victim(key) else {
                 break;
             };
             index.bytes -= size;
@@ -241,7 +246,7 @@ impl DiskCache {
     /// The length of the listed entry of `key` (the chunk's bytes), without reading or checking
     /// it: a damaged entry is found when it is read, and its chunk recomputed to the same bytes.
     pub fn len_of(&self, key: ChunkKey) -> Option<u64> {
-        self.index.lock().lru.peek(&key).copied()
+        self.index.lock().lru.peek(&key)
     }
 
     /// Whether an entry for `key` is listed (without reading or checking it).
@@ -381,7 +386,14 @@ impl DiskCache {
             if index.lru.contains(&key) {
                 return true;
             }
-            let victims = self.evict(&mut index, size);
+            if key.is_retained()
+                && index.lru.retained_bytes() + index.reserved + size > self.max_size
+            {
+                // Full of retained chunks: they are kept, this one is served uncached.
+                bump(&self.counters.retained_full);
+                return false;
+            }
+            let victims = self.evict(&mut index, size, key);
             index.reserved += size;
             victims
         };
@@ -451,6 +463,7 @@ impl DiskCache {
             write_errors: c.write_errors.load(Ordering::Relaxed),
             skipped_writes: c.skipped_writes.load(Ordering::Relaxed),
             evictions: c.evictions.load(Ordering::Relaxed),
+            retained_full: c.retained_full.load(Ordering::Relaxed),
             passthrough: c.passthrough.load(Ordering::Relaxed),
             checks: c.checks.load(Ordering::Relaxed),
             entries: index.lru.len() as u64,

@@ -1,6 +1,8 @@
 //! The identity of a cached chunk: a 128-bit hash of what its bytes depend on (the recipe, the
 //! versions of the sources it reads and the chunk index), computed by the operators. The cache
-//! treats it as opaque; here it only gets a file name.
+//! treats it as opaque but for one bit: the lowest says whether the chunk is *retained* (a
+//! sample of a sample set, kept once cached rather than cycled by the LRU; see `disk.rs`), so
+//! the class survives a restart with the entry's file name.
 
 use std::fmt;
 
@@ -9,6 +11,16 @@ use std::fmt;
 pub struct ChunkKey(pub u128);
 
 impl ChunkKey {
+    /// The key of a chunk hashed to `hash`, retained or not.
+    pub fn of(hash: u128, retained: bool) -> ChunkKey {
+        ChunkKey((hash & !1) | u128::from(retained))
+    }
+
+    /// Whether the chunk is retained once cached (see [`ChunkKey::of`]).
+    pub fn is_retained(self) -> bool {
+        self.0 & 1 == 1
+    }
+
     /// 32 lowercase hex digits.
     pub fn hex(self) -> String {
         format!("{:032x}", self.0)

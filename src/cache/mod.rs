@@ -1,6 +1,8 @@
 //! Computed chunks kept near the reader, in two tiers: a byte-bounded memory LRU of hot chunks
 //! over a bounded, checksummed, persistent disk LRU. Concurrent readers of one uncomputed chunk
-//! wait for a single computation. Knows nothing of what a chunk is: callers supply the key (a
+//! wait for a single computation. Views read their inputs' chunks decoded: a third, memory-only
+//! LRU keeps decoded copies of compressed input chunks, so a source chunk many samples or view
+//! chunks read is decoded once while it stays hot. Knows nothing of what a chunk is: callers supply the key (a
 //! hash of everything the bytes depend on) and the computation.
 //!
 //! | file | owns |
@@ -13,11 +15,13 @@
 //! | `entry_file.rs` | an entry file: the chunk's bytes with its header attribute; reading and checking it |
 //! | `seal.rs` | an entry's seal: checked and unchanged since, so not hashed again |
 //! | `disk.rs` | the disk tier: index, LRU bound, atomic writes, damaged-entry handling |
+//! | `classes.rs` | the disk tier's use order: ordinary chunks and retained ones (samples) |
 //! | `writeback.rs` | deferred disk writes on an idle-priority thread, flushed at unmount |
 //! | `health.rs` | pausing and warning when the disk cannot be written |
 //! | `lock.rs` | who may use a cache directory (flock) |
 //! | `stats.rs` | the counters file a running mount keeps for `atlasfs cache stats` |
 
+mod classes;
 mod disk;
 pub mod entry;
 mod entry_file;
@@ -72,6 +76,10 @@ pub struct CacheStats {
     /// Computed chunks waiting to be written to the disk tier.
     #[serde(default)]
     pub pending_writes: u64,
+    /// Input chunks decoded for views' region reads: computed from their sources, or decoded
+    /// from a compressed cached copy (a hit of a tier decodes nothing).
+    #[serde(default)]
+    pub decoded: u64,
 }
 
 /// The two-tier chunk cache.
@@ -81,13 +89,18 @@ pub struct ChunkCache {
     /// Deferred writes to `disk` (none without a memory tier: chunks are then written at once).
     writeback: Option<Arc<WriteBack>>,
     flights: Flights<ChunkKey>,
+    /// Decoded copies of compressed input chunks, with their own single flight.
+    decoded: MemoryCache<ChunkKey>,
+    decodes: Flights<ChunkKey>,
+    decoded_count: AtomicU64,
     computed: AtomicU64,
     shared: AtomicU64,
     failed: AtomicU64,
 }
 
 impl ChunkCache {
-    /// A cache of `memory` bytes in memory over `disk` (none: memory only).
+    /// A cache of `memory` bytes in memory over `disk` (none: memory only); decoded input
+    /// chunks take up to half as much again.
     pub fn new(memory: u64, disk: Option<DiskCache>) -> Self {
         let disk = disk.map(Arc::new);
         let writeback = match &disk {
@@ -99,6 +112,9 @@ impl ChunkCache {
             disk,
             writeback,
             flights: Flights::default(),
+            decoded: MemoryCache::new(memory / 2),
+            decodes: Flights::default(),
+            decoded_count: AtomicU64::new(0),
             computed: AtomicU64::new(0),
             shared: AtomicU64::new(0),
             failed: AtomicU64::new(0),
@@ -216,6 +232,55 @@ impl ChunkCache {
         }
     }
 
+    /// The decoded values of the input chunk `key`: kept from an earlier call, else `decode`d
+    /// once however many callers ask at the same time. Errors are not kept.
+    ///
+    /// # Errors
+    /// Whatever `decode` returns.
+    pub fn decoded_or<E>(
+        &self,
+        key: ChunkKey,
+        decode: impl FnOnce() -> Result<Vec<u8>, E>,
+    ) -> Result<Arc<Vec<u8>>, E> {
+        if let Some(hit) = self.decoded.get(&key) {
+            return Ok(hit);
+        }
+        let mut decode = Some(decode);
+        loop {
+            let leader = match self.decodes.join(&key) {
+                Joined::Leader(leader) => leader,
+                Joined::Follower(flight) => match flight.wait() {
+                    Some(values) => return Ok(values),
+                    None => continue,
+                },
+            };
+            if let Some(hit) = self.decoded.get(&key) {
+                leader.finish(Some(hit.clone()));
+                return Ok(hit);
+            }
+            let decode = decode.take().expect("a caller decodes at most once");
+            return match decode() {
+                Ok(values) => {
+                    self.decoded_count.fetch_add(1, Ordering::Relaxed);
+                    let values = Arc::new(values);
+                    self.decoded.put(key, values.clone());
+                    leader.finish(Some(values.clone()));
+                    Ok(values)
+                }
+                Err(e) => {
+                    leader.finish(None);
+                    Err(e)
+                }
+            };
+        }
+    }
+
+    /// Counts an input chunk computed for a view's region read (its values were read and
+    /// decoded from the source).
+    pub fn count_decoded(&self) {
+        self.decoded_count.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Writes every computed chunk still waiting for the disk tier (call before exiting).
     pub fn flush(&self) {
         if let Some(writeback) = &self.writeback {
@@ -259,6 +324,7 @@ impl ChunkCache {
             shared: self.shared.load(Ordering::Relaxed),
             failed: self.failed.load(Ordering::Relaxed),
             pending_writes: self.writeback.as_ref().map_or(0, |w| w.pending().0),
+            decoded: self.decoded_count.load(Ordering::Relaxed),
         }
     }
 }

@@ -11,8 +11,10 @@ use std::time::Duration;
 use serde::Deserialize;
 
 mod regrid;
+mod samples;
 mod view;
 pub use regrid::{AxisRange, RegridMethod, RegridParams, TargetGrid};
+pub use samples::SamplesConfig;
 pub use view::{
     order as view_order, producer, Codec, ExprParams, PackParams, PackRange, Producer,
     PyramidParams, ViewConfig, ViewOperation,
@@ -224,6 +226,9 @@ pub struct MountConfig {
     /// `[[view]]` entries, in file order.
     #[serde(default, rename = "view")]
     pub views: Vec<ViewConfig>,
+    /// `[[samples]]` entries (sample sets), in file order.
+    #[serde(default)]
+    pub samples: Vec<SamplesConfig>,
     /// The file this configuration was read from.
     #[serde(skip)]
     pub path: PathBuf,
@@ -343,6 +348,15 @@ impl MountConfig {
             }
         }
         view_order(&names, &config.views).map_err(invalid)?;
+        for set in &mut config.samples {
+            set.resolve(&base).map_err(invalid)?;
+            if !seen.insert(set.name.clone()) {
+                return Err(invalid(format!(
+                    "samples {:?} is named twice (or like a dataset or view)",
+                    set.name
+                )));
+            }
+        }
         Ok(config)
     }
 

@@ -12,8 +12,8 @@ use xxhash_rust::xxh3::Xxh3;
 
 use crate::cache::{ChunkCache, ChunkKey, Served};
 use crate::operators::{
-    advance, copy_box, ArrayFingerprints, ChunkError, OperatorContext, RecipeFingerprint, Region,
-    RegionReader,
+    advance, copy_box, ArrayFingerprints, ChunkError, Encoding, OperatorContext, RecipeFingerprint,
+    Region, RegionReader,
 };
 use crate::sources::bytes::ByteSource;
 use crate::tree::ArrayNode;
@@ -67,9 +67,10 @@ pub(crate) fn with_inputs(
     index: &[u64],
     own: u128,
 ) -> ChunkKey {
+    let retained = array.recipe.operator.retained();
     let inputs = array.recipe.operator.inputs(&array.geometry, index);
     if inputs.is_empty() {
-        return ChunkKey(own);
+        return ChunkKey::of(own, retained);
     }
     let mut hasher = Xxh3::new();
     hasher.update(&own.to_le_bytes());
@@ -78,7 +79,7 @@ pub(crate) fn with_inputs(
             hasher.update(&keys.key_of(input, &chunk).0.to_le_bytes());
         }
     }
-    ChunkKey(hasher.digest128())
+    ChunkKey::of(hasher.digest128(), retained)
 }
 
 /// Chunks through the cache, and regions of arrays made of them.
@@ -124,6 +125,35 @@ impl CachedChunks<'_> {
         array
             .recipe
             .check_sources(&array.geometry, index, &self.context())
+    }
+
+    /// The values of chunk `index` of `array` (decoded with its encoding), served only while
+    /// its sources are unchanged. Decoded copies of compressed chunks are kept in the cache's
+    /// decoded tier, so a chunk many regions read is decoded once while it stays hot.
+    fn decoded(&self, array: &ArrayNode, index: &[u64]) -> Result<Arc<Vec<u8>>, ChunkError> {
+        if matches!(array.recipe.encoding, Encoding::Bytes) {
+            let (values, served) = self.chunk(array, index)?;
+            if served == Served::Computed {
+                self.cache.count_decoded();
+            }
+            return Ok(values);
+        }
+        let key = self.keys.key_of(array, index);
+        let len = array.recipe.values_len(&array.geometry, index);
+        let mut checked = false;
+        let values = self.cache.decoded_or(key, || {
+            checked = true;
+            let (bytes, _) = self.chunk(array, index)?;
+            array
+                .recipe
+                .encoding
+                .decode(&bytes, len)
+                .map(std::borrow::Cow::into_owned)
+        })?;
+        if !checked {
+            self.check(array, index)?;
+        }
+        Ok(values)
     }
 
     /// Chunk `index` of `array`, served only while its sources are unchanged.
@@ -195,13 +225,7 @@ impl RegionReader for CachedChunks<'_> {
         let chunk_box = |index: &[u64]| geometry.chunk_region(index);
         for index in chunks_of(array, region) {
             let in_input = |e: ChunkError| e.in_input(&array.path, &index);
-            let (bytes, _) = self.chunk(array, &index).map_err(in_input)?;
-            let len = array.recipe.values_len(geometry, &index);
-            let values = array
-                .recipe
-                .encoding
-                .decode(&bytes, len)
-                .map_err(in_input)?;
+            let values = self.decoded(array, &index).map_err(in_input)?;
             let whole = geometry
                 .chunks
                 .iter()

@@ -16,7 +16,7 @@ use super::{Geometry, Recipe};
 
 /// Bump when the bytes a recipe computes change for the same inputs (a decoding fix, a new
 /// encoding), so entries computed by older code are never served.
-const KEY_SCHEME: u32 = 2;
+const KEY_SCHEME: u32 = 3;
 
 /// The hashed identity of an array's recipe and geometry, computed once per array; gives the
 /// cache key of any of its chunks with [`RecipeFingerprint::chunk_key`]. Equal fingerprints
@@ -62,10 +62,12 @@ impl RecipeFingerprint {
         let region = geometry.chunk_region(index);
         let mut hasher = Xxh3::new();
         hasher.update(&self.base.to_le_bytes());
-        for values in [region.start.as_slice(), region.count.as_slice(), index] {
-            hasher.update(&(values.len() as u64).to_le_bytes());
-            for v in values {
-                hasher.update(&v.to_le_bytes());
+        if recipe.operator.positional() {
+            for values in [region.start.as_slice(), region.count.as_slice(), index] {
+                hasher.update(&(values.len() as u64).to_le_bytes());
+                for v in values {
+                    hasher.update(&v.to_le_bytes());
+                }
             }
         }
         recipe

@@ -39,6 +39,20 @@ pub trait Operator: Send + Sync + Debug {
     /// fingerprint and the chunk's position: typically the `pieces` the chunk reads.
     fn chunk_identity(&self, pieces: &[u128], region: &Region, index: &[u64], hasher: &mut Xxh3);
 
+    /// Whether a chunk's key depends on its position in the array. An operator whose chunk
+    /// contents follow from [`Operator::chunk_identity`] alone (a sample, named by its
+    /// selection) says `false`, so the same chunk at another position — or in another array
+    /// with the same fingerprint — has the same key and is computed once.
+    fn positional(&self) -> bool {
+        true
+    }
+
+    /// Whether computed chunks are kept once cached instead of cycled by the LRU (samples of a
+    /// sample set: an epoch over a set larger than the cache would otherwise hit nothing).
+    fn retained(&self) -> bool {
+        false
+    }
+
     /// The regions of other arrays chunk `index` reads through the region reader; the cache
     /// keys of the input chunks they overlap enter the chunk's key. Operators that read only
     /// files read no array.

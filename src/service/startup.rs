@@ -134,7 +134,8 @@ impl Indexed {
         let scans = match startup.options.scan_ranges {
             true => range_scans(&startup.config, &startup.cache, &startup.sources),
             false => RangeScans::skipped(),
-        };
+        }
+        .with_sources(startup.sources.clone());
         let tree = Tree::build_with(&startup.config, &catalog, &scans)?;
         let mut keys = KeySpace::with_cache(
             Arc::new(tree),
@@ -171,7 +172,7 @@ pub(crate) fn range_scans(
     sources: &Arc<Sources>,
 ) -> RangeScans {
     let dir = cache.disk().is_some().then(|| config.cache.dir.clone());
-    RangeScans::new(cache.clone(), sources.clone(), dir)
+    RangeScans::new(cache.clone(), sources.clone(), dir).with_sources(sources.clone())
 }
 
 /// The chunk cache `config` asks for, opened as `cache` says.

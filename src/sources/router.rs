@@ -52,7 +52,32 @@ impl Sources {
                 }
             }
         }
+        for set in &config.samples {
+            if is_url(&set.descriptors) {
+                self.store(&set.descriptors, &set.storage)?;
+            }
+        }
         Ok(())
+    }
+
+    /// The whole text of a small file or object (a granule list, a descriptor file).
+    ///
+    /// # Errors
+    /// Why it cannot be read, or that it is not UTF-8.
+    pub fn read_text(&self, location: &str, storage: &StorageSection) -> Result<String, String> {
+        let bytes = if is_url(location) {
+            let (store, key) = self.store(location, storage).map_err(|e| e.to_string())?;
+            runtime()
+                .block_on(async {
+                    let version = store.head(&key).await?;
+                    store.read_range(&key, version, 0..version.size).await
+                })
+                .map_err(|e| e.to_string())?
+                .to_vec()
+        } else {
+            std::fs::read(location).map_err(|e| e.to_string())?
+        };
+        String::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_owned())
     }
 
     /// The store of `url` and the key inside it, building its client with `storage` when it is
@@ -131,17 +156,7 @@ impl Sources {
             path: files.to_owned(),
             reason,
         };
-        let text = if is_url(files) {
-            let (store, key) = self.store(files, storage)?;
-            let bytes = runtime().block_on(async {
-                let version = store.head(&key).await?;
-                store.read_range(&key, version, 0..version.size).await
-            });
-            String::from_utf8(bytes.map_err(|e| unreadable(e.to_string()))?.to_vec())
-                .map_err(|_| unreadable("not UTF-8 text".to_owned()))?
-        } else {
-            std::fs::read_to_string(files).map_err(|e| unreadable(e.to_string()))?
-        };
+        let text = self.read_text(files, storage).map_err(unreadable)?;
         let mut granules = Vec::new();
         for url in parse_granule_list(&text) {
             if !is_url(&url) {

@@ -103,6 +103,29 @@ pub struct ArrayNode {
     pub recipe: Recipe,
 }
 
+impl ArrayNode {
+    /// A new array numbered `next_id` (which is advanced).
+    pub(crate) fn numbered(
+        next_id: &mut usize,
+        path: String,
+        dims: Vec<String>,
+        geometry: Geometry,
+        attrs: Vec<Attr>,
+        recipe: Recipe,
+    ) -> Arc<ArrayNode> {
+        let id = *next_id;
+        *next_id += 1;
+        Arc::new(ArrayNode {
+            id,
+            path,
+            dims,
+            geometry,
+            attrs,
+            recipe,
+        })
+    }
+}
+
 /// The whole served tree.
 #[derive(Debug, Default)]
 pub struct Tree {
@@ -157,6 +180,7 @@ impl Tree {
             }
         }
         crate::views::build(config, &mut tree, &mut next_id, scans)?;
+        crate::samples::build(config, &mut tree, &mut next_id, scans)?;
         Ok(tree)
     }
 

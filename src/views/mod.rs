@@ -5,7 +5,7 @@
 //! the view's `name`. The operators read their inputs' regions through the chunk cache; their
 //! values are CF-decoded first ([`decoded`]).
 
-mod decoded;
+pub(crate) mod decoded;
 mod expr;
 mod pack;
 mod pyramid;
@@ -47,16 +47,7 @@ impl Builder<'_> {
         attrs: Vec<Attr>,
         recipe: Recipe,
     ) -> Arc<ArrayNode> {
-        let id = *self.next_id;
-        *self.next_id += 1;
-        Arc::new(ArrayNode {
-            id,
-            path,
-            dims,
-            geometry,
-            attrs,
-            recipe,
-        })
+        ArrayNode::numbered(self.next_id, path, dims, geometry, attrs, recipe)
     }
 
     /// `array` served again at `path`: same recipe, so the same cached chunks.
@@ -337,7 +328,7 @@ fn mirror(
 }
 
 /// Puts `group` at `path`, creating intermediate groups.
-fn place(tree: &mut Tree, path: &str, group: GroupNode) -> Result<(), String> {
+pub(crate) fn place(tree: &mut Tree, path: &str, group: GroupNode) -> Result<(), String> {
     let segments: Vec<&str> = path.split('/').collect();
     let Some((last, parents)) = segments.split_last() else {
         return Err("a view needs a name".into());

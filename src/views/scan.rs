@@ -3,6 +3,9 @@
 //! persisted under the cache directory keyed by the source's fingerprint and decoding, so an
 //! unchanged source is never scanned twice and a changed one always is. Never a range per
 //! region: every chunk of the view is packed with the one range.
+//!
+//! [`RangeScans`] is also what anything built into the tree reads while it is built: whole
+//! coordinate arrays and descriptor files of sample sets.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -33,6 +36,8 @@ pub struct RangeScans {
     source: Arc<dyn ByteSource>,
     dir: Option<PathBuf>,
     skip: bool,
+    /// Reads descriptor files on object stores (local files are read directly).
+    texts: Option<Arc<crate::sources::router::Sources>>,
 }
 
 impl RangeScans {
@@ -43,7 +48,50 @@ impl RangeScans {
             source,
             dir,
             skip: false,
+            texts: None,
         }
+    }
+
+    /// Reads coordinates and object-store texts with `sources` (range scans stay as they are).
+    pub fn with_sources(mut self, sources: Arc<crate::sources::router::Sources>) -> Self {
+        self.source = sources.clone();
+        self.texts = Some(sources);
+        self
+    }
+
+    /// The whole text of a descriptor file: a local path or an object-store URL.
+    pub(crate) fn read_text(
+        &self,
+        location: &str,
+        storage: &crate::config::StorageSection,
+    ) -> Result<String, String> {
+        match &self.texts {
+            Some(sources) => sources.read_text(location, storage),
+            None if crate::config::is_url(location) => {
+                Err("object-store descriptor files are read only by a service".to_owned())
+            }
+            None => std::fs::read_to_string(location).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Every value of `array` (little-endian, C order, of its type), read through the cache.
+    pub(crate) fn read_whole(&self, array: &ArrayNode) -> Result<Vec<u8>, ScanError> {
+        let keys = FreshKeys::default();
+        let chunks = CachedChunks {
+            cache: &self.cache,
+            source: &*self.source,
+            keys: &keys,
+        };
+        let region = crate::operators::Region {
+            start: vec![0; array.geometry.shape.len()],
+            count: array.geometry.shape.clone(),
+        };
+        chunks
+            .read_region(array, &region)
+            .map_err(|source| ScanError {
+                array: array.path.clone(),
+                source,
+            })
     }
 
     /// No scans: every data range is the placeholder [0, 1], for trees that validate a config
