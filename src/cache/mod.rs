@@ -165,6 +165,20 @@ impl ChunkCache {
         key: ChunkKey,
         compute: impl FnOnce() -> Result<Vec<u8>, E>,
     ) -> Result<(Arc<Vec<u8>>, Served), E> {
+        self.get_or_compute_kept(key, true, compute)
+    }
+
+    /// [`ChunkCache::get_or_compute`], keeping a computed chunk in memory only unless
+    /// `on_disk` (chunks as cheap to recompute as to read back).
+    ///
+    /// # Errors
+    /// Whatever `compute` returns.
+    pub fn get_or_compute_kept<E>(
+        &self,
+        key: ChunkKey,
+        on_disk: bool,
+        compute: impl FnOnce() -> Result<Vec<u8>, E>,
+    ) -> Result<(Arc<Vec<u8>>, Served), E> {
         if let Some(hit) = self.memory.get(&key) {
             return Ok((hit, Served::Memory));
         }
@@ -198,7 +212,7 @@ impl ChunkCache {
                 Ok(bytes) => {
                     self.computed.fetch_add(1, Ordering::Relaxed);
                     let bytes = Arc::new(bytes);
-                    self.keep(key, bytes.clone(), true);
+                    self.keep(key, bytes.clone(), on_disk);
                     leader.finish(Some(bytes.clone()));
                     Ok((bytes, Served::Computed))
                 }
@@ -308,6 +322,11 @@ impl ChunkCache {
     /// Whether `key` is held in memory.
     pub fn in_memory(&self, key: ChunkKey) -> bool {
         self.memory.contains(&key)
+    }
+
+    /// Whether decoded values of `key` are held in memory.
+    pub fn decoded_in_memory(&self, key: ChunkKey) -> bool {
+        self.decoded.contains(&key)
     }
 
     /// The disk tier, if any.

@@ -113,7 +113,8 @@ impl CachedChunks<'_> {
         array: &ArrayNode,
         index: &[u64],
     ) -> Result<(Arc<Vec<u8>>, Served), ChunkError> {
-        self.cache.get_or_compute(key, || {
+        let on_disk = array.recipe.operator.worth_keeping_on_disk();
+        self.cache.get_or_compute_kept(key, on_disk, || {
             array
                 .recipe
                 .compute(&array.geometry, index, &self.context())
@@ -154,6 +155,46 @@ impl CachedChunks<'_> {
             self.check(array, index)?;
         }
         Ok(values)
+    }
+
+    /// The values of those of `indices` that no memory tier holds, computed on a thread each
+    /// when there are several (a region over chunks of separate files, or separate time steps
+    /// of a store, waits for the slowest rather than for their sum); `None` for the others.
+    /// Dedicated threads, not a shared pool: a computation may wait on another's single flight.
+    fn compute_missing(
+        &self,
+        array: &ArrayNode,
+        indices: &[Vec<u64>],
+    ) -> Vec<Option<Result<Arc<Vec<u8>>, ChunkError>>> {
+        if indices.len() < 2 {
+            return Vec::new();
+        }
+        let missing: Vec<usize> = (0..indices.len())
+            .filter(|&n| {
+                let key = self.keys.key_of(array, &indices[n]);
+                !self.cache.in_memory(key) && !self.cache.decoded_in_memory(key)
+            })
+            .collect();
+        let mut out: Vec<Option<Result<Arc<Vec<u8>>, ChunkError>>> =
+            (0..indices.len()).map(|_| None).collect();
+        if missing.len() < 2 {
+            return out;
+        }
+        let threads = std::thread::available_parallelism().map_or(2, usize::from);
+        for batch in missing.chunks(threads) {
+            let computed: Vec<(usize, Result<Arc<Vec<u8>>, ChunkError>)> =
+                std::thread::scope(|scope| {
+                    let handles: Vec<_> = batch
+                        .iter()
+                        .map(|&n| scope.spawn(move || (n, self.decoded(array, &indices[n]))))
+                        .collect();
+                    handles.into_iter().filter_map(|h| h.join().ok()).collect()
+                });
+            for (n, values) in computed {
+                out[n] = Some(values);
+            }
+        }
+        out
     }
 
     /// Chunk `index` of `array`, served only while its sources are unchanged.
@@ -223,9 +264,15 @@ impl RegionReader for CachedChunks<'_> {
             })?;
         let mut out = vec![0u8; total];
         let chunk_box = |index: &[u64]| geometry.chunk_region(index);
-        for index in chunks_of(array, region) {
-            let in_input = |e: ChunkError| e.in_input(&array.path, &index);
-            let values = self.decoded(array, &index).map_err(in_input)?;
+        let indices = chunks_of(array, region);
+        let mut early = self.compute_missing(array, &indices);
+        for (n, index) in indices.iter().enumerate() {
+            let in_input = |e: ChunkError| e.in_input(&array.path, index);
+            let values = match early.get_mut(n).and_then(Option::take) {
+                Some(values) => values,
+                None => self.decoded(array, index),
+            }
+            .map_err(in_input)?;
             let whole = geometry
                 .chunks
                 .iter()

@@ -47,6 +47,13 @@ pub trait Operator: Send + Sync + Debug {
         true
     }
 
+    /// Whether computed chunks go to the disk tier. A chunk read from a local file and merely
+    /// decoded (a local Zarr store's) is as quick to compute again as to read back, so it is
+    /// kept in memory only.
+    fn worth_keeping_on_disk(&self) -> bool {
+        true
+    }
+
     /// Whether computed chunks are kept once cached instead of cycled by the LRU (samples of a
     /// sample set: an epoch over a set larger than the cache would otherwise hit nothing).
     fn retained(&self) -> bool {

@@ -160,6 +160,10 @@ impl std::fmt::Debug for ZarrRead {
 }
 
 impl Operator for ZarrRead {
+    fn worth_keeping_on_disk(&self) -> bool {
+        crate::config::is_url(&self.store)
+    }
+
     fn describe(&self, geometry: &Geometry) -> String {
         format!(
             "from Zarr {}/{} ({} of {} chunk(s) stored)",

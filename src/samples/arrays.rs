@@ -73,6 +73,10 @@ pub(super) fn group(
         let Some(decoding) = Decoding::of(input) else {
             continue;
         };
+        let decoding = match header.dtype {
+            Some(dtype) => decoding.served_as(dtype),
+            None => decoding,
+        };
         dims_used.extend(input.dims.iter().cloned());
         let (kept_dims, lengths) = kept(resolved, &input.dims);
         let dtype = decoding.float;

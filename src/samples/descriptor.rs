@@ -63,6 +63,8 @@ pub(crate) struct Header {
     pub(crate) crop: bool,
     /// The pad value (NaN when not given).
     pub(crate) fill: Option<f64>,
+    /// The served type of data variables (`float32`/`float64`; default: as xarray decodes).
+    pub(crate) dtype: Option<crate::sources::model::DType>,
     /// Selections, variables and `_`-keys for lines that leave them out.
     pub(crate) defaults: Line,
 }
@@ -149,6 +151,16 @@ fn header(mut object: Map<String, Value>, number: usize) -> Result<Header, Strin
         Some(Value::String(s)) if s.eq_ignore_ascii_case("nan") => Some(f64::NAN),
         Some(other) => return Err(format!("header fill = {other} must be a number")),
     };
+    let dtype = match object.remove("dtype") {
+        None => None,
+        Some(Value::String(s)) if s == "float32" => Some(crate::sources::model::DType::F32),
+        Some(Value::String(s)) if s == "float64" => Some(crate::sources::model::DType::F64),
+        Some(other) => {
+            return Err(format!(
+                "header dtype = {other} must be \"float32\" or \"float64\""
+            ))
+        }
+    };
     let shape = match object.remove("shape") {
         None => None,
         Some(Value::Object(dims)) => {
@@ -182,6 +194,7 @@ fn header(mut object: Map<String, Value>, number: usize) -> Result<Header, Strin
         pad,
         crop,
         fill,
+        dtype,
         defaults,
     })
 }
@@ -289,7 +302,7 @@ mod tests {
 
     #[test]
     fn lines_header_and_bad_lines() {
-        let text = r#"{"atlas_samples": 1, "shape": {"time": 4}, "pad": true, "variable": ["t2m"]}
+        let text = r#"{"atlas_samples": 1, "shape": {"time": 4}, "pad": true, "variable": ["t2m"], "dtype": "float64"}
 {"time": {"start": "2023-01-01T00", "end": "2023-01-01T03"}, "latitude": {"start": 48, "end": 47, "step": 2}, "_id": 7}
 
 {"latitude": 47.5, "longitude": [8, 9], "variable": "u10", "_split": "train"}
@@ -299,6 +312,7 @@ mod tests {
 "#;
         let d = parse(text).unwrap();
         assert!(d.header.pad && !d.header.crop);
+        assert_eq!(d.header.dtype, Some(crate::sources::model::DType::F64));
         assert_eq!(d.header.shape.as_ref().unwrap()["time"], 4);
         assert_eq!(
             d.header.defaults.variables.as_deref(),

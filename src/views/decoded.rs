@@ -72,6 +72,11 @@ impl Decoding {
         })
     }
 
+    /// This decoding, giving values of `float` (`F32` or `F64`) instead.
+    pub(crate) fn served_as(self, float: DType) -> Decoding {
+        Decoding { float, ..self }
+    }
+
     /// Whether xarray decodes the values as floats with meaning of their own: float types,
     /// and integers packed with `scale_factor`/`add_offset`.
     pub(crate) fn is_float(&self) -> bool {

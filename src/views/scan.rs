@@ -74,11 +74,14 @@ impl RangeScans {
         }
     }
 
-    /// Every value of `array` (little-endian, C order, of its type), read through the cache.
+    /// Every value of `array` (little-endian, C order, of its type): coordinates, read
+    /// through a memory cache of their own so that building the tree computes nothing in
+    /// the served cache (its counters say what reading did).
     pub(crate) fn read_whole(&self, array: &ArrayNode) -> Result<Vec<u8>, ScanError> {
         let keys = FreshKeys::default();
+        let cache = ChunkCache::new(64 << 20, None);
         let chunks = CachedChunks {
-            cache: &self.cache,
+            cache: &cache,
             source: &*self.source,
             keys: &keys,
         };
