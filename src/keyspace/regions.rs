@@ -82,6 +82,9 @@ pub(crate) fn with_inputs(
     ChunkKey::of(hasher.digest128(), retained)
 }
 
+/// An input chunk's values, or why they could not be had.
+type ChunkValues = Result<Arc<Vec<u8>>, ChunkError>;
+
 /// Chunks through the cache, and regions of arrays made of them.
 pub(crate) struct CachedChunks<'a> {
     pub(crate) cache: &'a ChunkCache,
@@ -161,11 +164,7 @@ impl CachedChunks<'_> {
     /// when there are several (a region over chunks of separate files, or separate time steps
     /// of a store, waits for the slowest rather than for their sum); `None` for the others.
     /// Dedicated threads, not a shared pool: a computation may wait on another's single flight.
-    fn compute_missing(
-        &self,
-        array: &ArrayNode,
-        indices: &[Vec<u64>],
-    ) -> Vec<Option<Result<Arc<Vec<u8>>, ChunkError>>> {
+    fn compute_missing(&self, array: &ArrayNode, indices: &[Vec<u64>]) -> Vec<Option<ChunkValues>> {
         if indices.len() < 2 {
             return Vec::new();
         }
@@ -175,21 +174,19 @@ impl CachedChunks<'_> {
                 !self.cache.in_memory(key) && !self.cache.decoded_in_memory(key)
             })
             .collect();
-        let mut out: Vec<Option<Result<Arc<Vec<u8>>, ChunkError>>> =
-            (0..indices.len()).map(|_| None).collect();
+        let mut out: Vec<Option<ChunkValues>> = (0..indices.len()).map(|_| None).collect();
         if missing.len() < 2 {
             return out;
         }
         let threads = std::thread::available_parallelism().map_or(2, usize::from);
         for batch in missing.chunks(threads) {
-            let computed: Vec<(usize, Result<Arc<Vec<u8>>, ChunkError>)> =
-                std::thread::scope(|scope| {
-                    let handles: Vec<_> = batch
-                        .iter()
-                        .map(|&n| scope.spawn(move || (n, self.decoded(array, &indices[n]))))
-                        .collect();
-                    handles.into_iter().filter_map(|h| h.join().ok()).collect()
-                });
+            let computed: Vec<(usize, ChunkValues)> = std::thread::scope(|scope| {
+                let handles: Vec<_> = batch
+                    .iter()
+                    .map(|&n| scope.spawn(move || (n, self.decoded(array, &indices[n]))))
+                    .collect();
+                handles.into_iter().filter_map(|h| h.join().ok()).collect()
+            });
             for (n, values) in computed {
                 out[n] = Some(values);
             }
@@ -285,7 +282,7 @@ impl RegionReader for CachedChunks<'_> {
                     format!("chunk holds {} bytes, not {whole}", values.len()),
                 )));
             }
-            let held = chunk_box(&index);
+            let held = chunk_box(index);
             let Some(overlap) = region.intersect(&held) else {
                 continue;
             };
