@@ -243,13 +243,15 @@ def write_jsonl(path: Path, lines, header: dict | None = None) -> Path:
 
 
 def write_samples_config(path: Path, datasets, samples, *, zarr_format: int = 3,
-                         cache_dir=None) -> Path:
-    """A mount config: ``datasets`` as conftest.write_config writes them, then one
-    ``[[samples]]`` table per dict of ``samples`` (a ``storage`` dict is an inline table)."""
+                         cache_dir=None, views=()) -> Path:
+    """A mount config: ``datasets`` as conftest.write_config writes them, ``views`` as
+    view_fixtures.views_toml writes them, then one ``[[samples]]`` table per dict of
+    ``samples`` (a ``storage`` dict is an inline table)."""
     from conftest import _toml_value
+    from view_fixtures import views_toml
 
     path = write_config(path, datasets, zarr_format=zarr_format, cache_dir=cache_dir)
-    lines = []
+    lines = [views_toml(views)] if views else []
     for s in samples:
         lines.append("[[samples]]")
         lines += [f"{key} = {_toml_value(value)}" for key, value in s.items()]
