@@ -525,12 +525,12 @@ mod tests {
         let max = 3 * entry_size(100);
         let cache = open(dir.path(), max);
         for k in 0..3 {
-            assert!(cache.put(ChunkKey(k), &[k as u8; 100]));
+            assert!(cache.put(ChunkKey(2 * k), &[k as u8; 100]));
         }
-        assert!(cache.get(ChunkKey(0)).is_some()); // 1 is now the least recently used
-        assert!(cache.put(ChunkKey(3), &[3; 100]));
-        assert!(!cache.contains(ChunkKey(1)));
-        assert!(cache.contains(ChunkKey(0)) && cache.contains(ChunkKey(3)));
+        assert!(cache.get(ChunkKey(0)).is_some()); // 2 is now the least recently used
+        assert!(cache.put(ChunkKey(6), &[3; 100]));
+        assert!(!cache.contains(ChunkKey(2)));
+        assert!(cache.contains(ChunkKey(0)) && cache.contains(ChunkKey(6)));
         let on_disk: u64 = layout::list(dir.path())
             .unwrap()
             .entries
@@ -540,8 +540,33 @@ mod tests {
         assert!(on_disk <= max, "{on_disk} > {max}");
         assert_eq!(cache.stats().evictions, 1);
         // Too big for the bound: not stored, nothing evicted.
-        assert!(!cache.put(ChunkKey(9), &vec![0; max as usize + 1]));
+        assert!(!cache.put(ChunkKey(8), &vec![0; max as usize + 1]));
         assert_eq!(cache.stats().entries, 3);
+    }
+
+    #[test]
+    fn retained_chunks_are_kept_and_newer_ones_served_uncached_when_full() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = open(dir.path(), 3 * entry_size(100));
+        let retained = |n: u128| ChunkKey::of(n << 8, true);
+        assert!(cache.put(ChunkKey(2), &[0; 100]));
+        for n in 1..=3 {
+            assert!(cache.put(retained(n), &[1; 100]));
+        }
+        // The ordinary entry made room; now only retained ones are left, and they stay.
+        assert!(!cache.contains(ChunkKey(2)));
+        assert!(!cache.put(retained(4), &[1; 100]));
+        assert!((1..=3).all(|n| cache.contains(retained(n))));
+        assert_eq!(cache.stats().retained_full, 1);
+        // Ordinary chunks still find room, evicting the oldest retained one.
+        assert!(cache.put(ChunkKey(4), &[2; 100]));
+        assert!(!cache.contains(retained(1)) && cache.contains(retained(2)));
+        // Classes survive reopening: they are in the entries' names.
+        drop(cache);
+        let cache = open(dir.path(), 3 * entry_size(100));
+        assert!(cache.put(retained(5), &[1; 100]));
+        assert!(!cache.contains(ChunkKey(4)));
+        assert!(!cache.put(retained(6), &[1; 100]));
     }
 
     #[test]
@@ -644,36 +669,36 @@ mod tests {
     fn passthrough_trusts_sealed_entries_and_checks_changed_ones() {
         let dir = tempfile::tempdir().unwrap();
         let cache = open(dir.path(), 2 * entry_size(100));
-        assert!(cache.open_verified(ChunkKey(1), 100).is_none());
-        cache.put(ChunkKey(1), &[1; 100]);
+        assert!(cache.open_verified(ChunkKey(10), 100).is_none());
+        cache.put(ChunkKey(10), &[1; 100]);
         // Sealed when written: handed out without hashing it.
-        let mut file = cache.open_verified(ChunkKey(1), 100).unwrap();
+        let mut file = cache.open_verified(ChunkKey(10), 100).unwrap();
         assert_eq!(cache.stats().checks, 0);
         // Evicted while open: the open file still reads the whole chunk.
-        cache.put(ChunkKey(2), &[2; 100]);
-        cache.put(ChunkKey(3), &[3; 100]);
-        assert!(!cache.contains(ChunkKey(1)));
+        cache.put(ChunkKey(20), &[2; 100]);
+        cache.put(ChunkKey(30), &[3; 100]);
+        assert!(!cache.contains(ChunkKey(10)));
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).unwrap();
         assert_eq!(bytes, vec![1; 100]);
-        assert!(cache.open_verified(ChunkKey(1), 100).is_none());
+        assert!(cache.open_verified(ChunkKey(10), 100).is_none());
         // Changed in place (which moves its mtime): checked, found damaged, never handed out.
-        let path = layout::entry_path(dir.path(), ChunkKey(2));
+        let path = layout::entry_path(dir.path(), ChunkKey(20));
         let mut writer = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
         writer.seek(std::io::SeekFrom::Start(7)).unwrap();
         writer.write_all(&[6]).unwrap();
         drop(writer);
-        assert!(cache.open_verified(ChunkKey(2), 100).is_none());
+        assert!(cache.open_verified(ChunkKey(20), 100).is_none());
         assert!(!path.exists());
         assert_eq!((cache.stats().corrupt, cache.stats().checks), (1, 1));
         // Its seal lost but intact: checked once, sealed again, then trusted.
-        let path = layout::entry_path(dir.path(), ChunkKey(3));
+        let path = layout::entry_path(dir.path(), ChunkKey(30));
         std::fs::File::open(&path)
             .unwrap()
             .set_modified(SystemTime::now())
             .unwrap();
-        assert!(cache.open_verified(ChunkKey(3), 100).is_some());
-        assert!(cache.open_verified(ChunkKey(3), 100).is_some());
+        assert!(cache.open_verified(ChunkKey(30), 100).is_some());
+        assert!(cache.open_verified(ChunkKey(30), 100).is_some());
         assert_eq!(cache.stats().checks, 2);
         cache.count_passthrough();
         assert_eq!((cache.stats().passthrough, cache.stats().hits), (1, 1));

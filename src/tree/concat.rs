@@ -301,8 +301,16 @@ fn reencode_time(
     Ok(())
 }
 
-/// The encoding attributes of a variable, to compare files by.
-pub(super) fn encoding_attrs(attrs: &[Attr]) -> Vec<Option<Vec<f64>>> {
+/// The encoding attributes of a variable, to compare files by: the values' bit patterns, so
+/// that `_FillValue = NaN` in two files (xarray's default for floats) compares equal.
+pub(super) fn encoding_attrs(attrs: &[Attr]) -> Vec<Option<Vec<u64>>> {
+    let bits = |v: f64| {
+        if v.is_nan() {
+            f64::NAN.to_bits()
+        } else {
+            v.to_bits()
+        }
+    };
     ENCODING_ATTRS
         .iter()
         .map(|a| {
@@ -310,6 +318,7 @@ pub(super) fn encoding_attrs(attrs: &[Attr]) -> Vec<Option<Vec<f64>>> {
                 .iter()
                 .find(|x| x.name == *a)
                 .and_then(|x| x.value.as_f64s())
+                .map(|values| values.into_iter().map(bits).collect())
         })
         .collect()
 }

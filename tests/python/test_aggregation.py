@@ -141,3 +141,24 @@ def test_chunks_override(agg_mount, fixture_files):
     assert_same_joined(ref, got, f"zarr{fmt} sst_t2")
     np.testing.assert_array_equal(got.sst.isel(time=slice(30, 32)).values,
                                   ref.sst.isel(time=slice(30, 32)).values)
+
+
+def test_nan_fill_values_in_every_file_keep_the_type(mounts, tmp_path):
+    """xarray writes ``_FillValue = NaN`` for floats by default; files that all say so encode
+    the variable alike (NaN equals NaN here), so the join keeps float32 as xarray does."""
+    files = []
+    for i in range(2):
+        t = np.arange(3) + 3 * i
+        ds = xr.Dataset(
+            {"t2m": (("time", "y"), np.where(t[:, None] % 2, np.nan, t[:, None] + np.arange(4.0)).astype("f4"))},
+            coords={"time": ("time", t, {"units": "hours since 2000-01-01"})},
+        )
+        path = tmp_path / f"nanfill_{i}.nc"
+        ds.to_netcdf(path, encoding={"t2m": {"_FillValue": np.nan}})
+        files.append(str(path))
+    mount = mounts.mount([{"name": "nanfill", "files": str(tmp_path / "nanfill_*.nc"),
+                           "concat_dim": "time"}])
+    got = open_mounted(mount / "nanfill")
+    ref = reference(files)
+    assert got["t2m"].dtype == np.float32 == ref["t2m"].dtype
+    np.testing.assert_array_equal(got["t2m"].values, ref["t2m"].values)
