@@ -102,6 +102,10 @@ pub(super) fn run(config_path: &Path) -> anyhow::Result<ExitCode> {
                     for left_out in service.left_out() {
                         line(Status::Skip, left_out);
                     }
+                    // Descriptor lines a sample set left out.
+                    for note in tree.notes.iter().filter(|n| n.starts_with("samples ")) {
+                        line(Status::Skip, note.clone());
+                    }
                     let served = tree.root.children.len();
                     let usable = service.ensure_usable();
                     line(
