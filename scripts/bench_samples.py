@@ -16,7 +16,7 @@ same store. atlasfs serves the store as dataset `era5` with
 
 Every loader runs in a fresh interpreter with 2 worker processes (pool start-up not timed) over
 the baseline's split: the sample indices shuffled with Random(9), worker w taking items[w::2].
-The atlasfs loader reads each sample with `np.fromfile` of its chunk file (`t2m/c/<s>/0/0/0`).
+The atlasfs loader reads each sample with `np.fromfile` of its chunk file (`t2m/c.<s>.0.0.0`).
 Rounds alternate atlasfs and the anchors (which goes first alternates too); figures are medians.
 
 - Epoch 1 (cold): a fresh cache dir and a fresh mount (not timed; its time is reported), the OS
@@ -132,7 +132,7 @@ import numpy as np
 a = json.loads(sys.argv[1])
 bad, worst = [], 0.0
 for k in range(a["n"]):
-    got = np.fromfile(os.path.join(a["root"], str(k), "0", "0", "0"), dtype=a["dtype"])
+    got = np.fromfile(os.path.join(a["root"], f"c.{k}.0.0.0"), dtype=a["dtype"])
     want = np.load(os.path.join(a["npy"], f"{k}.npy"))
     if got.size != want.size or not np.array_equal(got.reshape(want.shape), want, equal_nan=True):
         bad.append(k)
@@ -169,7 +169,7 @@ def fromfile_part(args) -> int:
 
     root, dtype, count, items = args
     for k in items:
-        a = np.fromfile(f"{root}/{k}/0/0/0", dtype=dtype)
+        a = np.fromfile(f"{root}/c.{k}.0.0.0", dtype=dtype)
         if a.size != count:
             raise RuntimeError(f"sample {k}: {a.size} values, expected {count}")
     return len(items)
@@ -320,7 +320,7 @@ class SamplesBench(ViewsBench):
         if shape != want or chunks != [1] + want[1:]:
             raise BenchError(f"{SETS[kind][0]}/{VAR_T2M}: shape {shape}, chunks {chunks}; expected {want}, "
                              f"chunks {[1] + want[1:]}")
-        return {"root": str(self.mp / SETS[kind][0] / VAR_T2M / "c"), "dtype": dtype, "count": int(np.prod(want[1:])),
+        return {"root": str(self.mp / SETS[kind][0] / VAR_T2M), "dtype": dtype, "count": int(np.prod(want[1:])),
                 "sample_bytes": int(np.prod(want[1:])) * np.dtype(dtype).itemsize}
 
     # --- steps ---------------------------------------------------------------------------------
@@ -428,7 +428,7 @@ class SamplesBench(ViewsBench):
         if not self.is_mounted(self.mp):
             self.mount(config, self.mp)
         layout = self.set_layout("16k")
-        files = [f"{layout['root']}/{k}/0/0/0" for k in range(SAMPLES)]
+        files = [f"{layout['root']}/c.{k}.0.0.0" for k in range(SAMPLES)]
         local = self.work / "samples-local-copy"
         self.discard(local)
         local.mkdir(parents=True)

@@ -16,6 +16,8 @@ struct Generated {
     /// Names are `i` (v3 prefix) or `i.j.k` (v2) over this grid.
     grid: Vec<u64>,
     dotted: bool,
+    /// What each name starts with (`c.` for flat v3 keys).
+    prefix: &'static str,
     /// Whether generated names are directories.
     dirs: bool,
 }
@@ -71,6 +73,20 @@ impl Listing {
             generated: Some(Generated {
                 grid,
                 dotted: true,
+                prefix: "",
+                dirs: false,
+            }),
+        }
+    }
+
+    /// A v3 array directory with flat chunk keys: `zarr.json` and every `c.i.j.k`.
+    pub fn array_v3_flat(array: &Arc<ArrayNode>) -> Listing {
+        Listing {
+            fixed: vec![("zarr.json".into(), false)],
+            generated: Some(Generated {
+                grid: array.geometry.grid(),
+                dotted: true,
+                prefix: "c.",
                 dirs: false,
             }),
         }
@@ -84,6 +100,7 @@ impl Listing {
             generated: Some(Generated {
                 grid: vec![grid[depth]],
                 dotted: false,
+                prefix: "",
                 dirs: depth + 1 < grid.len(),
             }),
         }
@@ -120,7 +137,7 @@ impl Listing {
         }
         let names: Vec<String> = index.iter().map(u64::to_string).collect();
         let name = if g.dotted {
-            names.join(".")
+            format!("{}{}", g.prefix, names.join("."))
         } else {
             names.join("/")
         };

@@ -80,13 +80,18 @@ pub(super) fn array_v3(array: &ArrayNode) -> Value {
             attrs.insert("_FillValue".into(), encoded);
         }
     }
+    let separator = if array.recipe.operator.flat_chunk_keys() {
+        "."
+    } else {
+        "/"
+    };
     json!({
         "zarr_format": 3,
         "node_type": "array",
         "shape": g.shape,
         "data_type": data_type,
         "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": g.chunks}},
-        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+        "chunk_key_encoding": {"name": "default", "configuration": {"separator": separator}},
         "fill_value": fill_value,
         "codecs": codecs,
         "attributes": attrs,

@@ -236,6 +236,15 @@ impl KeySpace {
             return Some(Resolved::Dir);
         }
         let index: Vec<u64> = match self.format {
+            ZarrFormat::V3 if array.recipe.operator.flat_chunk_keys() => {
+                let [name] = rest else { return None };
+                let indices = name.strip_prefix("c.")?;
+                let index = parse_indices(&indices.split('.').collect::<Vec<_>>())?;
+                if index.len() != ndim {
+                    return None;
+                }
+                index
+            }
             ZarrFormat::V3 => {
                 if rest[0] != "c" {
                     return None;
@@ -268,6 +277,15 @@ impl KeySpace {
             .then_some(Resolved::Chunk(array, index))
     }
 
+    /// The cache key of the chunk `key` names (`None` for a metadata document or no chunk):
+    /// equal keys mean equal bytes, so HTTP serves it as the chunk's `ETag`.
+    pub fn chunk_key_of(&self, key: &str) -> Option<ChunkKey> {
+        match self.resolve(key)? {
+            Resolved::Chunk(array, index) => Some(self.chunk_key(array, &index)),
+            _ => None,
+        }
+    }
+
     /// What `key` is, without computing anything.
     pub fn stat(&self, key: &str) -> Option<Kind> {
         Some(match self.resolve(key)? {
@@ -292,7 +310,13 @@ impl KeySpace {
                 Some(NodeRef::Array(array)) => {
                     let rest = &segments[split..];
                     return match self.format {
+                        ZarrFormat::V3
+                            if rest.is_empty() && array.recipe.operator.flat_chunk_keys() =>
+                        {
+                            Some(Listing::array_v3_flat(array))
+                        }
                         ZarrFormat::V3 if rest.is_empty() => Some(Listing::array_v3(array)),
+                        ZarrFormat::V3 if array.recipe.operator.flat_chunk_keys() => None,
                         ZarrFormat::V3 if rest[0] == "c" => {
                             let prefix = parse_indices(&rest[1..])?;
                             (prefix.len() < array.geometry.shape.len())
@@ -334,7 +358,7 @@ impl KeySpace {
             .chunk(array, index)
             .map_err(|source| KeyError::Chunk {
                 array: array.path.clone(),
-                key: chunk_key(self.format, index),
+                key: array_chunk_key(self.format, array, index),
                 source,
             })
     }
@@ -416,6 +440,15 @@ impl ChunkKeys for KeySpace {
 /// Where an array lives, to tell this tree's arrays from another snapshot's with the same id.
 fn address(array: &ArrayNode) -> usize {
     std::ptr::from_ref(array) as usize
+}
+
+/// The chunk key of `index` within `array` (flat v3 keys for arrays that ask for them).
+pub fn array_chunk_key(format: ZarrFormat, array: &ArrayNode, index: &[u64]) -> String {
+    if format == ZarrFormat::V3 && array.recipe.operator.flat_chunk_keys() {
+        let parts: Vec<String> = index.iter().map(u64::to_string).collect();
+        return format!("c.{}", parts.join("."));
+    }
+    chunk_key(format, index)
 }
 
 /// The chunk key of `index` within an array.

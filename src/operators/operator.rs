@@ -47,6 +47,13 @@ pub trait Operator: Send + Sync + Debug {
         true
     }
 
+    /// Whether the array's Zarr v3 chunk keys are flat (`c.0.1`, one directory) rather than
+    /// nested (`c/0/1`): one path lookup per chunk instead of one per dimension, for arrays
+    /// read a whole chunk at a time by file (the samples of a sample set).
+    fn flat_chunk_keys(&self) -> bool {
+        false
+    }
+
     /// Whether computed chunks go to the disk tier. A chunk read from a local file and merely
     /// decoded (a local Zarr store's) is as quick to compute again as to read back, so it is
     /// kept in memory only.

@@ -196,6 +196,10 @@ impl Operator for Sample {
         false
     }
 
+    fn flat_chunk_keys(&self) -> bool {
+        true
+    }
+
     fn retained(&self) -> bool {
         true
     }

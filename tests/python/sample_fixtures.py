@@ -332,7 +332,8 @@ def chunk_file(set_root: Path, var: str, sample: int, ndim: int, zarr_format: in
     """The file of one sample: one chunk of ``var`` whose chunks are ``(1, *sample shape)``."""
     if zarr_format == 2:
         return set_root / var / ".".join([str(sample)] + ["0"] * ndim)
-    return set_root / var / "c" / str(sample) / Path(*(["0"] * ndim))
+    # Zarr v3 keys of a sample set are flat (separator "."): one file per sample in one directory.
+    return set_root / var / ".".join(["c", str(sample)] + ["0"] * ndim)
 
 
 # --------------------------------------------------------------------------
