@@ -16,7 +16,7 @@ use super::boxes::fill_with;
 use super::operator::{FingerprintWriter, Operator, OperatorContext};
 use super::{ChunkError, Geometry, Region};
 use crate::sources::bytes::ByteSource;
-use crate::sources::zarr_store::array::little_endian;
+use crate::sources::zarr_store::array::into_little_endian;
 use crate::sources::zarr_store::listing::object_path;
 use crate::sources::zarr_store::{open_array, Decoder, ZarrArrayMeta};
 
@@ -106,7 +106,7 @@ impl ZarrRead {
                 format!("decoded {} bytes, not the chunk's {len}", decoded.len()),
             ));
         }
-        Ok(little_endian(&decoded, geometry.dtype))
+        Ok(into_little_endian(decoded, geometry.dtype))
     }
 
     /// Decodes one chunk object's bytes with the array's codec chain; a panic inside a codec

@@ -146,7 +146,11 @@ pub fn served_dtype(data_type: &DataType) -> Option<DType> {
 
 /// Native-endian elements of `dtype` in little-endian order.
 pub fn little_endian(native: &[u8], dtype: DType) -> Vec<u8> {
-    let mut bytes = native.to_vec();
+    into_little_endian(native.to_vec(), dtype)
+}
+
+/// [`little_endian`] in place: a no-op on little-endian machines, no copy of a whole chunk.
+pub fn into_little_endian(mut bytes: Vec<u8>, dtype: DType) -> Vec<u8> {
     if cfg!(target_endian = "big") {
         let elem = dtype.size().unwrap_or(1).max(1);
         for element in bytes.chunks_exact_mut(elem) {
