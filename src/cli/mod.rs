@@ -6,6 +6,7 @@ mod index;
 mod logging;
 mod mount;
 mod mountpoint;
+mod serve;
 mod stats_writer;
 mod summary;
 mod tree;
@@ -54,6 +55,8 @@ enum Command {
         /// Mount configuration (TOML).
         config: PathBuf,
     },
+    /// Serve CONFIG's tree over HTTP (loopback by default) until interrupted.
+    Serve(serve::ServeArgs),
     /// Compute and cache every chunk under the paths (optionally one shard of them).
     Warm(warm::WarmArgs),
     /// Inspect the chunk cache: stats, clear, verify.
@@ -78,6 +81,10 @@ pub(crate) fn run() -> ExitCode {
         Command::Check { config } => {
             logging::init_stderr();
             check::run(&config)
+        }
+        Command::Serve(args) => {
+            logging::init_stderr();
+            serve::run(args)
         }
         Command::Warm(args) => {
             logging::init_stderr();

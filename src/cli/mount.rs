@@ -208,7 +208,7 @@ fn daemonize(args: &MountArgs, config: &MountConfig) -> anyhow::Result<ExitCode>
 /// threshold each time a large block is freed, after which chunk-sized buffers come from
 /// per-thread arenas that keep freed memory; a fixed threshold keeps every chunk-sized buffer
 /// in its own mapping, returned to the system when freed.
-fn bound_allocator_retention() {
+pub(super) fn bound_allocator_retention() {
     #[cfg(target_env = "gnu")]
     // SAFETY: mallopt only changes allocator parameters; called before the worker threads.
     unsafe {
@@ -255,15 +255,7 @@ fn serve(args: &MountArgs, config: &MountConfig) -> anyhow::Result<ExitCode> {
     }
     signals.add_signal(signal_hook::consts::SIGINT)?;
     signals.add_signal(signal_hook::consts::SIGTERM)?;
-    if let Some(every) = config.mount.refresh {
-        tracing::info!("refreshing every {every:?}");
-    }
-    let reloader = {
-        let service = service.clone();
-        Reloader::start(config.mount.refresh, move |refresh| {
-            service.reload_logged(refresh)
-        })?
-    };
+    let reloader = Reloader::for_service(service.clone())?;
     let mut stats = StatsWriter::new(&config.cache.dir, &args.mountpoint);
     let stopped_by_signal = 'serving: loop {
         for signal in signals.pending() {

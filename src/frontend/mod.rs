@@ -1,8 +1,9 @@
-//! Front ends: thin adapters that translate requests into key-space calls. Today: FUSE.
+//! Front ends: thin adapters that translate requests into key-space calls. FUSE and HTTP.
 
 mod errno;
 pub mod fuse;
 mod handles;
+pub mod http;
 mod inodes;
 mod kernel;
 pub mod snapshot;

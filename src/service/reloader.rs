@@ -57,6 +57,18 @@ impl Reloader {
         })
     }
 
+    /// Reloads `service` on request and every `[mount] refresh` of the config it started with.
+    ///
+    /// # Errors
+    /// The I/O error when the thread cannot be started.
+    pub fn for_service(service: Arc<super::Service>) -> std::io::Result<Self> {
+        let refresh = service.snapshot().config().mount.refresh;
+        if let Some(every) = refresh {
+            tracing::info!("refreshing every {every:?}");
+        }
+        Reloader::start(refresh, move |refresh| service.reload_logged(refresh))
+    }
+
     /// Asks for a reload; one already waiting absorbs this one.
     pub fn request(&self) {
         match self.requests.try_send(()) {
