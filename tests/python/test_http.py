@@ -3,8 +3,10 @@
 xarray + zarr-python (fsspec's HTTP store) read datasets, a DataTree and a pyramid view over
 HTTP; the same config mounted with FUSE is the reference (its fidelity to the files is what
 the FUSE tests check), in Zarr v3 and v2. The protocol (HEAD, Range, ETag/304, caching, CORS,
-gzip, token auth, status codes) is checked with `requests`; a truncated source must answer 500
-naming the file and the chunk, never a partial body.
+gzip, token auth, concurrent clients) is checked with `requests`; a truncated source must answer
+500 and an object store failing through a fault-injecting proxy 503, each naming the file and
+the chunk, never with a partial body. SIGHUP reloads (keeping `--zarr-format`), SIGTERM stops
+with status 0.
 """
 
 from __future__ import annotations
@@ -16,17 +18,18 @@ import shutil
 import signal
 import subprocess
 import threading
-import time
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import netCDF4
 import numpy as np
 import pytest
 import requests
 import xarray as xr
 
 import view_fixtures as vf
-from conftest import wait_for, write_config
+from conftest import wait_for
 from view_fixtures import cases, daily  # noqa: F401 (fixtures)
 
 READY_TIMEOUT = 180  # seconds for `atlasfs serve` to index and print its ready line
@@ -42,8 +45,12 @@ class Server:
         self.config = Path(config)
         self.log_path = self.config.with_suffix(".log")
         self.log = open(self.log_path, "wb")
-        full_env = {**os.environ, **(env or {})}
-        full_env.setdefault("RUST_LOG", "info")
+        full_env = dict(os.environ)
+        for name, value in (env or {}).items():  # None removes a variable
+            if value is None:
+                full_env.pop(name, None)
+            else:
+                full_env[name] = value
         self.proc = subprocess.Popen(
             [bin_path, "serve", str(config), "--listen", "127.0.0.1:0", *map(str, args)],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.log, env=full_env,
@@ -287,6 +294,18 @@ def test_json_is_gzipped_when_asked(daily_server):
     assert "Content-Encoding" not in chunk.headers, "chunks are served as they are"
 
 
+def test_concurrent_clients_get_whole_values(daily_server):
+    plain = {"Accept-Encoding": "identity"}
+    keys = [META] + [f"daily/{v}/c/{t}/0/0" for v in ("sst", "sal") for t in range(vf.NTIME)]
+    with ThreadPoolExecutor(32) as pool:
+        got = list(pool.map(lambda k: (k, daily_server.get(k, headers=plain)), keys * 6))
+    want = {key: daily_server.get(key, headers=plain).content for key in keys}
+    assert all(want.values())
+    for key, response in got:
+        assert response.status_code == 200, key
+        assert response.content == want[key], key
+
+
 def test_a_token_is_required_when_set(servers, daily):  # noqa: F811 (fixture)
     server = servers.start(servers.config([vf.daily_entry(daily)]),
                            env={"ATLASFS_TOKEN": "s3cret-token"})
@@ -327,6 +346,38 @@ def test_a_truncated_source_is_500_naming_file_and_chunk(servers, tmp_path, fixt
     # the other files still serve
     again = server.get("sst/sst/c/0/0/0")
     assert again.status_code == 200 and again.content == good.content
+
+
+def test_an_unreachable_object_store_is_503(servers, s3_server, s3_proxy, s3_env,
+                                             fixture_files):
+    from s3server import s3_url, storage_table
+
+    bucket = s3_server.create_bucket("http")
+    files = fixture_files["agg_standard"]
+    keys = [s3_server.upload_file(bucket, f"agg/{Path(f).name}", f) for f in files]
+    server = servers.start(servers.config(
+        [{"name": "sst", "files": s3_url(bucket, "agg/*.nc"), "concat_dim": "time",
+          "chunks": {"time": 1}, "storage": storage_table(s3_proxy.endpoint)}]),
+        "--zarr-format", "3", env=s3_env)
+    with xr.open_dataset(files[0]) as first:
+        days = first.sizes["time"]
+    assert server.get("sst/sst/c/0/0/0").status_code == 200
+    s3_proxy.inject("error", times=None, method="GET", ranged=True, bucket=bucket,
+                    key=keys[1], status=503)
+    key = f"sst/sst/c/{days}/0/0"
+    response = server.get(key)
+    assert response.status_code == 503, response.content[:300]
+    text = response.content.decode()
+    assert s3_url(bucket, keys[1]) in text and f"c/{days}/0/0" in text, text
+    assert int(response.headers["Content-Length"]) == len(response.content)
+    # the store recovers: the failure was not cached
+    s3_proxy.clear_faults()
+    again = server.get(key)
+    assert again.status_code == 200
+    with netCDF4.Dataset(files[1]) as second:  # the stored values, undecoded
+        second.set_auto_maskandscale(False)
+        stored = np.asarray(second["sst"][0])
+    assert again.content == stored.astype(stored.dtype.newbyteorder("<")).tobytes()
 
 
 def test_sighup_reloads_and_sigterm_stops_cleanly(servers, tmp_path, daily):  # noqa: F811
