@@ -28,9 +28,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
-use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitStatus, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -41,10 +40,10 @@ use zarrs::filesystem::FilesystemStore;
 use zarrs::group::Group;
 
 mod support;
+use support::mount::{python, repo, run, toml_string, Mount};
 use support::s3_server::{S3Server, S3_ACCESS_KEY, S3_BUCKET, S3_SECRET_KEY};
+use support::zarrs_names::dimension_names;
 
-const MOUNT_TIMEOUT: Duration = Duration::from_secs(180);
-const UNMOUNT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Mismatching elements shown per array.
 const SHOW: usize = 5;
 
@@ -464,54 +463,6 @@ fn read_aggregation(files: &[PathBuf]) -> Expected {
 // ------------------------------------------------------------------------------------------
 // processes and mounts
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Runs `cmd` to completion within `timeout`, its output going to files (a daemon that keeps
-/// inherited descriptors open cannot make this hang). Returns the status, stdout and stderr.
-fn run(cmd: &mut Command, dir: &Path, timeout: Duration) -> (ExitStatus, String, String) {
-    let out_path = dir.join("cmd.stdout");
-    let err_path = dir.join("cmd.stderr");
-    let out = File::create(&out_path).expect("creating a stdout file");
-    let err = File::create(&err_path).expect("creating a stderr file");
-    let mut child = cmd
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(err)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("waiting for a child") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{cmd:?} did not finish within {timeout:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let read =
-        |p: &Path| String::from_utf8_lossy(&std::fs::read(p).unwrap_or_default()).into_owned();
-    (status, read(&out_path), read(&err_path))
-}
-
-/// The project's virtualenv interpreter (or `$ATLASFS_PYTHON`).
-fn python() -> PathBuf {
-    let python = std::env::var_os("ATLASFS_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join(".venv/bin/python"));
-    assert!(
-        python.is_file(),
-        "Python interpreter {} not found: run scripts/setup (it creates .venv with the \
-         fixture generator's requirements) or set ATLASFS_PYTHON",
-        python.display()
-    );
-    python
-}
-
 /// Writes every fixture under `dir` with `tests/python/fixtures.py`; returns kind -> files.
 fn generate_fixtures(dir: &Path) -> BTreeMap<String, Vec<PathBuf>> {
     let out = dir.join("fixtures");
@@ -545,46 +496,6 @@ fn generate_fixtures(dir: &Path) -> BTreeMap<String, Vec<PathBuf>> {
         .collect()
 }
 
-/// Undoes the octal escapes of /proc/self/mountinfo.
-fn unescape_mountinfo(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let octal = bytes.get(i + 1..i + 4).and_then(|o| {
-            std::str::from_utf8(o)
-                .ok()
-                .and_then(|o| u8::from_str_radix(o, 8).ok())
-        });
-        match (bytes[i], octal) {
-            (b'\\', Some(b)) => {
-                out.push(b);
-                i += 4;
-            }
-            (b, _) => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-fn is_mounted(path: &Path) -> bool {
-    let Ok(target) = path.canonicalize() else {
-        return false;
-    };
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    info.lines()
-        .filter_map(|line| line.split(' ').nth(4))
-        .any(|mp| Path::new(&unescape_mountinfo(mp)) == target)
-}
-
-fn toml_string(s: &str) -> String {
-    assert!(!s.chars().any(char::is_control), "odd path {s:?}");
-    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
-}
-
 /// One dataset of a mount config.
 struct Dataset {
     name: String,
@@ -600,146 +511,35 @@ fn s3_url(bucket_dir: &Path, path: &Path) -> String {
     format!("s3://{S3_BUCKET}/{}", key.to_string_lossy())
 }
 
-/// A running mount in its own temporary directory; dropping it unmounts (even when an
-/// assertion failed), then removes the directory.
-struct Mount {
-    bin: PathBuf,
-    mountpoint: PathBuf,
-    log: PathBuf,
-    // Declared last: removed only after `drop` has unmounted.
-    dir: tempfile::TempDir,
-}
-
-impl Mount {
-    /// A mount of `datasets`, whose `s3://` files (if any) are reached through `endpoint`.
-    fn with_storage(zarr_format: u8, datasets: &[Dataset], endpoint: Option<&str>) -> Mount {
-        let dir = tempfile::Builder::new()
-            .prefix("atlasfs-zarrs-")
-            .tempdir()
-            .expect("creating a tempdir");
-        let mountpoint = dir.path().join("mnt");
-        std::fs::create_dir(&mountpoint).expect("creating the mountpoint");
-        let cache = dir.path().join("cache");
-        let mut config = format!(
-            "[mount]\nzarr_format = {zarr_format}\n\n[cache]\ndir = {}\n",
-            toml_string(&cache.to_string_lossy())
+/// A mount of `datasets`, whose `s3://` files (if any) are reached through `endpoint`.
+fn mount_datasets(zarr_format: u8, datasets: &[Dataset], endpoint: Option<&str>) -> Mount {
+    let dir = Mount::tempdir();
+    let mut config = Mount::config_head(dir.path(), zarr_format);
+    for ds in datasets {
+        config += &format!(
+            "\n[[dataset]]\nname = {}\nfiles = {}\n",
+            toml_string(&ds.name),
+            toml_string(&ds.files)
         );
-        for ds in datasets {
+        if let Some(dim) = ds.concat_dim {
+            config += &format!("concat_dim = {}\n", toml_string(dim));
+        }
+        if let Some(endpoint) = endpoint {
             config += &format!(
-                "\n[[dataset]]\nname = {}\nfiles = {}\n",
-                toml_string(&ds.name),
-                toml_string(&ds.files)
-            );
-            if let Some(dim) = ds.concat_dim {
-                config += &format!("concat_dim = {}\n", toml_string(dim));
-            }
-            if let Some(endpoint) = endpoint {
-                config += &format!(
-                    "[dataset.storage]\nendpoint = {}\nregion = \"us-east-1\"\n",
-                    toml_string(endpoint)
-                );
-            }
-        }
-        let config_path = dir.path().join("atlasfs.toml");
-        std::fs::write(&config_path, &config).expect("writing the config");
-        // The guard exists before `mount` runs, so a half-made mount is cleaned up too.
-        let mount = Mount {
-            bin: PathBuf::from(env!("CARGO_BIN_EXE_atlasfs")),
-            log: cache.join("atlasfs.log"),
-            mountpoint,
-            dir,
-        };
-        let (status, stdout, stderr) = run(
-            Command::new(&mount.bin)
-                .env("AWS_ACCESS_KEY_ID", S3_ACCESS_KEY)
-                .env("AWS_SECRET_ACCESS_KEY", S3_SECRET_KEY)
-                .arg("mount")
-                .arg(&config_path)
-                .arg(&mount.mountpoint),
-            mount.dir.path(),
-            MOUNT_TIMEOUT,
-        );
-        assert!(
-            status.success() && is_mounted(&mount.mountpoint),
-            "`atlasfs mount` exited {status}, mounted: {}\nconfig:\n{config}\nstdout:\n{stdout}\n\
-             stderr:\n{stderr}\nlog tail:\n{}",
-            is_mounted(&mount.mountpoint),
-            mount.log_tail()
-        );
-        mount
-    }
-
-    fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(30)..].join("\n")
-    }
-}
-
-impl Drop for Mount {
-    fn drop(&mut self) {
-        if !is_mounted(&self.mountpoint) {
-            return;
-        }
-        // No panics here: this may run while unwinding from a failed assertion.
-        let attempts: [(&Path, &[&str]); 3] = [
-            (&self.bin, &["unmount"]),
-            (Path::new("fusermount3"), &["-uz"]),
-            (Path::new("umount"), &["-l"]),
-        ];
-        for (program, args) in attempts {
-            let child = Command::new(program)
-                .args(args)
-                .arg(&self.mountpoint)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn();
-            if let Ok(mut child) = child {
-                let deadline = Instant::now() + UNMOUNT_TIMEOUT;
-                while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                if matches!(child.try_wait(), Ok(None)) {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                }
-            }
-            if !is_mounted(&self.mountpoint) {
-                return;
-            }
-            eprintln!(
-                "{} still mounted after {} {}",
-                self.mountpoint.display(),
-                program.display(),
-                args.join(" ")
+                "[dataset.storage]\nendpoint = {}\nregion = \"us-east-1\"\n",
+                toml_string(endpoint)
             );
         }
     }
+    let env = [
+        ("AWS_ACCESS_KEY_ID", S3_ACCESS_KEY),
+        ("AWS_SECRET_ACCESS_KEY", S3_SECRET_KEY),
+    ];
+    Mount::start(dir, &config, &env)
 }
 
 // ------------------------------------------------------------------------------------------
 // the comparison
-
-/// The dimension names zarrs reports: v3 `dimension_names`, or v2's `_ARRAY_DIMENSIONS`.
-fn zarrs_dimension_names(array: &Array<FilesystemStore>, zarr_format: u8) -> Option<Vec<String>> {
-    if zarr_format == 3 {
-        array
-            .dimension_names()
-            .as_ref()?
-            .iter()
-            .map(Clone::clone)
-            .collect()
-    } else {
-        array
-            .attributes()
-            .get("_ARRAY_DIMENSIONS")?
-            .as_array()?
-            .iter()
-            .map(|v| v.as_str().map(str::to_owned))
-            .collect()
-    }
-}
 
 /// Compares one variable; returns what is wrong.
 fn check_variable(
@@ -769,7 +569,7 @@ fn check_variable(
             array.data_type()
         ));
     }
-    let dims = zarrs_dimension_names(&array, zarr_format);
+    let dims = dimension_names(&array, zarr_format);
     if dims.as_ref() != Some(&var.dims) {
         problems.push(format!(
             "{at}: dimension names {dims:?}, expected {:?}",
@@ -904,7 +704,7 @@ fn zarrs_reads_the_mount_and_agrees_with_libnetcdf() {
         (3, &s3_datasets, Some(s3.endpoint.as_str())),
     ];
     for (zarr_format, datasets, endpoint) in passes {
-        let mount = Mount::with_storage(zarr_format, datasets, endpoint);
+        let mount = mount_datasets(zarr_format, datasets, endpoint);
         let store = Arc::new(
             FilesystemStore::new(&mount.mountpoint).expect("a zarrs store on the mountpoint"),
         );
