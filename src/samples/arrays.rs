@@ -182,13 +182,16 @@ pub(super) fn group(
     out
 }
 
-/// What identifies the sources of a set's arrays: their inputs' paths and versions.
-fn source_identity(group: &GroupNode) -> Vec<String> {
+/// What identifies the sources of a set's arrays: the fingerprints of the arrays they read,
+/// which cover the versions (size and mtime, or ETag) of every file and object behind them.
+fn source_identity(group: &GroupNode) -> Vec<u128> {
+    use crate::operators::ArrayFingerprints;
+    let keys = crate::keyspace::FreshKeys::default();
     group
         .children
         .values()
         .filter_map(|node| match node {
-            Node::Array(a) => Some(a.recipe.operator.describe(&a.geometry)),
+            Node::Array(a) => Some(keys.digest(a)),
             Node::Group(_) => None,
         })
         .collect()

@@ -406,6 +406,11 @@ def _read_all(root: Path, ref: xr.Dataset, lines, which=None) -> None:
                                                         equal_nan=True), f"{root} {v} {s}"
 
 
+def _provenance(root: Path) -> dict:
+    """The set's ``atlas_samples`` attribute, read from its metadata alone (no chunk read)."""
+    return json.loads((root / "zarr.json").read_text())["attributes"]["atlas_samples"]
+
+
 def test_remount_computes_nothing_and_a_rewritten_file_recomputes_its_samples(
         atlasfs_bin, mounts, src, tmp_path):
     era = make_era(tmp_path / "era")
@@ -425,6 +430,7 @@ def test_remount_computes_nothing_and_a_rewritten_file_recomputes_its_samples(
     assert _finished_computed(atlasfs_bin, config) >= chunks_per_set
 
     m = mounts.mount_config(config, cache)  # epoch 2, and the same lines reordered: cached
+    fingerprint = _provenance(m / "sets/cube")["source_fingerprint"]
     _read_all(m / "sets/cube", ref, CUBE)
     _read_all(m / "sets/rev", ref, CUBE[::-1])
     m.unmount()
@@ -437,6 +443,9 @@ def test_remount_computes_nothing_and_a_rewritten_file_recomputes_its_samples(
     touched_chunks = [SAMPLE_BYTES[v] for _ in CUBE_TOUCHING_LAST_FILE for v in ERA_VARS]
     before = _cache_entries(cache)
     m = mounts.mount_config(config, cache)
+    # The set's attributes record the versions of its sources.
+    rewritten = _provenance(m / "sets/cube")["source_fingerprint"]
+    assert rewritten != fingerprint
     _read_all(m / "sets/cube", new_ref, CUBE, untouched)
     _read_all(m / "sets/cube", new_ref, CUBE, CUBE_TOUCHING_LAST_FILE)
     _read_all(m / "sets/rev", new_ref, CUBE[::-1])  # the same samples: nothing more computed
