@@ -1,7 +1,7 @@
 //! The HTTP front end: every key of the key space over GET and HEAD, with axum. A URL path is a
 //! key; the handler translates it into a [`KeySpace::read`] on a blocking thread
 //! (`spawn_blocking`: the key space drives its own runtime) and answers with the whole value,
-//! a byte range of it or a 304 ([`respond`]), or the status of its typed error ([`status`]).
+//! a byte range of it or a 304 (`respond`), or the status of its typed error (`status`).
 //! At most [`HttpOptions::concurrency`] requests compute at once. The front end is told of each
 //! key space a reload of the service puts in place ([`FrontEnd`]).
 
@@ -25,7 +25,7 @@ use crate::service::FrontEnd;
 use respond::Value;
 
 /// How the HTTP front end serves.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HttpOptions {
     /// A bearer token every request must present (`Authorization: Bearer …`); `None`: open.
     pub token: Option<String>,
@@ -149,11 +149,16 @@ async fn answer(served: &Served, method: &Method, uri: &Uri, headers: &HeaderMap
     let Some(key) = decode(uri.path()) else {
         return respond::plain(StatusCode::BAD_REQUEST, "bad path\n", method);
     };
-    let Ok(_permit) = served.permits.clone().acquire_owned().await else {
+    let Ok(permit) = served.permits.clone().acquire_owned().await else {
         return respond::plain(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n", method);
     };
     let keys = served.front.current();
-    match tokio::task::spawn_blocking(move || fetch(&keys, &key)).await {
+    // The permit goes with the computation, which goes on if the client leaves.
+    let computed = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        fetch(&keys, &key)
+    });
+    match computed.await {
         Ok(Ok(value)) => respond::value(value, method, headers),
         Ok(Err(e)) => respond::error(&e, method),
         Err(e) => {
