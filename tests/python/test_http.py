@@ -29,7 +29,7 @@ import requests
 import xarray as xr
 
 import view_fixtures as vf
-from conftest import wait_for
+from conftest import run_atlasfs, wait_for
 from view_fixtures import cases, daily  # noqa: F401 (fixtures)
 
 READY_TIMEOUT = 180  # seconds for `atlasfs serve` to index and print its ready line
@@ -41,7 +41,8 @@ class Server:
     """A running `atlasfs serve` on a free loopback port (the port the OS picks for port 0,
     read from the ready line)."""
 
-    def __init__(self, bin_path, config: Path, *args, env: dict | None = None):
+    def __init__(self, bin_path, config: Path, *args, env: dict | None = None,
+                 listen: str = "127.0.0.1:0"):
         self.config = Path(config)
         self.log_path = self.config.with_suffix(".log")
         self.log = open(self.log_path, "wb")
@@ -52,12 +53,14 @@ class Server:
             else:
                 full_env[name] = value
         self.proc = subprocess.Popen(
-            [bin_path, "serve", str(config), "--listen", "127.0.0.1:0", *map(str, args)],
+            [bin_path, "serve", str(config), "--listen", listen, *map(str, args)],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=self.log, env=full_env,
         )
         self.ready = self._ready_line()
-        assert self.ready.startswith(f"serving {config} at http://127.0.0.1:"), self.ready
-        self.url = self.ready.split(" at ", 1)[1].split(" ", 1)[0].rstrip("/")
+        host = listen.rsplit(":", 1)[0]
+        assert self.ready.startswith(f"serving {config} at http://{host}:"), self.ready
+        port = self.ready.split(" at ", 1)[1].split(" ", 1)[0].rstrip("/").rsplit(":", 1)[1]
+        self.url = f"http://127.0.0.1:{port}"  # requests go to loopback only
 
     def _ready_line(self) -> str:
         line: list[bytes] = []
@@ -108,8 +111,8 @@ class Servers:
         return vf.write_views_config(work / "atlasfs.toml", datasets, list(views),
                                      cache_dir=work / "cache", zarr_format=zarr_format)
 
-    def start(self, config, *args, env: dict | None = None) -> Server:
-        server = Server(self.bin, config, *args, env=env)
+    def start(self, config, *args, env: dict | None = None, **kw) -> Server:
+        server = Server(self.bin, config, *args, env=env, **kw)
         self.running.append(server)
         return server
 
@@ -319,6 +322,23 @@ def test_a_token_is_required_when_set(servers, daily):  # noqa: F811 (fixture)
         with xr.open_zarr(f"{server.url}/daily", chunks=None, storage_options=opts) as ds:
             assert ds.sst.shape[0] == vf.NTIME
             assert np.isfinite(ds.sst.isel(time=0).values).any()
+
+
+def test_loopback_by_default_and_a_warning_for_other_addresses(servers, daily, atlasfs_bin):  # noqa: F811
+    usage = run_atlasfs(atlasfs_bin, "serve", "--help")
+    assert "127.0.0.1:8700" in usage.stdout, usage.stdout
+    config = servers.config([vf.daily_entry(daily)])
+    bad = run_atlasfs(atlasfs_bin, "serve", config, "--zarr-format", "4")
+    assert bad.returncode != 0 and "2 or 3" in bad.stderr, bad.stderr
+    quiet = servers.start(config)
+    assert "warning" not in quiet.log_text()
+    quiet.stop()
+    servers.running.remove(quiet)
+    wide = servers.start(config, listen="0.0.0.0:0")
+    warning = [line for line in wide.log_text().splitlines() if "warning" in line]
+    assert warning and "no authentication" in warning[0] and "ATLASFS_TOKEN" in warning[0], \
+        wide.log_text()
+    assert wide.get(META).status_code == 200
 
 
 def test_a_truncated_source_is_500_naming_file_and_chunk(servers, tmp_path, fixture_files):
