@@ -4,7 +4,9 @@
 //! config, which must agree key for key and byte for byte. The tree holds an aggregated
 //! dataset and views of every kind (pack with zstd, a pyramid, a regrid, a Web Mercator tile
 //! pyramid, expressions with a band dimension, and chains of them), in both Zarr formats. Front ends are thin: whatever a
-//! front end serves is what the key space serves. (An HTTP front end runs the same walk.)
+//! front end serves is what the key space serves. Over HTTP (`atlasfs serve`, read with zarrs'
+//! HTTP store) every file key of the walk answers its bytes and HEAD its size, and every
+//! directory key is missing (HTTP has no listings).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -17,7 +19,11 @@ use atlasfs::service::{Service, ServiceOptions};
 
 #[path = "support/day_files.rs"]
 mod day_files;
+#[path = "support/serve.rs"]
+mod serve;
 use day_files::write_day_file;
+use zarrs::storage::{ReadableStorageTraits, StoreKey};
+use zarrs_http::HTTPStore;
 
 /// What a walk found at a key: a directory with its entries, or a file with its bytes.
 #[derive(Debug, PartialEq, Eq)]
@@ -108,6 +114,29 @@ fn walk(keys: &dyn Keys) -> BTreeMap<String, Entry> {
         }
     }
     out
+}
+
+/// Every key of a walk over HTTP: a file's bytes with GET and its size with HEAD, equal to the
+/// walk's; a directory is no key.
+fn agrees_over_http(url: &str, walked: &BTreeMap<String, Entry>) {
+    let store = HTTPStore::new(url).unwrap();
+    for (key, entry) in walked.iter().filter(|(key, _)| !key.is_empty()) {
+        let store_key = StoreKey::new(key.as_str()).unwrap();
+        let got = store
+            .get(&store_key)
+            .unwrap_or_else(|e| panic!("GET {key}: {e}"));
+        match entry {
+            Entry::Dir(_) => assert!(got.is_none(), "{key} is a directory, not a key"),
+            Entry::File(bytes) => {
+                assert!(
+                    got.as_deref() == Some(&bytes[..]),
+                    "{key} differs over HTTP"
+                );
+                let size = store.size_key(&store_key).unwrap();
+                assert_eq!(size, Some(bytes.len() as u64), "HEAD {key}");
+            }
+        }
+    }
 }
 
 const VIEWS: &str = r#"
@@ -242,7 +271,7 @@ fn conformance(zarr_format: u8) {
     let mountpoint = dir.path().join("mnt");
     std::fs::create_dir(&mountpoint).unwrap();
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_atlasfs"));
-    let _mount = Mount {
+    let mount = Mount {
         bin: bin.clone(),
         path: mountpoint.clone(),
     };
@@ -269,6 +298,15 @@ fn conformance(zarr_format: u8) {
             "{key} differs between the key space and the mount"
         );
     }
+    drop(mount); // the server holds the cache dir as the mount did
+    let mut server = serve::Server::start(&config_path, &[]);
+    agrees_over_http(&server.url, &in_process);
+    let stopped = server.stop();
+    assert!(
+        stopped.is_some_and(|s| s.success()),
+        "{stopped:?}\n{}",
+        server.log_text()
+    );
 }
 
 #[test]

@@ -7,11 +7,8 @@
 //! each array whole; the values must be those libnetcdf reads from the files, bit for bit
 //! (raw stored values: masked elements hold the `_FillValue` on both sides).
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use zarrs::array::Array;
 use zarrs::group::Group;
@@ -19,81 +16,12 @@ use zarrs_http::HTTPStore;
 
 #[path = "support/day_files.rs"]
 mod day_files;
+#[path = "support/serve.rs"]
+mod serve;
 use day_files::{write_day_file, DAYS_PER_FILE, NX, NY};
+use serve::Server;
 
 const FILES: usize = 3;
-const READY_TIMEOUT: Duration = Duration::from_secs(180);
-
-/// A running `atlasfs serve`, stopped with SIGTERM when dropped.
-struct Server {
-    child: Child,
-    url: String,
-    log: PathBuf,
-}
-
-impl Server {
-    fn start(config: &Path, args: &[&str]) -> Server {
-        let log = config.with_extension("log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_atlasfs"))
-            .arg("serve")
-            .arg(config)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (sender, ready) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = sender.send(line);
-        });
-        let line = ready.recv_timeout(READY_TIMEOUT).unwrap_or_default();
-        let mut server = Server {
-            child,
-            url: String::new(),
-            log,
-        };
-        let Some((_, rest)) = line.split_once(" at ") else {
-            panic!("no ready line from `atlasfs serve`:\n{}", server.log_text());
-        };
-        server.url = rest.split(' ').next().unwrap().trim_end_matches('/').into();
-        assert!(line.trim_end().ends_with("(1 dataset)"), "{line}");
-        server
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// SIGTERM; the exit status once the requests in flight are done.
-    fn stop(&mut self) -> Option<std::process::ExitStatus> {
-        let pid = i32::try_from(self.child.id()).ok()?;
-        // SAFETY: signals our own child process.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(40);
-        while Instant::now() < deadline {
-            if let Ok(Some(status)) = self.child.try_wait() {
-                return Some(status);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        None
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            self.stop();
-        }
-    }
-}
 
 /// Variable `name` of every file, concatenated along `time` (libnetcdf reads).
 fn expected<T: netcdf::NcTypeDescriptor + Copy>(files: &[PathBuf], name: &str) -> Vec<T> {
@@ -144,6 +72,7 @@ fn zarrs_reads_the_served_tree_over_http_and_agrees_with_libnetcdf() {
 
     for (format, args) in [(3, &[][..]), (2, &["--zarr-format", "2"][..])] {
         let mut server = Server::start(&config, args);
+        assert!(server.ready.ends_with("(1 dataset)"), "{}", server.ready);
         let store = Arc::new(HTTPStore::new(&server.url).unwrap());
         Group::open(store.clone(), "/days")
             .unwrap_or_else(|e| panic!("v{format}: group: {e}\n{}", server.log_text()));
