@@ -66,22 +66,23 @@ pub(super) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     super::mount::bound_allocator_retention();
     // Taken over first, so a SIGHUP while indexing queues a reload instead of ending the server.
     let mut signals = signal_hook::iterator::Signals::new([SIGHUP])?;
-    let startup = Startup::open(config.clone(), ServiceOptions::mount())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("atlasfs-http")
+        .build()
+        .context("starting the HTTP runtime")?;
+    // Bound before indexing, so an address in use fails at once.
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(args.listen))
+        .with_context(|| format!("listening on {}", args.listen))?;
+    let address = listener.local_addr()?;
+    let startup = Startup::open(config, ServiceOptions::mount())?;
     let service = Arc::new(super::index::index_with_progress(startup)?.build()?);
     super::index::report_left_out(&service)?;
     service.log_build();
     let front = Arc::new(HttpFront::new(service.keys(), args.zarr_format));
     service.attach(front.clone());
 
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_name("atlasfs-http")
-        .build()
-        .context("starting the HTTP runtime")?;
-    let listener = runtime
-        .block_on(tokio::net::TcpListener::bind(args.listen))
-        .with_context(|| format!("listening on {}", args.listen))?;
-    let address = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let options = HttpOptions {
         token,

@@ -332,6 +332,9 @@ def test_loopback_by_default_and_a_warning_for_other_addresses(servers, daily, a
     assert bad.returncode != 0 and "2 or 3" in bad.stderr, bad.stderr
     quiet = servers.start(config)
     assert "warning" not in quiet.log_text()
+    taken = quiet.url.removeprefix("http://")
+    busy = run_atlasfs(atlasfs_bin, "serve", config, "--listen", taken, timeout=60)
+    assert busy.returncode != 0 and f"listening on {taken}" in busy.stderr, busy.stderr
     quiet.stop()
     servers.running.remove(quiet)
     wide = servers.start(config, listen="0.0.0.0:0")
