@@ -49,6 +49,11 @@ impl<K: Hash + Eq> MemoryCache<K> {
         }
     }
 
+    /// The bound in bytes (0: off).
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+
     /// The bytes of `key`, marking it most recently used.
     pub fn get(&self, key: &K) -> Option<Arc<Vec<u8>>> {
         let mut inner = self.inner.lock();

@@ -47,6 +47,10 @@ pub use memory::{MemoryCache, MemoryStats};
 use flight::{Flights, Joined};
 use writeback::WriteBack;
 
+/// The least memory the decoded tier of input chunks gets, even with no memory tier (`warm`):
+/// a view's chunks read their inputs' chunks many times over.
+const DECODED_MIN: u64 = 256 << 20;
+
 /// Where a chunk's bytes came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Served {
@@ -100,7 +104,7 @@ pub struct ChunkCache {
 
 impl ChunkCache {
     /// A cache of `memory` bytes in memory over `disk` (none: memory only); decoded input
-    /// chunks take up to half as much again.
+    /// chunks take up to half as much again, and at least 256 MiB.
     pub fn new(memory: u64, disk: Option<DiskCache>) -> Self {
         let disk = disk.map(Arc::new);
         let writeback = match &disk {
@@ -112,7 +116,7 @@ impl ChunkCache {
             disk,
             writeback,
             flights: Flights::default(),
-            decoded: MemoryCache::new(memory / 2),
+            decoded: MemoryCache::new((memory / 2).max(DECODED_MIN)),
             decodes: Flights::default(),
             decoded_count: AtomicU64::new(0),
             computed: AtomicU64::new(0),
@@ -254,7 +258,7 @@ impl ChunkCache {
     pub fn decoded_or<E>(
         &self,
         key: ChunkKey,
-        decode: impl FnOnce() -> Result<Vec<u8>, E>,
+        decode: impl FnOnce() -> Result<Arc<Vec<u8>>, E>,
     ) -> Result<Arc<Vec<u8>>, E> {
         if let Some(hit) = self.decoded.get(&key) {
             return Ok(hit);
@@ -275,8 +279,6 @@ impl ChunkCache {
             let decode = decode.take().expect("a caller decodes at most once");
             return match decode() {
                 Ok(values) => {
-                    self.decoded_count.fetch_add(1, Ordering::Relaxed);
-                    let values = Arc::new(values);
                     self.decoded.put(key, values.clone());
                     leader.finish(Some(values.clone()));
                     Ok(values)
@@ -322,6 +324,11 @@ impl ChunkCache {
     /// Whether `key` is held in memory.
     pub fn in_memory(&self, key: ChunkKey) -> bool {
         self.memory.contains(&key)
+    }
+
+    /// Whether there is a memory tier of chunks.
+    pub fn has_memory_tier(&self) -> bool {
+        self.memory.capacity() > 0
     }
 
     /// Whether decoded values of `key` are held in memory.

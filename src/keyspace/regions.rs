@@ -135,7 +135,9 @@ impl CachedChunks<'_> {
     /// its sources are unchanged. Decoded copies of compressed chunks are kept in the cache's
     /// decoded tier, so a chunk many regions read is decoded once while it stays hot.
     fn decoded(&self, array: &ArrayNode, index: &[u64]) -> Result<Arc<Vec<u8>>, ChunkError> {
-        if matches!(array.recipe.encoding, Encoding::Bytes) {
+        let plain = matches!(array.recipe.encoding, Encoding::Bytes);
+        if plain && self.cache.has_memory_tier() {
+            // The memory tier keeps these values already.
             let (values, served) = self.chunk(array, index)?;
             if served == Served::Computed {
                 self.cache.count_decoded();
@@ -145,14 +147,19 @@ impl CachedChunks<'_> {
         let key = self.keys.key_of(array, index);
         let len = array.recipe.values_len(&array.geometry, index);
         let mut checked = false;
-        let values = self.cache.decoded_or(key, || {
+        let values = self.cache.decoded_or(key, || -> Result<_, ChunkError> {
             checked = true;
-            let (bytes, _) = self.chunk(array, index)?;
-            array
-                .recipe
-                .encoding
-                .decode(&bytes, len)
-                .map(std::borrow::Cow::into_owned)
+            let (bytes, served) = self.chunk(array, index)?;
+            if plain {
+                if served == Served::Computed {
+                    self.cache.count_decoded();
+                }
+                // No memory tier (`warm`): the decoded tier keeps them.
+                return Ok(bytes);
+            }
+            self.cache.count_decoded();
+            let values = array.recipe.encoding.decode(&bytes, len)?;
+            Ok(Arc::new(values.into_owned()))
         })?;
         if !checked {
             self.check(array, index)?;
