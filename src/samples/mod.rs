@@ -20,7 +20,7 @@ mod operator;
 mod resolve;
 
 use crate::config::{producer, MountConfig, Producer, SamplesConfig};
-use crate::tree::{NodeRef, Tree, TreeError, TreeErrorKind};
+use crate::tree::{Tree, TreeError, TreeErrorKind};
 use crate::views::RangeScans;
 
 /// Lists line numbers as `line 3` or `lines 6, 9`.
@@ -80,24 +80,7 @@ fn build_one(
             format!("it reads {}, which is left out", set.from),
         ));
     }
-    let group = match tree.node(&set.from) {
-        Some(NodeRef::Group(group)) => group,
-        Some(NodeRef::Array(_)) => {
-            return Err(TreeError::config(
-                label,
-                format!(
-                    "`from` {:?} is an array; name the group that holds it",
-                    set.from
-                ),
-            ))
-        }
-        None => {
-            return Err(TreeError::config(
-                label,
-                format!("`from` {:?} does not exist in the tree", set.from),
-            ))
-        }
-    };
+    let group = crate::views::group_at(tree, &set.from, label)?;
     let file = set.file_name();
     let text = scans
         .read_text(&set.descriptors, &set.storage)

@@ -185,6 +185,28 @@ pub(crate) fn provenance(source: &[Attr], view: &ViewConfig, what: &str) -> Vec<
     attrs
 }
 
+/// The group `from` names, for what reads it (`label`: `view NAME`, `samples NAME`).
+///
+/// # Errors
+/// [`TreeError`] of kind config when `from` names an array or nothing.
+pub(crate) fn group_at<'t>(
+    tree: &'t Tree,
+    from: &str,
+    label: &str,
+) -> Result<&'t GroupNode, TreeError> {
+    match tree.node(from) {
+        Some(NodeRef::Group(group)) => Ok(group),
+        Some(NodeRef::Array(_)) => Err(TreeError::config(
+            label,
+            format!("`from` {from:?} is an array; name the group that holds it"),
+        )),
+        None => Err(TreeError::config(
+            label,
+            format!("`from` {from:?} does not exist in the tree"),
+        )),
+    }
+}
+
 /// Adds the views of `config` to `tree`, in dependency order. A view whose source was left out
 /// is left out too.
 ///
@@ -216,24 +238,7 @@ pub(crate) fn build(
             left_out.insert(label);
             continue;
         }
-        let source = match tree.node(&view.from) {
-            Some(NodeRef::Group(group)) => group,
-            Some(NodeRef::Array(_)) => {
-                return Err(TreeError::config(
-                    &label,
-                    format!(
-                        "`from` {:?} is an array; name the group that holds it",
-                        view.from
-                    ),
-                ))
-            }
-            None => {
-                return Err(TreeError::config(
-                    &label,
-                    format!("`from` {:?} does not exist in the tree", view.from),
-                ))
-            }
-        };
+        let source = group_at(tree, &view.from, &label)?;
         let like = match &view.operation {
             ViewOperation::Regrid(RegridParams {
                 grid: TargetGrid::Like { like },
