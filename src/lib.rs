@@ -33,6 +33,7 @@
 
 pub mod cache;
 pub mod config;
+pub mod export;
 pub mod frontend;
 pub mod keyspace;
 pub mod operators;

@@ -1,7 +1,9 @@
 //! Command-line interface: one module per verb, each a thin driver over the library.
 
+mod batch;
 mod cache;
 mod check;
+mod export;
 mod index;
 mod logging;
 mod mount;
@@ -59,6 +61,8 @@ enum Command {
     Serve(serve::ServeArgs),
     /// Compute and cache every chunk under the paths (optionally one shard of them).
     Warm(warm::WarmArgs),
+    /// Write the subtree at PATH as a Zarr store at DEST (optionally one shard of its chunks).
+    Export(export::ExportArgs),
     /// Inspect the chunk cache: stats, clear, verify.
     #[command(subcommand)]
     Cache(cache::CacheCommand),
@@ -89,6 +93,10 @@ pub(crate) fn run() -> ExitCode {
         Command::Warm(args) => {
             logging::init_stderr();
             warm::run(args)
+        }
+        Command::Export(args) => {
+            logging::init_stderr();
+            export::run(args)
         }
         Command::Cache(command) => {
             logging::init_stderr();

@@ -37,7 +37,7 @@ pub(super) struct ServeArgs {
     zarr_format: Option<ZarrFormat>,
 }
 
-fn parse_format(text: &str) -> Result<ZarrFormat, String> {
+pub(super) fn parse_format(text: &str) -> Result<ZarrFormat, String> {
     match text {
         "2" => Ok(ZarrFormat::V2),
         "3" => Ok(ZarrFormat::V3),

@@ -5,20 +5,16 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use atlasfs::config::MountConfig;
 use atlasfs::keyspace::warm::{Shard, Warmed};
 use atlasfs::keyspace::KeySpace;
-use atlasfs::service::{ServiceOptions, Startup};
 use clap::Args;
-use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
-use parking_lot::Mutex;
-use rayon::prelude::*;
+use indicatif::HumanBytes;
 
-/// Failures listed at the end; the rest are counted.
-const SHOW_FAILURES: usize = 10;
+use super::batch::Failures;
 
 /// Arguments of `atlasfs warm`.
 #[derive(Args)]
@@ -41,8 +37,7 @@ struct Tally {
     computed: AtomicU64,
     computed_bytes: AtomicU64,
     cached: AtomicU64,
-    failed: AtomicU64,
-    failures: Mutex<Vec<String>>,
+    failures: Failures,
 }
 
 /// Warms the paths and prints a summary; fails if a chunk failed or the cache could not be
@@ -50,70 +45,41 @@ struct Tally {
 pub(super) fn run(args: WarmArgs) -> anyhow::Result<ExitCode> {
     let config = MountConfig::load(&args.config)?;
     let cache_dir = config.cache.dir.clone();
-    let indexed =
-        super::index::index_with_progress(Startup::open(config, ServiceOptions::warm())?)?;
-    super::index::print_report(indexed.report());
-    let service = indexed.build()?;
-    super::index::report_left_out(&service)?;
+    let service = super::batch::start_service(config)?;
     let keys = service.keys();
     let plan = keys.warm_plan(&args.paths)?;
     let shard = args.shard.unwrap_or(Shard::ALL);
     let todo = plan.shard_len(shard);
-    let jobs = args
-        .jobs
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(jobs)
-        .build()
-        .context("starting the warm threads")?;
-
-    let bar = ProgressBar::with_draw_target(Some(todo), indicatif::ProgressDrawTarget::stderr());
-    bar.set_style(
-        ProgressStyle::with_template("warming {bar:40} {pos}/{len} chunks {msg} eta {eta}")
-            .expect("valid template"),
-    );
+    let pool = super::batch::pool(args.jobs)?;
+    let bar = super::batch::progress("warming", todo);
     let started = std::time::Instant::now();
     let tally = Tally::default();
-    let stop = AtomicBool::new(false);
-    pool.install(|| {
-        (0..todo).into_par_iter().for_each(|i| {
-            if stop.load(Ordering::Relaxed) {
-                return;
+    super::batch::for_each(&pool, &bar, todo, |i| {
+        let Some((array, index)) = plan.chunk(shard, i) else {
+            return true;
+        };
+        match keys.warm_chunk(&array, &index) {
+            Ok(Warmed::AlreadyCached) => {
+                tally.cached.fetch_add(1, Ordering::Relaxed);
+                true
             }
-            let Some((array, index)) = plan.chunk(shard, i) else {
-                return;
-            };
-            match keys.warm_chunk(&array, &index) {
-                Ok(Warmed::AlreadyCached) => {
-                    tally.cached.fetch_add(1, Ordering::Relaxed);
-                }
-                Ok(Warmed::Computed(bytes)) => {
-                    tally.computed.fetch_add(1, Ordering::Relaxed);
-                    let total = tally.computed_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
-                    bar.set_message(format!("{} computed", HumanBytes(total)));
-                    if disk_failing(&keys).is_some() {
-                        stop.store(true, Ordering::Relaxed);
-                    }
-                }
-                Err(e) => {
-                    tally.failed.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!("{e}");
-                    let mut failures = tally.failures.lock();
-                    if failures.len() < SHOW_FAILURES {
-                        failures.push(e.to_string());
-                    }
-                }
+            Ok(Warmed::Computed(bytes)) => {
+                tally.computed.fetch_add(1, Ordering::Relaxed);
+                let total = tally.computed_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
+                bar.set_message(format!("{} computed", HumanBytes(total)));
+                disk_failing(&keys).is_none()
             }
-            bar.inc(1);
-        });
+            Err(e) => {
+                tally.failures.record(&e);
+                true
+            }
+        }
     });
-    bar.finish_and_clear();
 
     let (computed, cached, failed) = (
         tally.computed.load(Ordering::Relaxed),
         tally.cached.load(Ordering::Relaxed),
-        tally.failed.load(Ordering::Relaxed),
+        tally.failures.count(),
     );
     let shard_note = if shard == Shard::ALL {
         String::new()
@@ -143,9 +109,7 @@ pub(super) fn run(args: WarmArgs) -> anyhow::Result<ExitCode> {
             disk.evictions
         );
     }
-    for failure in tally.failures.lock().iter() {
-        println!("failed: {failure}");
-    }
+    tally.failures.print();
     if let Some(why) = disk_failing(&keys) {
         bail!("cannot write to the disk cache: {why}");
     }

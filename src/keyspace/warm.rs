@@ -67,6 +67,11 @@ impl WarmPlan {
         self.arrays.len()
     }
 
+    /// The arrays in the plan, in tree order.
+    pub fn array_nodes(&self) -> impl Iterator<Item = &Arc<ArrayNode>> {
+        self.arrays.iter().map(|(array, _)| array)
+    }
+
     /// Chunks in `shard`.
     pub fn shard_len(&self, shard: Shard) -> u64 {
         (self.total + shard.count - 1 - shard.index) / shard.count

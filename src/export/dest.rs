@@ -1,0 +1,125 @@
+//! Where an export writes: a local directory or an object-store URL (`s3://bucket/prefix`,
+//! `gs://…`, `az://…`), both through `object_store`, so every write is whole (a local file is
+//! written aside and renamed; an object is put at once) and a killed worker leaves no partial
+//! key behind.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures::TryStreamExt;
+use object_store::local::LocalFileSystem;
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
+
+use super::ExportError;
+use crate::config::StorageSection;
+use crate::sources::remote::location::ObjectUrl;
+use crate::sources::remote::store::open_store;
+use crate::sources::remote::{redacted, runtime};
+
+/// An export's destination store.
+pub struct Destination {
+    store: Arc<dyn ObjectStore>,
+    /// The key prefix inside the store (empty for a directory).
+    prefix: String,
+    /// The destination as given, for messages.
+    shown: String,
+}
+
+impl Destination {
+    /// Opens `dest`: a URL with a scheme (reached with `storage`) or a local directory,
+    /// created if missing.
+    ///
+    /// # Errors
+    /// [`ExportError::Store`] when the directory cannot be created or the client built.
+    pub fn open(dest: &str, storage: &StorageSection) -> Result<Destination, ExportError> {
+        let failed = |reason: String| ExportError::Store {
+            dest: dest.to_owned(),
+            reason,
+        };
+        let (store, prefix): (Arc<dyn ObjectStore>, String) = if dest.contains("://") {
+            let url = ObjectUrl::parse(dest).map_err(|e| failed(redacted(&e)))?;
+            let store = open_store(&url.store, storage).map_err(|e| failed(redacted(&e)))?;
+            (store, url.key.trim_matches('/').to_owned())
+        } else {
+            std::fs::create_dir_all(dest).map_err(|e| failed(e.to_string()))?;
+            let local =
+                LocalFileSystem::new_with_prefix(dest).map_err(|e| failed(e.to_string()))?;
+            (Arc::new(local), String::new())
+        };
+        Ok(Destination {
+            store,
+            prefix,
+            shown: dest.to_owned(),
+        })
+    }
+
+    fn path(&self, relative: &str) -> Path {
+        if self.prefix.is_empty() {
+            Path::from(relative)
+        } else {
+            Path::from(format!("{}/{relative}", self.prefix))
+        }
+    }
+
+    fn failed(&self, error: &object_store::Error) -> ExportError {
+        ExportError::Store {
+            dest: self.shown.clone(),
+            reason: redacted(error),
+        }
+    }
+
+    /// Writes `bytes` at `relative`, whole.
+    ///
+    /// # Errors
+    /// [`ExportError::Store`] when the write fails.
+    pub fn put(&self, relative: &str, bytes: Vec<u8>) -> Result<(), ExportError> {
+        let path = self.path(relative);
+        runtime()
+            .block_on(self.store.put(&path, PutPayload::from(bytes)))
+            .map(|_| ())
+            .map_err(|e| self.failed(&e))
+    }
+
+    /// The size of the key at `relative`, `None` when there is none.
+    ///
+    /// # Errors
+    /// [`ExportError::Store`] when the store cannot be asked.
+    pub fn size_of(&self, relative: &str) -> Result<Option<u64>, ExportError> {
+        let path = self.path(relative);
+        match runtime().block_on(self.store.head(&path)) {
+            Ok(meta) => Ok(Some(meta.size)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.failed(&e)),
+        }
+    }
+
+    /// Every key present under the destination, relative to it, with its size.
+    ///
+    /// # Errors
+    /// [`ExportError::Store`] when the listing fails.
+    pub fn present(&self) -> Result<HashMap<String, u64>, ExportError> {
+        let prefix = (!self.prefix.is_empty()).then(|| Path::from(self.prefix.as_str()));
+        let listed: Vec<object_store::ObjectMeta> = runtime()
+            .block_on(self.store.list(prefix.as_ref()).try_collect())
+            .map_err(|e| self.failed(&e))?;
+        let skip = if self.prefix.is_empty() {
+            0
+        } else {
+            self.prefix.len() + 1
+        };
+        Ok(listed
+            .into_iter()
+            .filter_map(|meta| {
+                let key = meta.location.as_ref();
+                key.get(skip..).map(|rest| (rest.to_owned(), meta.size))
+            })
+            .collect())
+    }
+}
+
+impl std::fmt::Display for Destination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.shown)
+    }
+}

@@ -1,0 +1,203 @@
+"""`atlasfs export`: a subtree written out as a real Zarr store.
+
+The store is read back with xarray and compared with the same path read through a FUSE mount
+of the same configuration (values, dims, attributes), and the joined dataset's values with the
+original files read by xarray. Shard workers write byte-identical chunks to one worker, no root
+metadata exists before every chunk is there, a worker that stopped half-way completes the
+store when rerun with `--resume`, and an export to the loopback S3 server reads back equal.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import view_fixtures as vf
+from conftest import run_atlasfs
+from view_fixtures import cases, daily, source  # noqa: F401 (fixtures)
+
+VIEWS = [
+    {"name": "packed", "from": "daily", "pack": {"dtype": "int16", "range": "data"}},
+    {"name": "pyr", "from": "daily",
+     "pyramid": {"levels": 3, "method": "mean", "dims": ["lat", "lon"]}},
+]
+PROVENANCE = "atlasfs_export"
+
+
+@pytest.fixture(scope="module")
+def datasets(daily, cases):  # noqa: F811 (fixtures)
+    return [vf.daily_entry(daily), vf.cases_entry(cases)]
+
+
+@pytest.fixture(scope="module")
+def mount(module_mounts, datasets):
+    return vf.mount_views(module_mounts, datasets, VIEWS)
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory, datasets) -> Path:
+    """The mount's configuration with a cache dir of its own (the mount holds its cache)."""
+    work = tmp_path_factory.mktemp("export")
+    return vf.write_views_config(work / "atlasfs.toml", datasets, VIEWS, cache_dir=work / "cache")
+
+
+def export(atlasfs_bin, config, path, dest, *args, env=None, ok=True):
+    res = run_atlasfs(atlasfs_bin, "export", config, path, dest, *args, env=env)
+    if ok:
+        assert res.returncode == 0, res.stdout + res.stderr
+    return res
+
+
+def open_tree(path) -> xr.DataTree:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with xr.open_datatree(str(path), engine="zarr", chunks=None) as tree:
+            return tree.load()
+
+
+def without_provenance(tree: xr.DataTree) -> tuple[xr.DataTree, dict]:
+    attrs = dict(tree.attrs)
+    provenance = attrs.pop(PROVENANCE)
+    tree.attrs = attrs
+    return tree, provenance
+
+
+def files(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file()}
+
+
+def is_chunk(key: str) -> bool:
+    name = key.rsplit("/", 1)[-1]
+    return not name.startswith(".") and name != "zarr.json"
+
+
+@pytest.mark.parametrize("path", ["daily", "cases", "packed", "pyr"])
+def test_export_equals_the_mount(atlasfs_bin, mount, config, tmp_path, path):
+    dest = tmp_path / "store"
+    res = export(atlasfs_bin, config, path, dest)
+    assert "metadata written" in res.stdout, res.stdout
+    exported, provenance = without_provenance(open_tree(dest))
+    assert set(provenance) == {"version", "config_hash", "path", "source_fingerprint"}
+    assert provenance["path"] == path
+    mounted = open_tree(mount / path)
+    xr.testing.assert_identical(exported, mounted)
+    assert exported.groups == mounted.groups
+    # every array is written: as many chunk files as the mount lists
+    assert len([k for k in files(dest) if is_chunk(k)]) > 0
+
+
+def test_export_values_equal_the_files(atlasfs_bin, config, tmp_path, source):  # noqa: F811
+    dest = tmp_path / "daily.zarr"
+    export(atlasfs_bin, config, "daily", dest)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with xr.open_zarr(str(dest), chunks=None) as ds:
+            ds = ds.load()
+    for name in ("sst", "sal", "chl", "depth"):
+        np.testing.assert_array_equal(ds[name].values, source[name].values, err_msg=name)
+        assert ds[name].dims == source[name].dims
+
+
+def test_export_zarr_v2_is_consolidated(atlasfs_bin, mount, config, tmp_path):
+    dest = tmp_path / "v2"
+    export(atlasfs_bin, config, "daily", dest, "--zarr-format", "2")
+    assert not (dest / "zarr.json").exists()
+    consolidated = json.loads((dest / ".zmetadata").read_text())["metadata"]
+    assert PROVENANCE in consolidated[".zattrs"]
+    assert "sst/.zarray" in consolidated
+    with xr.open_zarr(str(dest), consolidated=True, chunks=None) as ds:
+        exported = ds.load()
+    del exported.attrs[PROVENANCE]
+    with xr.open_zarr(str(mount / "daily"), consolidated=True, chunks=None) as ds:
+        xr.testing.assert_identical(exported, ds.load())
+
+
+def test_shards_write_the_same_store_as_one_worker(atlasfs_bin, config, tmp_path):
+    one = tmp_path / "one"
+    export(atlasfs_bin, config, "cases", one)
+    three = tmp_path / "three"
+    workers = [subprocess.Popen([atlasfs_bin, "export", str(config), "cases", str(three),
+                                 "--shard", f"{k}/3"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for k in range(3)]
+    outputs = [w.communicate(timeout=300) for w in workers]
+    assert [w.returncode for w in workers] == [0, 0, 0], outputs
+    assert files(three) == files(one)
+    # the workers wrote disjoint chunk sets that together are all the chunks
+    written = [int(out.split(" written")[0].rsplit(" ", 1)[-1]) for out, _ in outputs]
+    assert sum(written) == len([k for k in files(one) if is_chunk(k)]), outputs
+
+
+def test_no_metadata_before_every_chunk_is_written(atlasfs_bin, config, tmp_path):
+    one = tmp_path / "one"
+    export(atlasfs_bin, config, "daily", one)
+    dest = tmp_path / "parts"
+    for k in (0, 1):
+        res = export(atlasfs_bin, config, "daily", dest, "--shard", f"{k}/3")
+        assert "metadata not written" in res.stdout
+    assert not (dest / "zarr.json").exists()
+    assert not list(dest.rglob("zarr.json"))
+    with pytest.raises(Exception):
+        xr.open_zarr(str(dest))
+    res = export(atlasfs_bin, config, "daily", dest, "--finalize", ok=False)
+    assert res.returncode != 0
+    assert "not written yet" in res.stderr, res.stderr
+    assert not (dest / "zarr.json").exists()
+
+    # The last worker stops half-way: some of its chunks written, no metadata.
+    last = tmp_path / "last"
+    export(atlasfs_bin, config, "daily", last, "--shard", "2/3")
+    own = sorted(k for k in files(last) if is_chunk(k))
+    for key in own[::2]:
+        (dest / key).parent.mkdir(parents=True, exist_ok=True)
+        (dest / key).write_bytes((last / key).read_bytes())
+    res = export(atlasfs_bin, config, "daily", dest, "--shard", "2/3", "--resume")
+    assert f"{len(own[::2])} already present" in res.stdout, res.stdout
+    assert "every chunk present: metadata written" in res.stdout, res.stdout
+    assert files(dest) == files(one)
+
+    # --finalize rewrites the metadata alone, identically.
+    (dest / "zarr.json").unlink()
+    res = export(atlasfs_bin, config, "daily", dest, "--finalize")
+    assert " 0 written" in res.stdout, res.stdout
+    assert files(dest) == files(one)
+    with xr.open_zarr(str(dest), chunks=None) as ds:
+        assert ds["sst"].shape == (vf.NTIME, vf.NLAT, vf.NLON)
+
+
+def test_resume_rewrites_a_chunk_of_the_wrong_size(atlasfs_bin, config, tmp_path):
+    dest = tmp_path / "store"
+    export(atlasfs_bin, config, "packed", dest)
+    reference = files(dest)
+    key = next(k for k in sorted(reference) if is_chunk(k))
+    (dest / key).write_bytes(b"truncated")
+    res = export(atlasfs_bin, config, "packed", dest, "--resume")
+    assert "1 written" in res.stdout, res.stdout
+    assert files(dest) == reference
+
+
+def test_export_to_s3(atlasfs_bin, mount, config, tmp_path, s3_server):
+    from s3server import atlasfs_env, s3_url
+
+    local = tmp_path / "local"
+    export(atlasfs_bin, config, "cases", local)
+    bucket = s3_server.create_bucket("export")
+    env = atlasfs_env(config_dir=tmp_path / "aws")
+    export(atlasfs_bin, config, "cases", s3_url(bucket, "out/cases"),
+           "--endpoint", s3_server.endpoint, env=env)
+    keys = s3_server.keys(bucket, "out/cases/")
+    copy = tmp_path / "copy"
+    for key in keys:
+        target = copy / key.removeprefix("out/cases/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(s3_server.get(bucket, key))
+    assert files(copy) == files(local)
+    exported, _ = without_provenance(open_tree(copy))
+    xr.testing.assert_identical(exported, open_tree(mount / "cases"))
