@@ -10,16 +10,20 @@ store when rerun with `--resume`, and an export to the loopback S3 server reads 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
+import time
 import warnings
 from pathlib import Path
 
+import netCDF4
 import numpy as np
 import pytest
 import xarray as xr
 
 import view_fixtures as vf
-from conftest import run_atlasfs
+from conftest import run_atlasfs, write_config
 from view_fixtures import cases, daily, source  # noqa: F401 (fixtures)
 
 VIEWS = [
@@ -201,3 +205,41 @@ def test_export_to_s3(atlasfs_bin, mount, config, tmp_path, s3_server):
     assert files(copy) == files(local)
     exported, _ = without_provenance(open_tree(copy))
     xr.testing.assert_identical(exported, open_tree(mount / "cases"))
+
+
+def test_a_killed_worker_rerun_with_resume_completes_the_store(atlasfs_bin, tmp_path):
+    ntime = 4000
+    path = tmp_path / "long.nc"
+    values = np.arange(ntime * 3 * 2, dtype="f4").reshape(ntime, 3, 2) / 7
+    with netCDF4.Dataset(path, "w") as nc:
+        nc.createDimension("time", ntime)
+        nc.createDimension("y", 3)
+        nc.createDimension("x", 2)
+        nc.createVariable("time", "f8", ("time",))[:] = np.arange(ntime)
+        nc.createVariable("v", "f4", ("time", "y", "x"))[:] = values
+    config = write_config(tmp_path / "atlasfs.toml",
+                          [{"name": "long", "files": str(path), "chunks": {"time": 1}}],
+                          cache_dir=tmp_path / "cache")
+    dest = tmp_path / "store"
+    worker = subprocess.Popen([atlasfs_bin, "export", str(config), "long", str(dest),
+                               "--jobs", "1"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and worker.poll() is None:
+        if (dest / "v" / "c").exists() and len(list((dest / "v" / "c").iterdir())) >= 200:
+            break
+        time.sleep(0.02)
+    assert worker.poll() is None, "the export finished before it could be killed"
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.wait()
+    written = len([k for k in files(dest) if is_chunk(k)])
+    assert 0 < written < 2 * ntime
+    assert not list(dest.rglob("zarr.json"))
+
+    res = export(atlasfs_bin, config, "long", dest, "--resume")
+    present = int(res.stdout.split(" already present")[0].rsplit(" ", 1)[-1])
+    assert present >= written - 1, res.stdout  # a chunk in flight may not have been renamed
+    assert "metadata written" in res.stdout, res.stdout
+    with xr.open_zarr(str(dest), chunks=None) as ds:
+        np.testing.assert_array_equal(ds["v"].values, values)
+        np.testing.assert_array_equal(ds["time"].values, np.arange(ntime))
