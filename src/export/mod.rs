@@ -20,6 +20,9 @@ use crate::keyspace::KeyError;
 /// An export that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ExportError {
+    /// The exported path is no group or array of the tree.
+    #[error("{0:?} is no group, view or array of the tree (see `atlasfs tree CONFIG`)")]
+    NoPath(String),
     /// A key could not be read from the key space.
     #[error(transparent)]
     Key(#[from] KeyError),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::ExportError;
 use crate::keyspace::warm::{Shard, WarmPlan};
-use crate::keyspace::{array_chunk_key, KeyError, KeySpace};
+use crate::keyspace::{array_chunk_key, KeySpace};
 use crate::tree::ArrayNode;
 
 /// The keys of one export.
@@ -22,11 +22,11 @@ impl ExportPlan {
     /// The plan of exporting `path` from `keys`.
     ///
     /// # Errors
-    /// [`KeyError::NotFound`] when `path` is not a group or array of the tree.
+    /// [`ExportError::NoPath`] when `path` is not a group or array of the tree.
     pub fn new(keys: &KeySpace, path: &str) -> Result<ExportPlan, ExportError> {
         let root = path.trim_matches('/').to_owned();
         if keys.tree().node(&root).is_none() {
-            return Err(KeyError::NotFound(path.to_owned()).into());
+            return Err(ExportError::NoPath(path.to_owned()));
         }
         let chunks = keys.warm_plan(std::slice::from_ref(&root))?;
         let mut documents = Vec::new();

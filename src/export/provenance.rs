@@ -79,3 +79,52 @@ impl Provenance {
         serde_json::to_vec_pretty(&value).map_err(|e| bad(&e.to_string()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn provenance() -> Provenance {
+        Provenance {
+            version: "1.0".to_owned(),
+            config_hash: "c".to_owned(),
+            path: "sst".to_owned(),
+            source_fingerprint: "f".to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_v3_document_gets_the_provenance_among_its_attributes() {
+        let doc = br#"{"zarr_format":3,"node_type":"group","attributes":{"title":"t"}}"#;
+        let stamped: Value =
+            serde_json::from_slice(&provenance().stamp("zarr.json", doc).unwrap()).unwrap();
+        assert_eq!(stamped["attributes"]["title"], "t");
+        assert_eq!(stamped["attributes"][ATTRIBUTE]["path"], "sst");
+        assert_eq!(stamped["attributes"][ATTRIBUTE]["source_fingerprint"], "f");
+        assert_eq!(stamped["node_type"], "group");
+    }
+
+    #[test]
+    fn a_v3_document_without_attributes_gets_them() {
+        let doc = br#"{"zarr_format":3,"node_type":"group"}"#;
+        let stamped: Value =
+            serde_json::from_slice(&provenance().stamp("zarr.json", doc).unwrap()).unwrap();
+        assert_eq!(stamped["attributes"][ATTRIBUTE]["version"], "1.0");
+    }
+
+    #[test]
+    fn a_v2_zattrs_is_the_attributes() {
+        let stamped: Value =
+            serde_json::from_slice(&provenance().stamp(".zattrs", br#"{"a":1}"#).unwrap()).unwrap();
+        assert_eq!(stamped["a"], 1);
+        assert_eq!(stamped[ATTRIBUTE]["config_hash"], "c");
+    }
+
+    #[test]
+    fn a_document_that_is_no_object_is_refused() {
+        for doc in [&b"[1]"[..], b"not json", br#"{"attributes":3}"#] {
+            let err = provenance().stamp("zarr.json", doc).unwrap_err();
+            assert!(matches!(err, ExportError::Metadata { .. }), "{err}");
+        }
+    }
+}

@@ -243,3 +243,11 @@ def test_a_killed_worker_rerun_with_resume_completes_the_store(atlasfs_bin, tmp_
     with xr.open_zarr(str(dest), chunks=None) as ds:
         np.testing.assert_array_equal(ds["v"].values, values)
         np.testing.assert_array_equal(ds["time"].values, np.arange(ntime))
+
+
+def test_an_unknown_path_is_refused_and_writes_nothing(atlasfs_bin, config, tmp_path):
+    dest = tmp_path / "store"
+    res = export(atlasfs_bin, config, "nope", dest, ok=False)
+    assert res.returncode != 0
+    assert '"nope" is no group, view or array of the tree' in res.stderr, res.stderr
+    assert not dest.exists()
