@@ -39,6 +39,21 @@ fn picks_along(resolved: &Resolved, dims: &[String]) -> Arc<Vec<Vec<Pick>>> {
     )
 }
 
+/// The order of `kept`'s axes the header's `dims` asks for: listed dimensions first, in the
+/// header's order, then the others in the source's.
+fn axis_order(kept: &[String], header: &Header) -> Vec<usize> {
+    let rank = |d: &String| {
+        header
+            .dims
+            .iter()
+            .position(|h| h == d)
+            .unwrap_or(usize::MAX)
+    };
+    let mut order: Vec<usize> = (0..kept.len()).collect();
+    order.sort_by_key(|&i| (rank(&kept[i]), i));
+    order
+}
+
 /// The kept dimensions of `dims` and their lengths in the set's shape.
 fn kept(resolved: &Resolved, dims: &[String]) -> (Vec<String>, Vec<u64>) {
     dims.iter()
@@ -79,12 +94,16 @@ pub(super) fn group(
         };
         dims_used.extend(input.dims.iter().cloned());
         let (kept_dims, lengths) = kept(resolved, &input.dims);
+        let order = axis_order(&kept_dims, header);
+        let out_dims: Vec<String> = order.iter().map(|&i| kept_dims[i].clone()).collect();
+        let out_lengths: Vec<u64> = order.iter().map(|&i| lengths[i]).collect();
         let dtype = decoding.float;
         let pad = float_bytes(&[header.fill.unwrap_or(f64::NAN)], dtype);
         let operator = Sample {
             input: input.clone(),
             picks: picks_along(resolved, &input.dims),
-            lengths: lengths.clone(),
+            lengths,
+            order,
             decoding: Some(decoding),
             pad,
             per_chunk: 1,
@@ -94,13 +113,15 @@ pub(super) fn group(
             .filter(|a| !DANGLING.contains(&a.name.as_str()))
             .collect();
         attrs.extend(nan_fill_attr(dtype));
-        let shape: Vec<u64> = std::iter::once(n).chain(lengths.iter().copied()).collect();
-        let chunks: Vec<u64> = std::iter::once(1).chain(lengths.iter().copied()).collect();
+        let shape: Vec<u64> = std::iter::once(n)
+            .chain(out_lengths.iter().copied())
+            .collect();
+        let chunks: Vec<u64> = std::iter::once(1).chain(out_lengths).collect();
         let array = ArrayNode::numbered(
             next_id,
             format!("{base}/{name}"),
             std::iter::once("sample".to_owned())
-                .chain(kept_dims)
+                .chain(out_dims)
                 .collect(),
             Geometry {
                 shape,
@@ -126,6 +147,7 @@ pub(super) fn group(
             input: coord.clone(),
             picks: picks_along(resolved, dims),
             lengths: lengths.clone(),
+            order: (0..lengths.len()).collect(),
             decoding: None,
             pad: coord.geometry.fill.clone(),
             per_chunk,

@@ -63,6 +63,8 @@ pub(crate) struct Header {
     pub(crate) crop: bool,
     /// The pad value (NaN when not given).
     pub(crate) fill: Option<f64>,
+    /// The order of the sample's axes (dimensions not listed follow, in the source's order).
+    pub(crate) dims: Vec<String>,
     /// The served type of data variables (`float32`/`float64`; default: as xarray decodes).
     pub(crate) dtype: Option<crate::sources::model::DType>,
     /// Selections, variables and `_`-keys for lines that leave them out.
@@ -161,6 +163,14 @@ fn header(mut object: Map<String, Value>, number: usize) -> Result<Header, Strin
             ))
         }
     };
+    let dims = match object.remove("dims") {
+        None => Vec::new(),
+        Some(Value::Array(names)) if names.iter().all(Value::is_string) => names
+            .iter()
+            .filter_map(|n| n.as_str().map(str::to_owned))
+            .collect(),
+        Some(other) => return Err(format!("header dims = {other} must be a list of names")),
+    };
     let shape = match object.remove("shape") {
         None => None,
         Some(Value::Object(dims)) => {
@@ -194,6 +204,7 @@ fn header(mut object: Map<String, Value>, number: usize) -> Result<Header, Strin
         pad,
         crop,
         fill,
+        dims,
         dtype,
         defaults,
     })

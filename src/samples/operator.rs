@@ -25,6 +25,9 @@ pub(crate) struct Sample {
     pub(crate) picks: Arc<Vec<Vec<Pick>>>,
     /// The sample's length along each kept dimension of `input` (after pad or crop).
     pub(crate) lengths: Vec<u64>,
+    /// The order of the sample's axes: output axis `i` is kept dimension `order[i]` (the
+    /// header's `dims`); identity when not asked for.
+    pub(crate) order: Vec<usize>,
     /// How to decode values (data variables), or `None` to copy them (coordinates).
     pub(crate) decoding: Option<Decoding>,
     /// The value of padded elements, as served (one element).
@@ -168,8 +171,40 @@ impl Sample {
         for (n, _) in padded.iter().enumerate().filter(|(_, p)| **p) {
             out[n * size..(n + 1) * size].copy_from_slice(&self.pad);
         }
-        Ok(out)
+        Ok(transpose(out, &self.lengths, &self.order, size))
     }
+}
+
+/// `values` (C order over `lengths`, elements of `size` bytes) with its axes in `order`.
+fn transpose(values: Vec<u8>, lengths: &[u64], order: &[usize], size: usize) -> Vec<u8> {
+    if order.iter().enumerate().all(|(i, &o)| i == o) {
+        return values;
+    }
+    let rank = lengths.len();
+    let mut strides = vec![1u64; rank];
+    for d in (0..rank.saturating_sub(1)).rev() {
+        strides[d] = strides[d + 1] * lengths[d + 1];
+    }
+    let out_lengths: Vec<u64> = order.iter().map(|&o| lengths[o]).collect();
+    let mut out = Vec::with_capacity(values.len());
+    let mut position = vec![0u64; rank];
+    for _ in 0..values.len() / size.max(1) {
+        let from: u64 = position
+            .iter()
+            .zip(order)
+            .map(|(&p, &o)| p * strides[o])
+            .sum();
+        let from = from as usize * size;
+        out.extend_from_slice(&values[from..from + size]);
+        for d in (0..rank).rev() {
+            position[d] += 1;
+            if position[d] < out_lengths[d] {
+                break;
+            }
+            position[d] = 0;
+        }
+    }
+    out
 }
 
 impl Operator for Sample {
@@ -180,7 +215,7 @@ impl Operator for Sample {
     fn fingerprint(&self, out: &mut FingerprintWriter<'_>) {
         out.write(&("sample", 1u32));
         out.write(&self.decoding.as_ref().map(Decoding::identity));
-        out.write(&(&self.lengths, &self.pad, self.per_chunk));
+        out.write(&(&self.lengths, &self.pad, self.per_chunk, &self.order));
         out.input(&self.input);
     }
 
@@ -264,5 +299,27 @@ impl Operator for Sample {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::transpose;
+
+    #[test]
+    fn samples_take_the_headers_axis_order() {
+        // 2 x 3 (time, lat) as (lat, time).
+        let values: Vec<u8> = (0..6).collect();
+        assert_eq!(
+            transpose(values.clone(), &[2, 3], &[1, 0], 1),
+            [0, 3, 1, 4, 2, 5]
+        );
+        assert_eq!(transpose(values.clone(), &[2, 3], &[0, 1], 1), values);
+        // 2 x 1 x 2 of 2-byte elements, axes (2, 0, 1).
+        let wide: Vec<u8> = (0..8).collect();
+        assert_eq!(
+            transpose(wide, &[2, 1, 2], &[2, 0, 1], 2),
+            [0, 1, 4, 5, 2, 3, 6, 7]
+        );
     }
 }

@@ -175,6 +175,12 @@ pub(crate) fn resolve(
                     }
                 }
             }
+            if let Some(extra) = header.dims.iter().find(|d| !dims.contains(d)) {
+                return Err(format!(
+                    "the header's dims names {extra:?}, which no variable of the set has (dimensions: {})",
+                    dims.join(", ")
+                ));
+            }
             if let Some(shape) = &header.shape {
                 if let Some(extra) = shape.keys().find(|d| !dims.contains(d)) {
                     return Err(format!(

@@ -500,3 +500,34 @@ def test_warm_shards_cache_every_sample(atlasfs_bin, mounts, src, tmp_path):
     _read_all(m / "sets/cube", src["era_ref"], CUBE)
     m.unmount()
     assert _finished_computed(atlasfs_bin, config) == 0
+
+
+def test_the_headers_dims_order_the_sample_axes(atlasfs_bin, mounts, tmp_path):
+    """``"dims"`` in the header puts a sample's axes in that order (the others follow), as
+    ``.sel(...).transpose(*dims)``; the chunk file is in the same order. A name that is no
+    dimension of the set leaves the set out."""
+    era = make_era(tmp_path / "era")
+    header = {"atlas_samples": 1, "dims": ["longitude", "time"]}
+    write_jsonl(tmp_path / "cube.jsonl", CUBE, header=header)
+    write_jsonl(tmp_path / "wrong.jsonl", CUBE, header={"atlas_samples": 1, "dims": ["lon"]})
+    cache = tmp_path / "cache"
+    config = era_config(tmp_path / "atlasfs.toml", era,
+                        [{"name": "sets/cube", "from": "era", "descriptors": "cube.jsonl"},
+                         {"name": "sets/wrong", "from": "era", "descriptors": "wrong.jsonl"}],
+                        cache_dir=cache)
+    ref = open_era(era)
+    m = mounts.mount_config(config, cache)
+    got = _quiet_open(m / "sets/cube")
+    assert not (m / "sets/wrong").exists()
+    for v in ERA_VARS:
+        for s, line in enumerate(CUBE):
+            exp = expected_sample(ref, v, line)
+            exp = exp.transpose(*[d for d in ("longitude", "time") if d in exp.dims],
+                                *[d for d in exp.dims if d not in ("longitude", "time")])
+            sample = got[v].isel(sample=s)
+            where = f"{v} sample {s}"
+            assert sample.dims == exp.dims, f"{where}: {sample.dims} vs {exp.dims}"
+            assert_values_equal(sample.values, exp.values, where)
+            raw = np.fromfile(chunk_file(m / "sets/cube", v, s, exp.ndim),
+                              dtype=exp.dtype.newbyteorder("<"))
+            assert_values_equal(raw.reshape(exp.shape), exp.values, f"{where}: chunk file")
