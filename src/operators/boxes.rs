@@ -110,7 +110,7 @@ pub fn advance(index: &mut [u64], first: &[u64], last: &[u64]) -> bool {
 }
 
 /// Element strides of a C-ordered array.
-pub(super) fn strides(shape: &[u64]) -> Vec<u64> {
+pub(crate) fn strides(shape: &[u64]) -> Vec<u64> {
     let mut out = vec![1u64; shape.len()];
     for d in (0..shape.len().saturating_sub(1)).rev() {
         out[d] = out[d + 1] * shape[d + 1];

@@ -24,6 +24,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+pub(crate) use boxes::strides;
 pub use boxes::{advance, copy_box, Region};
 pub use encoding::Encoding;
 pub use error::{ChunkError, ChunkErrorKind, InputChunk};

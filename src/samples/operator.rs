@@ -11,7 +11,7 @@ use xxhash_rust::xxh3::Xxh3;
 
 use super::labels::Pick;
 use crate::operators::{
-    ChunkError, FingerprintWriter, Geometry, Operator, OperatorContext, Region,
+    advance, strides, ChunkError, FingerprintWriter, Geometry, Operator, OperatorContext, Region,
 };
 use crate::tree::ArrayNode;
 use crate::views::decoded::{float_bytes, Decoding};
@@ -127,14 +127,16 @@ impl Sample {
         let total: usize = shape.iter().product();
         let mut raw = vec![0u8; total * elem];
         let mut padded = vec![false; total];
-        let mut position = vec![0usize; shape.len()];
+        let first = vec![0u64; shape.len()];
+        let last: Vec<u64> = shape.iter().map(|&n| n.saturating_sub(1) as u64).collect();
+        let mut position = first.clone();
         for (n, is_pad) in padded.iter_mut().enumerate() {
             // Which box, and where in it, element `position` comes from.
             let mut which = 0usize;
             let mut offset = 0u64;
             let mut pad = false;
             for (d, dim) in along.iter().enumerate() {
-                match dim.positions[position[d]] {
+                match dim.positions[position[d] as usize] {
                     Some((run, at)) => {
                         which = which * dim.runs.len() + run;
                         offset = offset * dim.runs[run].1 + at;
@@ -155,13 +157,7 @@ impl Sample {
                 })?;
                 raw[n * elem..(n + 1) * elem].copy_from_slice(bytes);
             }
-            for d in (0..shape.len()).rev() {
-                position[d] += 1;
-                if position[d] < shape[d] {
-                    break;
-                }
-                position[d] = 0;
-            }
+            advance(&mut position, &first, &last);
         }
         let mut out = match &self.decoding {
             Some(decoding) => float_bytes(&decoding.decode(&raw), decoding.float),
@@ -180,14 +176,12 @@ fn transpose(values: Vec<u8>, lengths: &[u64], order: &[usize], size: usize) -> 
     if order.iter().enumerate().all(|(i, &o)| i == o) {
         return values;
     }
-    let rank = lengths.len();
-    let mut strides = vec![1u64; rank];
-    for d in (0..rank.saturating_sub(1)).rev() {
-        strides[d] = strides[d + 1] * lengths[d + 1];
-    }
+    let strides = strides(lengths);
     let out_lengths: Vec<u64> = order.iter().map(|&o| lengths[o]).collect();
+    let first = vec![0u64; out_lengths.len()];
+    let last: Vec<u64> = out_lengths.iter().map(|n| n.saturating_sub(1)).collect();
     let mut out = Vec::with_capacity(values.len());
-    let mut position = vec![0u64; rank];
+    let mut position = first.clone();
     for _ in 0..values.len() / size.max(1) {
         let from: u64 = position
             .iter()
@@ -196,13 +190,7 @@ fn transpose(values: Vec<u8>, lengths: &[u64], order: &[usize], size: usize) -> 
             .sum();
         let from = from as usize * size;
         out.extend_from_slice(&values[from..from + size]);
-        for d in (0..rank).rev() {
-            position[d] += 1;
-            if position[d] < out_lengths[d] {
-                break;
-            }
-            position[d] = 0;
-        }
+        advance(&mut position, &first, &last);
     }
     out
 }
