@@ -159,9 +159,16 @@ def test_an_entry_evicted_while_open_still_reads_correctly(atlasfs_bin, tmp_path
         assert chunk_path(m.path, 0).read_bytes() == expected["chunks"][0]
     finally:
         f.close()
-    # Closed and evicted: served by computing it again.
-    assert chunk_path(m.path, 0).read_bytes() == expected["chunks"][0]
-    counters = mount_stats(atlasfs_bin, config, lambda c: c["cache"]["computed"] >= 7)
+    # Closed and evicted: served by computing it again. The kernel sends the release of a
+    # closed file after close() returns, so an open that overtakes it still shares the old
+    # backing file; the value is right either way, and an open after the release computes.
+    deadline = time.monotonic() + 10
+    while True:
+        assert chunk_path(m.path, 0).read_bytes() == expected["chunks"][0]
+        counters = mount_stats(atlasfs_bin, config, lambda c: c["cache"]["computed"] >= 7,
+                               timeout=1.5)
+        if counters["cache"]["computed"] >= 7 or time.monotonic() > deadline:
+            break
     assert counters["cache"]["computed"] == 7, counters
 
 
@@ -185,6 +192,13 @@ def test_a_file_open_through_the_daemon_keeps_later_opens_readable(atlasfs_bin, 
         assert counters["cache"]["disk"]["passthrough"] == 0, counters
     finally:
         f.close()
-    assert chunk_path(m.path, 5).read_bytes() == expected["chunks"][5]
-    counters = mount_stats(atlasfs_bin, config, lambda c: c["cache"]["disk"]["passthrough"] >= 1)
+    # An open that overtakes the (asynchronous) release of the closed file is still read
+    # through the daemon; one after it is passed through.
+    deadline = time.monotonic() + 10
+    while True:
+        assert chunk_path(m.path, 5).read_bytes() == expected["chunks"][5]
+        counters = mount_stats(atlasfs_bin, config,
+                               lambda c: c["cache"]["disk"]["passthrough"] >= 1, timeout=1.5)
+        if counters["cache"]["disk"]["passthrough"] >= 1 or time.monotonic() > deadline:
+            break
     assert counters["cache"]["disk"]["passthrough"] == 1, counters
