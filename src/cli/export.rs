@@ -1,7 +1,9 @@
-//! `atlasfs export CONFIG PATH DEST [--shard K/N] [--finalize] [--resume] [--zarr-format N]`:
-//! writes the subtree at PATH as a Zarr store at DEST (a directory or an object-store URL),
-//! every key as served. Shard workers write disjoint chunks; the metadata is written last, by
-//! `--finalize` or by the worker that finds every chunk present.
+//! `atlasfs export CONFIG PATH DEST [--shard K/N] [--finalize] [--resume] [--zarr-format N]
+//! [--shard-shape DIM=N,…] [--codec C]`: writes the subtree at PATH as a Zarr store at DEST (a
+//! directory or an object-store URL), every key as served (or re-encoded with `--codec`,
+//! grouped into v3 shards with `--shard-shape`). Workers write disjoint chunks or whole
+//! shards; the metadata is written last, by `--finalize` or by the worker that finds every
+//! chunk present.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,7 +11,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::Context;
 use atlasfs::config::{MountConfig, StorageSection, ZarrFormat};
-use atlasfs::export::{self, Destination, ExportPlan, Provenance, Written};
+use atlasfs::export::{
+    self, Destination, ExportCodec, ExportPlan, Provenance, ShardShape, Written,
+};
 use atlasfs::keyspace::warm::Shard;
 use clap::Args;
 use indicatif::HumanBytes;
@@ -41,6 +45,15 @@ pub(super) struct ExportArgs {
     /// `[dataset.storage]` of a dataset in the same bucket, else the standard environment].
     #[arg(long, value_name = "URL")]
     endpoint: Option<String>,
+    /// Group chunks into Zarr v3 shards of N elements along the named dimensions (rounded up
+    /// to whole chunks), e.g. `time=365` (needs `--zarr-format 3` or a v3 config).
+    #[arg(long, value_name = "DIM=N,…")]
+    shard_shape: Option<ShardShape>,
+    /// Compress the exported arrays with `none`, `zstd[:LEVEL]`, `gzip[:LEVEL]` or
+    /// `blosc[:LEVEL]` instead of their served codecs [default: as served, e.g. a pack view's
+    /// zstd].
+    #[arg(long, value_name = "CODEC")]
+    codec: Option<ExportCodec>,
     /// Chunks written at once [default: cores].
     #[arg(long, value_name = "N")]
     jobs: Option<usize>,
@@ -64,8 +77,12 @@ pub(super) fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     }
     let storage = destination_storage(&config, &args.dest, args.endpoint.as_deref());
     let service = super::batch::start_service(config)?;
-    let keys = service.keys();
-    let plan = ExportPlan::new(&keys, &args.path)?;
+    let mut keys = service.keys();
+    if let Some(codec) = args.codec {
+        let tree = export::recoded(keys.tree(), &args.path, codec);
+        keys = std::sync::Arc::new(keys.successor(std::sync::Arc::new(tree), keys.format()));
+    }
+    let plan = ExportPlan::new(&keys, &args.path, args.shard_shape.as_ref())?;
     let dest = Destination::open(&args.dest, &storage)?;
     let provenance = Provenance::new(&keys, &plan, &config_bytes);
     let shard = args.shard.unwrap_or(Shard::ALL);
@@ -81,10 +98,10 @@ pub(super) fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
         let pool = super::batch::pool(args.jobs)?;
         let bar = super::batch::progress("exporting", todo);
         super::batch::for_each(&pool, &bar, todo, |i| {
-            let Some((array, index)) = plan.chunk(shard, i) else {
+            let Some(unit) = plan.unit(shard, i) else {
                 return true;
             };
-            match export::write_chunk(&keys, &plan, &dest, &array, &index, args.resume) {
+            match export::write_unit(&keys, &plan, &dest, &unit, args.resume) {
                 Ok(Written::Wrote(len)) => {
                     tally.written.fetch_add(1, Ordering::Relaxed);
                     let total = tally.bytes.fetch_add(len, Ordering::Relaxed) + len;
@@ -136,8 +153,12 @@ pub(super) fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
             ),
         }
     };
+    let units = match plan.sharded_arrays() {
+        0 => "chunks".to_owned(),
+        n => format!("keys ({n} array(s) in shards)"),
+    };
     println!(
-        "exported {} array(s) under /{} to {dest}: {todo} chunks{shard_note}: {written} written \
+        "exported {} array(s) under /{} to {dest}: {todo} {units}{shard_note}: {written} written \
          ({}), {skipped} already present, {failed} failed; {metadata}; in {:.2} s",
         plan.arrays(),
         plan.root(),

@@ -94,6 +94,24 @@ impl Destination {
         }
     }
 
+    /// The size of the key at `relative` and its last `len` bytes (all of it when shorter),
+    /// `None` when there is no such key.
+    ///
+    /// # Errors
+    /// [`ExportError::Store`] when the store cannot be read.
+    pub fn tail(&self, relative: &str, len: usize) -> Result<Option<(u64, Vec<u8>)>, ExportError> {
+        let Some(size) = self.size_of(relative)? else {
+            return Ok(None);
+        };
+        let path = self.path(relative);
+        let start = size.saturating_sub(len as u64);
+        match runtime().block_on(self.store.get_range(&path, start..size)) {
+            Ok(bytes) => Ok(Some((size, bytes.to_vec()))),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.failed(&e)),
+        }
+    }
+
     /// Every key present under the destination, relative to it, with its size.
     ///
     /// # Errors

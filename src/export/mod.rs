@@ -3,17 +3,23 @@
 //! encoded with the array's codecs, metadata documents as served), chunks first, split over
 //! `--shard K/N` workers that write disjoint keys, and the metadata last, once every chunk is
 //! present — so a store without its root metadata is visibly incomplete. The root's attributes
-//! record how the store was made ([`provenance`]).
+//! record how the store was made ([`provenance`]). `--shard-shape` groups chunks into Zarr v3
+//! shards ([`ShardShape`]); `--codec` serves the exported arrays with another compressor
+//! ([`recoded`]).
 
 mod dest;
 mod plan;
 pub mod provenance;
+mod recode;
+mod sharding;
 mod write;
 
 pub use dest::Destination;
-pub use plan::ExportPlan;
+pub use plan::{ExportPlan, Unit};
 pub use provenance::Provenance;
-pub use write::{finalize, missing_chunks, write_chunk, Written};
+pub use recode::{recoded, ExportCodec};
+pub use sharding::ShardShape;
+pub use write::{finalize, missing_chunks, write_unit, Written};
 
 use crate::keyspace::KeyError;
 
@@ -44,6 +50,9 @@ pub enum ExportError {
         /// The first missing key.
         first: String,
     },
+    /// A shard shape that cannot apply.
+    #[error("--shard-shape: {0}")]
+    Sharding(String),
     /// A served metadata document is not the JSON it should be.
     #[error("metadata document {key}: {reason}")]
     Metadata {

@@ -2,13 +2,14 @@
 //! chunk is present, and the metadata written last, the root's documents at the very end with
 //! the provenance in their attributes (and, for Zarr v2, consolidated metadata of the store).
 
+use rayon::prelude::*;
 use serde_json::{Map, Value};
 
-use super::{Destination, ExportError, ExportPlan, Provenance};
+use super::plan::Unit;
+use super::{sharding, Destination, ExportError, ExportPlan, Provenance};
 use crate::config::ZarrFormat;
 use crate::keyspace::warm::Shard;
-use crate::keyspace::{KeySpace, Kind};
-use crate::tree::ArrayNode;
+use crate::keyspace::{KeyError, KeySpace, Kind};
 
 /// What writing one chunk did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,35 +20,62 @@ pub enum Written {
     Skipped,
 }
 
-/// Writes chunk `index` of `array` to `dest`; with `resume`, a chunk already there with the
-/// served size is left alone.
+/// Writes `unit` to `dest`: a chunk's served bytes, or a shard assembled from its chunks'
+/// (computed in parallel). With `resume`, a chunk already there with the served size, or a
+/// shard already there whole (its index intact and matching its chunks), is left alone.
 ///
 /// # Errors
-/// [`ExportError::Key`] when the chunk cannot be computed, [`ExportError::Store`] when it
-/// cannot be written.
-pub fn write_chunk(
+/// [`ExportError::Key`] when a chunk cannot be computed, [`ExportError::Store`] when the
+/// destination cannot be read or written.
+pub fn write_unit(
     keys: &KeySpace,
     plan: &ExportPlan,
     dest: &Destination,
-    array: &ArrayNode,
-    index: &[u64],
+    unit: &Unit,
     resume: bool,
 ) -> Result<Written, ExportError> {
-    let (full, relative) = plan.chunk_keys(keys, array, index);
+    let (full, relative) = plan.chunk_keys(keys, &unit.array, &unit.index);
+    let Some(grid) = &unit.shards else {
+        if resume {
+            if let Some(size) = dest.size_of(&relative)? {
+                if keys.stat(&full) == Some(Kind::File(size)) {
+                    return Ok(Written::Skipped);
+                }
+            }
+        }
+        let bytes = keys.read(&full, 0, usize::MAX)?.to_vec();
+        let len = bytes.len() as u64;
+        dest.put(&relative, bytes)?;
+        return Ok(Written::Wrote(len));
+    };
+    let positions = grid.chunks_of(&unit.index);
     if resume {
-        if let Some(size) = dest.size_of(&relative)? {
-            if keys.stat(&full) == Some(Kind::File(size)) {
+        let present: Vec<bool> = positions.iter().map(Option::is_some).collect();
+        if let Some((size, tail)) = dest.tail(&relative, sharding::index_len(present.len()))? {
+            if sharding::verify_index(&tail, size, &present) {
                 return Ok(Written::Skipped);
             }
         }
     }
-    let bytes = keys.read(&full, 0, usize::MAX)?.to_vec();
+    let chunks = positions
+        .par_iter()
+        .map(|position| {
+            position
+                .as_ref()
+                .map(|index| {
+                    let (full, _) = plan.chunk_keys(keys, &unit.array, index);
+                    Ok(keys.read(&full, 0, usize::MAX)?.to_vec())
+                })
+                .transpose()
+        })
+        .collect::<Result<Vec<_>, KeyError>>()?;
+    let bytes = sharding::assemble(chunks);
     let len = bytes.len() as u64;
     dest.put(&relative, bytes)?;
     Ok(Written::Wrote(len))
 }
 
-/// How many chunks of the export are not at `dest` yet, and the first of them.
+/// How many units (chunks, shards) of the export are not at `dest` yet, and the first of them.
 ///
 /// # Errors
 /// [`ExportError::Store`] when the destination cannot be listed.
@@ -60,10 +88,10 @@ pub fn missing_chunks(
     let mut missing = 0;
     let mut first = None;
     for i in 0..plan.total() {
-        let Some((array, index)) = plan.chunk(Shard::ALL, i) else {
+        let Some(unit) = plan.unit(Shard::ALL, i) else {
             continue;
         };
-        let (_, relative) = plan.chunk_keys(keys, &array, &index);
+        let (_, relative) = plan.chunk_keys(keys, &unit.array, &unit.index);
         if !present.contains_key(&relative) {
             missing += 1;
             first.get_or_insert(relative);
@@ -91,12 +119,21 @@ pub fn finalize(
         });
     }
     let v2 = keys.format() == ZarrFormat::V2;
+    let grids = plan.shard_grids();
     let mut root = Vec::new();
     let mut consolidated = Map::new();
     let mut written = 0;
     for full in plan.documents() {
         let relative = plan.relative(full);
         let mut bytes = keys.read(full, 0, usize::MAX)?.to_vec();
+        if let Some(sharded) =
+            sharding::rewrite_document(full, &bytes, &grids).map_err(|e| ExportError::Metadata {
+                key: full.clone(),
+                reason: e.to_string(),
+            })?
+        {
+            bytes = sharded;
+        }
         let name = relative.rsplit('/').next().unwrap_or(&relative);
         if v2 && name == ".zmetadata" && !relative.contains('/') {
             continue; // rebuilt below from what is written

@@ -5,6 +5,8 @@ of the same configuration (values, dims, attributes), and the joined dataset's v
 original files read by xarray. Shard workers write byte-identical chunks to one worker, no root
 metadata exists before every chunk is there, a worker that stopped half-way completes the
 store when rerun with `--resume`, and an export to the loopback S3 server reads back equal.
+Zarr v3 shards (`--shard-shape`) are read by xarray and zarr-python as shards of the served
+chunks, and `--codec` recompresses the exported arrays.
 """
 
 from __future__ import annotations
@@ -82,6 +84,20 @@ def is_chunk(key: str) -> bool:
     return not name.startswith(".") and name != "zarr.json"
 
 
+def export_in_three_workers(atlasfs_bin, config, path, dest, one, *args):
+    """Exports with three concurrent `--shard K/3` workers and checks the store is the same as
+    the one-worker store `one`, the workers having written disjoint keys covering it."""
+    workers = [subprocess.Popen([atlasfs_bin, "export", str(config), path, str(dest), *args,
+                                 "--shard", f"{k}/3"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+               for k in range(3)]
+    outputs = [w.communicate(timeout=300) for w in workers]
+    assert [w.returncode for w in workers] == [0, 0, 0], outputs
+    assert files(dest) == files(one)
+    written = [int(out.split(" written")[0].rsplit(" ", 1)[-1]) for out, _ in outputs]
+    assert sum(written) == len([k for k in files(one) if is_chunk(k)]), outputs
+
+
 @pytest.mark.parametrize("path", ["daily", "cases", "packed", "pyr"])
 def test_export_equals_the_mount(atlasfs_bin, mount, config, tmp_path, path):
     dest = tmp_path / "store"
@@ -127,16 +143,7 @@ def test_shards_write_the_same_store_as_one_worker(atlasfs_bin, config, tmp_path
     one = tmp_path / "one"
     export(atlasfs_bin, config, "cases", one)
     three = tmp_path / "three"
-    workers = [subprocess.Popen([atlasfs_bin, "export", str(config), "cases", str(three),
-                                 "--shard", f"{k}/3"],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-               for k in range(3)]
-    outputs = [w.communicate(timeout=300) for w in workers]
-    assert [w.returncode for w in workers] == [0, 0, 0], outputs
-    assert files(three) == files(one)
-    # the workers wrote disjoint chunk sets that together are all the chunks
-    written = [int(out.split(" written")[0].rsplit(" ", 1)[-1]) for out, _ in outputs]
-    assert sum(written) == len([k for k in files(one) if is_chunk(k)]), outputs
+    export_in_three_workers(atlasfs_bin, config, "cases", three, one)
 
 
 def test_no_metadata_before_every_chunk_is_written(atlasfs_bin, config, tmp_path):
@@ -251,3 +258,110 @@ def test_an_unknown_path_is_refused_and_writes_nothing(atlasfs_bin, config, tmp_
     assert res.returncode != 0
     assert '"nope" is no group, view or array of the tree' in res.stderr, res.stderr
     assert not dest.exists()
+
+
+SHARDS = ("--shard-shape", "time=3,lat=20")
+
+
+def array_document(store: Path, name: str) -> dict:
+    return json.loads((store / name / "zarr.json").read_text())
+
+
+@pytest.mark.parametrize("path", ["daily", "packed", "pyr"])
+def test_a_sharded_export_equals_the_mount(atlasfs_bin, mount, config, tmp_path, path):
+    dest = tmp_path / "store"
+    res = export(atlasfs_bin, config, path, dest, *SHARDS)
+    assert "in shards" in res.stdout, res.stdout
+    exported, _ = without_provenance(open_tree(dest))
+    xr.testing.assert_identical(exported, open_tree(mount / path))
+
+
+def test_shards_hold_whole_chunks_with_the_served_codecs_inside(atlasfs_bin, mount, config,
+                                                                 tmp_path):
+    import zarr
+
+    dest = tmp_path / "store"
+    export(atlasfs_bin, config, "packed", dest, *SHARDS)
+    doc = array_document(dest, "sst")
+    served = json.loads((mount / "packed" / "sst" / "zarr.json").read_text())
+    (sharding,) = doc["codecs"]
+    assert sharding["name"] == "sharding_indexed"
+    assert sharding["configuration"]["codecs"] == served["codecs"]
+    inner = served["chunk_grid"]["configuration"]["chunk_shape"]
+    assert sharding["configuration"]["chunk_shape"] == inner
+    # time=3 over 1-day chunks: 3 chunks; lat=20 rounded up to whole chunks of the served lat.
+    lat_chunks = -(-20 // inner[1])
+    shard = [3, lat_chunks * inner[1], inner[2]]
+    assert doc["chunk_grid"]["configuration"]["chunk_shape"] == shard
+    # The consolidated metadata of the exported group says the same.
+    consolidated = json.loads((dest / "zarr.json").read_text())["consolidated_metadata"]
+    assert consolidated["metadata"]["sst"]["codecs"] == doc["codecs"]
+    assert consolidated["metadata"]["sst"]["chunk_grid"] == doc["chunk_grid"]
+    # One key per shard: ceil(8 / 3) x ceil(37 / shard lat) x lon chunks.
+    expected = (-(-vf.NTIME // 3)) * (-(-vf.NLAT // shard[1])) * (-(-vf.NLON // shard[2]))
+    assert len([p for p in (dest / "sst" / "c").rglob("*") if p.is_file()]) == expected
+    # zarr-python reads the shards as shards of the served chunks.
+    arr = zarr.open_array(str(dest / "sst"), mode="r")
+    assert list(arr.shards) == shard and list(arr.chunks) == inner
+    mounted = zarr.open_array(str(mount / "packed" / "sst"), mode="r")
+    np.testing.assert_array_equal(arr[...], mounted[...])
+
+
+def test_shard_workers_write_whole_shards_identical_to_one_worker(atlasfs_bin, config,
+                                                                  tmp_path):
+    one = tmp_path / "one"
+    export(atlasfs_bin, config, "daily", one, *SHARDS)
+    export_in_three_workers(atlasfs_bin, config, "daily", tmp_path / "three", one, *SHARDS)
+
+
+def test_resume_rewrites_a_damaged_shard_and_keeps_whole_ones(atlasfs_bin, config, tmp_path):
+    dest = tmp_path / "store"
+    export(atlasfs_bin, config, "daily", dest, *SHARDS)
+    reference = files(dest)
+    shards = sorted(k for k in reference if is_chunk(k) and k.startswith("sst/"))
+    damaged, truncated = dest / shards[0], dest / shards[1]
+    data = bytearray(damaged.read_bytes())
+    data[-10] ^= 0x40  # inside the index: its checksum no longer holds
+    damaged.write_bytes(bytes(data))
+    truncated.write_bytes(truncated.read_bytes()[:-7])
+    res = export(atlasfs_bin, config, "daily", dest, *SHARDS, "--resume")
+    assert " 2 written" in res.stdout, res.stdout
+    assert files(dest) == reference
+
+
+def test_codec_recompresses_the_exported_arrays(atlasfs_bin, mount, config, tmp_path, source):  # noqa: F811
+    gz = tmp_path / "gz"
+    export(atlasfs_bin, config, "daily", gz, "--codec", "gzip:1", *SHARDS)
+    inner = array_document(gz, "sst")["codecs"][0]["configuration"]["codecs"]
+    assert [c["name"] for c in inner] == ["bytes", "gzip"]
+    assert inner[1]["configuration"]["level"] == 1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with xr.open_zarr(str(gz), chunks=None) as ds:
+            for name in ("sst", "sal", "chl", "depth"):
+                np.testing.assert_array_equal(ds[name].values, source[name].values,
+                                              err_msg=name)
+    # A pack view's zstd taken off: raw int16 chunks, the same decoded values.
+    raw = tmp_path / "raw"
+    export(atlasfs_bin, config, "packed", raw, "--codec", "none")
+    assert [c["name"] for c in array_document(raw, "sst")["codecs"]] == ["bytes"]
+    chunk = next(p for p in (raw / "sst" / "c").rglob("*") if p.is_file())
+    shape = array_document(raw, "sst")["chunk_grid"]["configuration"]["chunk_shape"]
+    assert chunk.stat().st_size == int(np.prod(shape)) * 2
+    exported, _ = without_provenance(open_tree(raw))
+    xr.testing.assert_identical(exported, open_tree(mount / "packed"))
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--shard-shape", "time=3", "--zarr-format", "2"), "add --zarr-format 3"),
+    (("--shard-shape", "height=3"), 'no exported array has a dimension "height"'),
+    (("--shard-shape", "time=0"), "must be DIM=N"),
+    (("--codec", "lz4"), "must be none, zstd"),
+])
+def test_layout_options_that_cannot_apply_are_refused(atlasfs_bin, config, tmp_path, args,
+                                                      message):
+    dest = tmp_path / "store"
+    res = export(atlasfs_bin, config, "daily", dest, *args, ok=False)
+    assert res.returncode != 0
+    assert message in res.stderr, res.stderr
+    assert not dest.exists() or not list(dest.rglob("*"))
