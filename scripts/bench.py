@@ -299,6 +299,35 @@ class Bench:
                 out[pkg] = None
         return out
 
+    def environment(self, *packages: str) -> dict:
+        """The machine, the binary (after preflight) and the package versions a results section
+        records; `packages` are recorded besides the usual ones (None when not installed)."""
+        import psutil
+        from importlib.metadata import PackageNotFoundError, version
+
+        def ver(pkg: str) -> str | None:
+            try:
+                return version(pkg)
+            except PackageNotFoundError:
+                return None
+
+        words = subprocess.run([str(self.bin), "--version"], capture_output=True, text=True).stdout.split()
+        return {"cpus": os.cpu_count(), "memory_gib": psutil.virtual_memory().total / 2**30,
+                "kernel": platform.release(), "python": platform.python_version(),
+                "atlasfs": words[-1] if words else "?", "git": self.git(),
+                "packages": {**self.versions(), **{p: ver(p) for p in packages}},
+                "load_average_start": os.getloadavg()}
+
+    def publish(self, key: str, section: dict) -> None:
+        """Closes a benchmark part's results: the load average at the end, its ratios and table
+        (the part's `ratios()` and `report()`), printed and added to results.json under `key`."""
+        section["environment"]["load_average_end"] = os.getloadavg()
+        self.ratios()
+        section["table"] = self.report()
+        out = add_results(self.data, key, section)
+        print(section["table"])
+        say(f"results written to {out} (under {json.dumps(key)})")
+
     def git(self) -> str:
         try:
             rev = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
