@@ -5,6 +5,7 @@
 //! At most [`HttpOptions::concurrency`] requests compute at once. The front end is told of each
 //! key space a reload of the service puts in place ([`FrontEnd`]).
 
+mod preview;
 mod range;
 mod respond;
 mod status;
@@ -145,6 +146,9 @@ async fn answer(served: &Served, method: &Method, uri: &Uri, headers: &HeaderMap
             );
             return response;
         }
+    }
+    if preview::claims(uri.path()) {
+        return preview::answer(served, method, uri).await;
     }
     let Some(key) = decode(uri.path()) else {
         return respond::plain(StatusCode::BAD_REQUEST, "bad path\n", method);
