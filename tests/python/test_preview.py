@@ -4,8 +4,9 @@ by selenium through Debian's chromium-driver).
 The page must list the tree with shapes; a slice drawn for a chosen index must have, at every
 pixel, the viridis colour of the value xarray reads from the original files (matplotlib's
 viridis is the reference table), with masked and NaN cells transparent; zooming a pyramid view
-must ask for finer levels and only the visible region. The render endpoint answers 400/404
-naming what is wrong. A screenshot of the page goes to the test's directory (and to
+must ask for finer levels and only the visible region. Pack views (int16 + zstd) and Zarr v2
+keys decode to the same pictures; a large slice is the mean of square blocks. The render
+endpoint answers 400/404 naming what is wrong, and a failed chunk as its key does (500). A screenshot of the page goes to the test's directory (and to
 ``$ATLASFS_TEST_ARTEFACTS`` when set).
 """
 
@@ -14,10 +15,12 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import warnings
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import matplotlib
+import netCDF4
 import numpy as np
 import pytest
 import requests
@@ -62,11 +65,12 @@ def decode_png(body: bytes) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def servers(atlasfs_bin, daily, tmp_path_factory):  # noqa: F811 (fixture)
-    """`atlasfs serve` of the daily archive and its pyramid view, in Zarr v3 and in v2."""
+    """`atlasfs serve` of the daily archive, a pyramid and a pack view, in Zarr v3 and v2."""
     base = tmp_path_factory.mktemp("preview")
     running = {}
     for fmt in (3, 2):
-        config = vf.write_views_config(base / f"v{fmt}.toml", [vf.daily_entry(daily)], [PYRAMID, PACKED],
+        config = vf.write_views_config(base / f"v{fmt}.toml", [vf.daily_entry(daily)],
+                                       [PYRAMID, PACKED],
                                        cache_dir=base / f"cache{fmt}", zarr_format=fmt)
         running[fmt] = Server(atlasfs_bin, config)
     yield running
@@ -167,7 +171,8 @@ def test_a_chosen_slice_has_the_colours_of_its_values(page, server, daily):  # n
 
 
 @pytest.mark.parametrize("name", ["sal", "chl"])
-def test_nan_cells_are_transparent_and_packed_values_decoded(server, servers, daily, name):  # noqa: F811
+def test_nan_cells_are_transparent_and_packed_values_decoded(server, servers, daily,  # noqa: F811
+                                                            name):
     """sal stores NaN as is; chl is int16 with scale_factor/add_offset and a _FillValue."""
     want = getattr(vf.open_daily(daily), name).isel(time=5).values.astype("f8")
     assert np.isnan(want).any()
@@ -189,7 +194,8 @@ def test_nan_cells_are_transparent_and_packed_values_decoded(server, servers, da
 
 
 def test_zooming_a_pyramid_asks_for_finer_levels_and_the_visible_region(page, server, tmp_path):
-    page.find_element(By.CSS_SELECTOR, '#tree li.pyramid-var[data-pyramid="pyr"][data-var="sst"]').click()
+    page.find_element(By.CSS_SELECTOR,
+                      '#tree li.pyramid-var[data-pyramid="pyr"][data-var="sst"]').click()
     first = shown(page, lambda s: params(s).get("array") == "pyr/0/sst")
     assert "region" not in params(first)  # the coarsest level, whole
     page.find_element(By.ID, "zoom-in").click()
@@ -283,5 +289,45 @@ def test_a_failed_chunk_answers_as_its_key_does(atlasfs_bin, daily, tmp_path):  
         good = requests.get(f"{server.url}/.atlas/render.png?array=daily/sst&index=time:0",
                             timeout=60)
         assert good.status_code == 200 and decode_png(good.content).shape == (vf.NLAT, vf.NLON, 4)
+    finally:
+        assert server.stop() == 0
+
+
+def test_large_slices_are_means_of_square_blocks(atlasfs_bin, tmp_path):
+    """A 2050 x 40 slice is drawn 684 x 14: each pixel the mean of a 3 x 3 block (NaN left
+    out, a block of NaN transparent), the colour range the slice's own finite extremes."""
+    ny, nx, step = 2050, 40, 3
+    yy, xx = np.meshgrid(np.arange(ny), np.arange(nx), indexing="ij")
+    values = (yy + 7 * xx).astype("f8")  # integers: block sums are exact
+    values[:6, :6] = np.nan  # whole blocks missing
+    values[10, 10] = np.nan  # one value of a block missing
+    path = tmp_path / "tall.nc"
+    with netCDF4.Dataset(path, "w") as ds:
+        ds.createDimension("y", ny)
+        ds.createDimension("x", nx)
+        v = ds.createVariable("v", "f8", ("y", "x"), chunksizes=(500, 40), zlib=True)
+        v[:] = values
+    config = vf.write_views_config(tmp_path / "atlasfs.toml",
+                                   [{"name": "tall", "files": str(path)}], [],
+                                   cache_dir=tmp_path / "cache")
+    server = Server(atlasfs_bin, config)
+    try:
+        got = requests.get(f"{server.url}/.atlas/render.png?array=tall/v", timeout=60)
+        assert got.status_code == 200, got.text
+        assert got.headers["X-Atlas-Step"] == str(step)
+        vmin, vmax = np.nanmin(values), np.nanmax(values)
+        assert float(got.headers["X-Atlas-Vmin"]) == vmin
+        assert float(got.headers["X-Atlas-Vmax"]) == vmax
+        rows, cols = -(-ny // step), -(-nx // step)
+        padded = np.full((rows * step, cols * step), np.nan)
+        padded[:ny, :nx] = values
+        blocks = padded.reshape(rows, step, cols, step).swapaxes(1, 2).reshape(rows, cols, -1)
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            means = np.nanmean(blocks, axis=2)
+        pixels = decode_png(got.content)
+        assert pixels.shape == (rows, cols, 4)
+        np.testing.assert_array_equal(pixels, expected_rgba(means, vmin, vmax))
+        assert pixels[0, 0, 3] == 0 and pixels[3, 3, 3] == 255
     finally:
         assert server.stop() == 0
