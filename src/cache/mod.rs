@@ -18,6 +18,7 @@
 //! | `classes.rs` | the disk tier's use order: ordinary chunks and retained ones (samples) |
 //! | `writeback.rs` | deferred disk writes on an idle-priority thread, flushed at unmount |
 //! | `health.rs` | pausing and warning when the disk cannot be written |
+//! | `shared.rs` | the shared tier on object storage: lookups before computing, background uploads |
 //! | `lock.rs` | who may use a cache directory (flock) |
 //! | `stats.rs` | the counters file a running mount keeps for `atlasfs cache stats` |
 
@@ -32,6 +33,7 @@ pub mod layout;
 pub mod lock;
 mod memory;
 mod seal;
+pub mod shared;
 pub mod stats;
 mod writeback;
 
@@ -43,8 +45,10 @@ pub use entry_file::{read_entry, CheckedEntry, ReadError};
 pub use key::ChunkKey;
 pub use lock::{CacheLock, LockError, LockMode};
 pub use memory::{MemoryCache, MemoryStats};
+pub use shared::{SharedStats, SharedTier};
 
 use flight::{Flights, Joined};
+use shared::Lookup;
 use writeback::WriteBack;
 
 /// The least memory the decoded tier of input chunks gets, even with no memory tier (`warm`):
@@ -62,6 +66,8 @@ pub enum Served {
     Computed,
     /// Computed by a concurrent caller this one waited for.
     Shared,
+    /// The shared tier (computed by another node or process).
+    SharedTier,
 }
 
 /// Counters of both tiers and of computations.
@@ -84,6 +90,9 @@ pub struct CacheStats {
     /// from a compressed cached copy (a hit of a tier decodes nothing).
     #[serde(default)]
     pub decoded: u64,
+    /// The shared tier, when there is one.
+    #[serde(default)]
+    pub shared_tier: Option<SharedStats>,
 }
 
 /// The two-tier chunk cache.
@@ -100,6 +109,8 @@ pub struct ChunkCache {
     computed: AtomicU64,
     shared: AtomicU64,
     failed: AtomicU64,
+    /// Chunks computed by any node, on object storage.
+    shared_tier: Option<SharedTier>,
 }
 
 impl ChunkCache {
@@ -122,7 +133,16 @@ impl ChunkCache {
             computed: AtomicU64::new(0),
             shared: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            shared_tier: None,
         }
+    }
+
+    /// This cache over the shared tier `tier`: chunks worth keeping on disk are looked up
+    /// there before they are computed, and uploaded once computed here.
+    #[must_use]
+    pub fn with_shared_tier(mut self, tier: SharedTier) -> Self {
+        self.shared_tier = Some(tier);
+        self
     }
 
     /// The cache of a cache directory: `memory` bytes in memory over a disk tier of `max_size`
@@ -211,12 +231,29 @@ impl ChunkCache {
                 leader.finish(Some(bytes.clone()));
                 return Ok((bytes, Served::Disk));
             }
+            let shared_tier = self.shared_tier.as_ref().filter(|_| on_disk);
+            let mut damaged = false;
+            if let Some(tier) = shared_tier {
+                match tier.get(key) {
+                    Lookup::Hit(bytes) => {
+                        let bytes = Arc::new(bytes);
+                        self.keep(key, bytes.clone(), true);
+                        leader.finish(Some(bytes.clone()));
+                        return Ok((bytes, Served::SharedTier));
+                    }
+                    Lookup::Damaged => damaged = true,
+                    Lookup::Miss => {}
+                }
+            }
             let compute = compute.take().expect("a caller computes at most once");
             return match compute() {
                 Ok(bytes) => {
                     self.computed.fetch_add(1, Ordering::Relaxed);
                     let bytes = Arc::new(bytes);
                     self.keep(key, bytes.clone(), on_disk);
+                    if let Some(tier) = shared_tier {
+                        tier.offer(key, bytes.clone(), damaged);
+                    }
                     leader.finish(Some(bytes.clone()));
                     Ok((bytes, Served::Computed))
                 }
@@ -297,10 +334,14 @@ impl ChunkCache {
         self.decoded_count.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Writes every computed chunk still waiting for the disk tier (call before exiting).
+    /// Writes every computed chunk still waiting for the disk tier, and waits for the uploads
+    /// to the shared tier (call before exiting).
     pub fn flush(&self) {
         if let Some(writeback) = &self.writeback {
             writeback.flush();
+        }
+        if let Some(tier) = &self.shared_tier {
+            tier.flush();
         }
     }
 
@@ -351,6 +392,7 @@ impl ChunkCache {
             failed: self.failed.load(Ordering::Relaxed),
             pending_writes: self.writeback.as_ref().map_or(0, |w| w.pending().0),
             decoded: self.decoded_count.load(Ordering::Relaxed),
+            shared_tier: self.shared_tier.as_ref().map(SharedTier::stats),
         }
     }
 }

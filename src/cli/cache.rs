@@ -128,6 +128,12 @@ fn print_mount(m: &StatsReport, running: bool) {
         }
         None => println!("    disk:   off (see the mount's log)"),
     }
+    if let Some(t) = &c.shared_tier {
+        println!(
+            "    shared: {} hits, {} misses, {} damaged and recomputed; {} uploaded, {} already there, {} dropped; {} failures",
+            t.hits, t.misses, t.damaged, t.uploads, t.already_there, t.dropped, t.failures
+        );
+    }
     println!(
         "    chunks computed {}, waited for a concurrent computation {}, failed {}",
         c.computed, c.shared, c.failed

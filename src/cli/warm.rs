@@ -76,6 +76,7 @@ pub(super) fn run(args: WarmArgs) -> anyhow::Result<ExitCode> {
         }
     });
 
+    keys.flush(); // disk writes and shared-tier uploads, before the counters are shown
     let (computed, cached, failed) = (
         tally.computed.load(Ordering::Relaxed),
         tally.cached.load(Ordering::Relaxed),
@@ -107,6 +108,12 @@ pub(super) fn run(args: WarmArgs) -> anyhow::Result<ExitCode> {
             HumanBytes(disk.bytes),
             HumanBytes(disk.max_size),
             disk.evictions
+        );
+    }
+    if let Some(t) = keys.cache_stats().shared_tier {
+        println!(
+            "shared cache: {} hits, {} uploaded, {} already there, {} dropped, {} failures",
+            t.hits, t.uploads, t.already_there, t.dropped, t.failures
         );
     }
     tally.failures.print();

@@ -98,6 +98,13 @@ pub struct CacheSection {
     /// turns the disk tier off).
     #[serde(default = "default_max_size", deserialize_with = "de_size")]
     pub max_size: u64,
+    /// A tier of computed chunks shared by every node, on object storage
+    /// (`s3://bucket/prefix`, `gs://…`, `az://…`).
+    #[serde(default)]
+    pub shared: Option<String>,
+    /// How to reach `shared` (as a dataset's `[dataset.storage]`).
+    #[serde(default)]
+    pub storage: StorageSection,
 }
 
 impl Default for CacheSection {
@@ -106,6 +113,8 @@ impl Default for CacheSection {
             dir: default_cache_dir(),
             memory: default_memory(),
             max_size: default_max_size(),
+            shared: None,
+            storage: StorageSection::default(),
         }
     }
 }
@@ -270,6 +279,16 @@ impl MountConfig {
             path: path.to_owned(),
             message,
         };
+        if let Some(shared) = &config.cache.shared {
+            if !is_url(shared)
+                || crate::sources::remote::location::ObjectUrl::parse(shared).is_err()
+            {
+                return Err(invalid(format!(
+                    "[cache] shared = {shared:?} must be an object-store URL such as \
+                     s3://bucket/prefix, gs://bucket/prefix or az://container/prefix"
+                )));
+            }
+        }
         let mut seen = std::collections::HashSet::new();
         for dataset in &mut config.datasets {
             if !valid_name(&dataset.name) {

@@ -24,6 +24,8 @@ pub struct Destination {
     prefix: String,
     /// The destination as given, for messages.
     shown: String,
+    /// Whether it is a local directory (written through staging files `<key>#<n>`).
+    local: bool,
 }
 
 impl Destination {
@@ -51,6 +53,7 @@ impl Destination {
             store,
             prefix,
             shown: dest.to_owned(),
+            local: !dest.contains("://"),
         })
     }
 
@@ -69,6 +72,14 @@ impl Destination {
         }
     }
 
+    /// A failure on the key `relative`, named in the message.
+    fn failed_at(&self, relative: &str, error: &object_store::Error) -> ExportError {
+        ExportError::Store {
+            dest: self.shown.clone(),
+            reason: format!("{relative}: {}", redacted(error)),
+        }
+    }
+
     /// Writes `bytes` at `relative`, whole.
     ///
     /// # Errors
@@ -78,7 +89,7 @@ impl Destination {
         runtime()
             .block_on(self.store.put(&path, PutPayload::from(bytes)))
             .map(|_| ())
-            .map_err(|e| self.failed(&e))
+            .map_err(|e| self.failed_at(relative, &e))
     }
 
     /// The size of the key at `relative`, `None` when there is none.
@@ -90,7 +101,7 @@ impl Destination {
         match runtime().block_on(self.store.head(&path)) {
             Ok(meta) => Ok(Some(meta.size)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(self.failed(&e)),
+            Err(e) => Err(self.failed_at(relative, &e)),
         }
     }
 
@@ -108,8 +119,33 @@ impl Destination {
         match runtime().block_on(self.store.get_range(&path, start..size)) {
             Ok(bytes) => Ok(Some((size, bytes.to_vec()))),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
-            Err(e) => Err(self.failed(&e)),
+            Err(e) => Err(self.failed_at(relative, &e)),
         }
+    }
+
+    /// Removes the staging files a killed writer left in a local directory (`<key>#<n>`: a
+    /// key being written before its rename); returns how many. Object stores have none.
+    ///
+    /// # Errors
+    /// [`ExportError::Store`] when the directory cannot be listed or a file removed.
+    pub fn remove_staging_files(&self) -> Result<usize, ExportError> {
+        if !self.local {
+            return Ok(0);
+        }
+        let staging: Vec<String> = self
+            .present()?
+            .into_keys()
+            .filter(|key| is_staging(key))
+            .collect();
+        for key in &staging {
+            runtime()
+                .block_on(self.store.delete(&self.path(key)))
+                .or_else(|e| match e {
+                    object_store::Error::NotFound { .. } => Ok(()),
+                    e => Err(self.failed_at(key, &e)),
+                })?;
+        }
+        Ok(staging.len())
     }
 
     /// Every key present under the destination, relative to it, with its size.
@@ -136,8 +172,28 @@ impl Destination {
     }
 }
 
+/// Whether `key` is a local staging file: `<key>#<digits>`.
+fn is_staging(key: &str) -> bool {
+    key.rsplit_once('#').is_some_and(|(_, n)| {
+        !n.is_empty() && !n.contains('/') && n.bytes().all(|b| b.is_ascii_digit())
+    })
+}
+
 impl std::fmt::Display for Destination {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.shown)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_staging;
+
+    #[test]
+    fn staging_files_are_told_from_keys() {
+        assert!(is_staging("sst/c/0/1#3"));
+        assert!(!is_staging("sst/c/0/1"));
+        assert!(!is_staging("sst/#3/zarr.json"));
+        assert!(!is_staging("sst/c#"));
     }
 }

@@ -188,9 +188,7 @@ pub(crate) fn rewrite_document(
             }
         }
     }
-    changed
-        .then(|| serde_json::to_vec_pretty(&doc))
-        .transpose()
+    changed.then(|| serde_json::to_vec_pretty(&doc)).transpose()
 }
 
 /// A shard's bytes: the chunks (`None`: not stored) in order, then the index and its CRC32C.

@@ -118,6 +118,10 @@ pub fn finalize(
             first: first.unwrap_or_default(),
         });
     }
+    let staging = dest.remove_staging_files()?;
+    if staging > 0 {
+        tracing::info!("removed {staging} staging file(s) a stopped writer left at {dest}");
+    }
     let v2 = keys.format() == ZarrFormat::V2;
     let grids = plan.shard_grids();
     let mut root = Vec::new();

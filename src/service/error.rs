@@ -31,6 +31,9 @@ pub enum ServiceError {
     /// An object store of the config cannot be reached or configured.
     #[error(transparent)]
     Sources(#[from] RemoteError),
+    /// The shared cache tier (`[cache] shared`) cannot be configured.
+    #[error("[cache] shared: {0}")]
+    SharedTier(#[source] RemoteError),
     /// Indexing the sources failed (an invalid glob or pattern, an unwritable catalog).
     #[error("indexing failed")]
     Index(#[source] CatalogError),

@@ -11,10 +11,11 @@ use parking_lot::{Mutex, RwLock};
 
 use super::reload::Served;
 use super::{CacheUse, CatalogMode, Service, ServiceError, ServiceOptions, Snapshot};
-use crate::cache::ChunkCache;
-use crate::config::MountConfig;
+use crate::cache::{ChunkCache, LockMode, SharedTier};
+use crate::config::{CacheSection, MountConfig};
 use crate::keyspace::KeySpace;
 use crate::sources::catalog::{Catalog, IndexEvent, IndexReport};
+use crate::sources::remote::ObjectSharedStore;
 use crate::sources::router::Sources;
 use crate::tree::Tree;
 use crate::views::RangeScans;
@@ -199,9 +200,24 @@ fn open_cache(config: &MountConfig, cache: &CacheUse) -> Result<ChunkCache, Serv
                     dir: section.dir.clone(),
                 });
             }
-            Ok(opened)
+            with_shared_tier(opened, section, mode == LockMode::Shared)
         }
     }
+}
+
+/// `cache` over the config's shared tier, if it names one; batch work (`wait_for_room`)
+/// waits for room in the upload queue instead of dropping uploads.
+fn with_shared_tier(
+    cache: ChunkCache,
+    section: &CacheSection,
+    wait_for_room: bool,
+) -> Result<ChunkCache, ServiceError> {
+    let Some(url) = &section.shared else {
+        return Ok(cache);
+    };
+    let store = ObjectSharedStore::open(url, &section.storage).map_err(ServiceError::SharedTier)?;
+    tracing::info!("shared cache tier: {url}");
+    Ok(cache.with_shared_tier(SharedTier::new(Arc::new(store), wait_for_room)))
 }
 
 /// Indexes `config` through `sources`, persisting the catalog or not.

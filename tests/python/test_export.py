@@ -247,6 +247,8 @@ def test_a_killed_worker_rerun_with_resume_completes_the_store(atlasfs_bin, tmp_
     present = int(res.stdout.split(" already present")[0].rsplit(" ", 1)[-1])
     assert present >= written - 1, res.stdout  # a chunk in flight may not have been renamed
     assert "metadata written" in res.stdout, res.stdout
+    # A staging file of a chunk being written when the worker was killed does not stay.
+    assert not [p for p in dest.rglob("*#*")], sorted(dest.rglob("*#*"))[:5]
     with xr.open_zarr(str(dest), chunks=None) as ds:
         np.testing.assert_array_equal(ds["v"].values, values)
         np.testing.assert_array_equal(ds["time"].values, np.arange(ntime))

@@ -1,14 +1,18 @@
 //! Sources on object storage (S3 and compatibles, GCS, Azure, plain HTTPS) through
 //! `object_store`: URLs and globs ([`location`]), clients built from a dataset's storage table
 //! ([`store`], `profile`), listings ([`listing`]), ranged and retried reads ([`object`]) and
-//! the ranged storage the indexer parses remote granules through ([`index_storage`]).
+//! the ranged storage the indexer parses remote granules through ([`index_storage`]), and the
+//! shared cache tier's storage (`shared_store`).
 
 pub mod index_storage;
 pub mod listing;
 pub mod location;
 pub mod object;
 mod profile;
+mod shared_store;
 pub mod store;
+
+pub use shared_store::ObjectSharedStore;
 
 use std::collections::BTreeSet;
 use std::sync::OnceLock;
