@@ -34,6 +34,7 @@ VIEWS = [
      "pyramid": {"levels": 3, "method": "mean", "dims": ["lat", "lon"]}},
 ]
 PROVENANCE = "atlasfs_export"
+SHARDS = ("--shard-shape", "time=3,lat=20")
 
 
 @pytest.fixture(scope="module")
@@ -194,24 +195,27 @@ def test_resume_rewrites_a_chunk_of_the_wrong_size(atlasfs_bin, config, tmp_path
     assert files(dest) == reference
 
 
-def test_export_to_s3(atlasfs_bin, mount, config, tmp_path, s3_server):
+@pytest.mark.parametrize("path, args", [
+    ("daily", ()), ("cases", ()), ("packed", SHARDS), ("pyr", ()),
+])
+def test_export_to_s3(atlasfs_bin, mount, config, tmp_path, s3_server, path, args):
     from s3server import atlasfs_env, s3_url
 
     local = tmp_path / "local"
-    export(atlasfs_bin, config, "cases", local)
+    export(atlasfs_bin, config, path, local, *args)
     bucket = s3_server.create_bucket("export")
     env = atlasfs_env(config_dir=tmp_path / "aws")
-    export(atlasfs_bin, config, "cases", s3_url(bucket, "out/cases"),
+    export(atlasfs_bin, config, path, s3_url(bucket, f"out/{path}"), *args,
            "--endpoint", s3_server.endpoint, env=env)
-    keys = s3_server.keys(bucket, "out/cases/")
+    keys = s3_server.keys(bucket, f"out/{path}/")
     copy = tmp_path / "copy"
     for key in keys:
-        target = copy / key.removeprefix("out/cases/")
+        target = copy / key.removeprefix(f"out/{path}/")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(s3_server.get(bucket, key))
     assert files(copy) == files(local)
     exported, _ = without_provenance(open_tree(copy))
-    xr.testing.assert_identical(exported, open_tree(mount / "cases"))
+    xr.testing.assert_identical(exported, open_tree(mount / path))
 
 
 def test_a_killed_worker_rerun_with_resume_completes_the_store(atlasfs_bin, tmp_path):
@@ -261,8 +265,6 @@ def test_an_unknown_path_is_refused_and_writes_nothing(atlasfs_bin, config, tmp_
     assert '"nope" is no group, view or array of the tree' in res.stderr, res.stderr
     assert not dest.exists()
 
-
-SHARDS = ("--shard-shape", "time=3,lat=20")
 
 
 def array_document(store: Path, name: str) -> dict:
