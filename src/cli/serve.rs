@@ -15,6 +15,8 @@ use atlasfs::config::{MountConfig, ZarrFormat};
 use atlasfs::frontend::http::{self, HttpFront, HttpOptions};
 use atlasfs::service::{Reloader, ServiceOptions, Startup};
 use clap::Args;
+
+use super::stats_writer::StatsWriter;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 /// The environment variable holding the bearer token requests must present.
@@ -76,6 +78,7 @@ pub(super) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .block_on(tokio::net::TcpListener::bind(args.listen))
         .with_context(|| format!("listening on {}", args.listen))?;
     let address = listener.local_addr()?;
+    let cache_dir = config.cache.dir.clone();
     let startup = Startup::open(config, ServiceOptions::mount())?;
     let service = Arc::new(super::index::index_with_progress(startup)?.build()?);
     super::index::report_left_out(&service)?;
@@ -105,6 +108,7 @@ pub(super) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     std::io::stdout().flush()?;
     tracing::info!("serving {} at http://{address}/", args.config.display());
     let reloader = Reloader::for_service(service.clone())?;
+    let mut stats = StatsWriter::serving_at(&cache_dir, format!("http://{address}/"));
     'serving: loop {
         for signal in signals.pending() {
             if signal == SIGHUP {
@@ -117,6 +121,7 @@ pub(super) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         if server.is_finished() {
             break;
         }
+        stats.tick(&service.keys());
         std::thread::sleep(Duration::from_millis(100));
     }
     let _ = stop.send(());
@@ -124,6 +129,7 @@ pub(super) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     reloader.stop();
     let keys = service.keys();
     keys.flush();
+    stats.finish(&keys);
     runtime.shutdown_timeout(Duration::from_secs(1));
     match ended {
         Ok(Ok(Ok(()))) => {

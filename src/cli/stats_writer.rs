@@ -20,15 +20,21 @@ pub(super) struct StatsWriter {
 impl StatsWriter {
     /// A writer for the mount of `mountpoint` with its cache in `dir`.
     pub(super) fn new(dir: &Path, mountpoint: &Path) -> Self {
+        let shown = std::path::absolute(mountpoint)
+            .unwrap_or_else(|_| mountpoint.to_owned())
+            .to_string_lossy()
+            .into_owned();
+        StatsWriter::serving_at(dir, shown)
+    }
+
+    /// A writer for a front end (a mount or `serve`) shown as `at` (a mountpoint, a URL).
+    pub(super) fn serving_at(dir: &Path, at: String) -> Self {
         let now = stats::now_unix();
         StatsWriter {
             dir: dir.to_owned(),
             report: StatsReport {
                 pid: std::process::id(),
-                mountpoint: std::path::absolute(mountpoint)
-                    .unwrap_or_else(|_| mountpoint.to_owned())
-                    .to_string_lossy()
-                    .into_owned(),
+                mountpoint: at,
                 started_unix: now,
                 updated_unix: now,
                 finished: false,

@@ -425,3 +425,24 @@ def test_sighup_reloads_and_sigterm_stops_cleanly(servers, tmp_path, daily):  # 
     servers.running.remove(server)
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{server.url}/daily/.zattrs", timeout=5)
+
+
+def test_a_held_chunk_is_304_without_computing_and_stats_are_live(servers, daily_server,
+                                                                   daily, atlasfs_bin):  # noqa: F811
+    """A client holding a chunk (its ETag, the cache key, from any server of the same config)
+    gets 304 from a fresh server that computes nothing; `atlasfs cache stats` shows a running
+    server's counters as it shows a mount's."""
+    from test_cache import mount_stats
+
+    tag = daily_server.get(CHUNK).headers["ETag"]
+    config = servers.config([vf.daily_entry(daily)])
+    fresh = servers.start(config)
+    held = fresh.get(CHUNK, headers={"If-None-Match": tag})
+    assert held.status_code == 304 and held.headers["ETag"] == tag
+    assert "immutable" in held.headers["Cache-Control"]
+    counters = mount_stats(atlasfs_bin, config, lambda m: True)
+    assert counters["mountpoint"].startswith("http://127.0.0.1:"), counters
+    assert counters["cache"]["computed"] == 0, counters
+    assert fresh.get(CHUNK).status_code == 200
+    counters = mount_stats(atlasfs_bin, config, lambda m: m["cache"]["computed"] >= 1)
+    assert counters["cache"]["computed"] >= 1 and not counters["finished"], counters

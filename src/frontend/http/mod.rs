@@ -20,6 +20,7 @@ use axum::response::Response;
 use axum::Router;
 use tokio::sync::Semaphore;
 
+use crate::cache::ChunkKey;
 use crate::config::ZarrFormat;
 use crate::keyspace::{KeyError, KeySpace};
 use crate::service::FrontEnd;
@@ -153,10 +154,20 @@ async fn answer(served: &Served, method: &Method, uri: &Uri, headers: &HeaderMap
     let Some(key) = decode(uri.path()) else {
         return respond::plain(StatusCode::BAD_REQUEST, "bad path\n", method);
     };
+    let keys = served.front.current();
+    // A chunk's entity tag is its cache key, known without computing it: a client that holds
+    // the chunk is answered at once.
+    if headers.contains_key(header::IF_NONE_MATCH) {
+        if let Some(chunk) = keys.chunk_key_of(&key) {
+            if let Some(response) = respond::chunk_not_modified(&chunk_etag(chunk), method, headers)
+            {
+                return response;
+            }
+        }
+    }
     let Ok(permit) = served.permits.clone().acquire_owned().await else {
         return respond::plain(StatusCode::SERVICE_UNAVAILABLE, "shutting down\n", method);
     };
-    let keys = served.front.current();
     // The permit goes with the computation, which goes on if the client leaves.
     let computed = tokio::task::spawn_blocking(move || {
         let _permit = permit;
@@ -182,7 +193,7 @@ fn fetch(keys: &KeySpace, key: &str) -> Result<Value, KeyError> {
     Ok(match keys.chunk_key_of(key) {
         Some(chunk) => Value {
             bytes,
-            etag: format!("\"{:032x}\"", chunk.0),
+            etag: chunk_etag(chunk),
             chunk: true,
         },
         None => Value {
@@ -191,6 +202,11 @@ fn fetch(keys: &KeySpace, key: &str) -> Result<Value, KeyError> {
             chunk: false,
         },
     })
+}
+
+/// The quoted entity tag of a chunk: its cache key.
+fn chunk_etag(chunk: ChunkKey) -> String {
+    format!("\"{:032x}\"", chunk.0)
 }
 
 fn authorized(headers: &HeaderMap, token: &str) -> bool {

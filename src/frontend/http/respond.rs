@@ -26,6 +26,25 @@ pub(super) struct Value {
     pub(super) chunk: bool,
 }
 
+/// 304 for a chunk whose entity tag `etag` the request's `If-None-Match` names, before the
+/// chunk is computed; `None` otherwise.
+pub(super) fn chunk_not_modified(
+    etag: &str,
+    method: &Method,
+    request: &HeaderMap,
+) -> Option<Response> {
+    let matched = request
+        .get(header::IF_NONE_MATCH)
+        .and_then(|h| h.to_str().ok())
+        .is_some_and(|h| none_match(h, &[etag]));
+    matched.then(|| {
+        let mut headers = HeaderMap::new();
+        put(&mut headers, header::ETAG, etag);
+        put(&mut headers, header::CACHE_CONTROL, IMMUTABLE);
+        build(StatusCode::NOT_MODIFIED, headers, Bytes::new(), method)
+    })
+}
+
 /// The response to GET or HEAD of `value`, honouring `Range`, `If-None-Match` and
 /// `Accept-Encoding: gzip` (metadata documents only) in `request`.
 pub(super) fn value(value: Value, method: &Method, request: &HeaderMap) -> Response {
