@@ -61,6 +61,10 @@ SECRET_KEY = "atlasfs-bench-secret"
 GOAL_INDEX_SPEEDUP = 20.0
 GOAL_REQUESTS_PER_GRANULE = 3.0
 GOAL_LOAD_SPEEDUP = 2.0
+# Issue rows: every request of every client goes through a proxy holding it this long, as a store
+# 10-30 ms away would; 0 (--latency-ms 0) reads the loopback server directly.
+DEFAULT_LATENCY_MS = 20.0
+GOAL_LOAD_SPEEDUP_AT_LATENCY = 3.0
 # atlasfs index prints, for a dataset in object storage:
 #   remote: 365 granules indexed, 402 requests, 12897280 bytes (1.10 requests and 35335 bytes per granule)
 REMOTE_LINE = re.compile(
@@ -289,6 +293,37 @@ class S3Server:
         self.server.stop()
 
 
+class LatencyProxy:
+    """scripts/latency_proxy.py in a process of its own in front of the server: every request,
+    whoever makes it, waits `latency_ms` before it is forwarded."""
+
+    def __init__(self, upstream: str, latency_ms: float):
+        port = upstream.rsplit(":", 1)[1]
+        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("latency_proxy.py")), port,
+                                      "--latency-ms", str(latency_ms)], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline().split()
+        if len(line) != 2 or line[0] != "listening":
+            self.proc.kill()
+            raise BenchError(f"the latency proxy did not start (it said {' '.join(line)!r})")
+        self.endpoint = f"http://127.0.0.1:{line[1]}"
+        self.totals: dict = {}
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                out, _ = self.proc.communicate("", timeout=15)
+                self.totals = json.loads(out.strip().splitlines()[-1]) if out.strip() else {}
+            except (subprocess.TimeoutExpired, ValueError):
+                self.proc.kill()
+                self.proc.wait()
+
+
+def median_of(runs: list[dict], key: str) -> dict:
+    """The median run by `key` (the upper one of an even count)."""
+    return sorted(runs, key=lambda x: x[key])[len(runs) // 2]
+
+
 def per_granule(server: dict, n: int, timed: float | None = None) -> str:
     parts = [f"{server[k]} {k.replace('_', ' ')}" for k in ("get", "head", "list") if server[k]]
     if server["ranged_get"]:
@@ -315,6 +350,8 @@ class S3Bench(Bench):
     def __init__(self, args):
         super().__init__(args)
         self.server: S3Server | None = None
+        self.proxy: LatencyProxy | None = None
+        self.endpoint = ""  # what every client is pointed at: the proxy, or the server itself
         self.r: dict = {}
         self.mp = self.work / "mnt-s3"
         self.config_path = self.work / "s3.toml"
@@ -354,7 +391,7 @@ class S3Bench(Bench):
         say(f"  {nbytes / 1e6:.0f} MB in {up:.1f} s ({nbytes / 1e6 / up:.0f} MB/s, 4 threads)")
 
     def child_s3(self, code: str, *argv: str, what: str, timeout: float = 900) -> dict:
-        return self.measure(lambda: self.child(code, self.server.endpoint, *argv, what=what, timeout=timeout))
+        return self.measure(lambda: self.child(code, self.endpoint, *argv, what=what, timeout=timeout))
 
     def bench_server(self) -> None:
         say("S3 server: every object whole (s3fs cat, concurrent), 1,000 ranged 4 KiB reads concurrently, "
@@ -365,45 +402,122 @@ class S3Bench(Bench):
             f"requests/s concurrently, p50 {s['serial_p50_s'] * 1e3:.2f} ms one at a time; "
             f"{server_busy(s['server'], s['whole_s'] + s['ranged_s'] + s['serial_s'])}")
 
-    # --- anchors -----------------------------------------------------------------------------
-    def bench_kerchunk(self, want: dict) -> None:
-        refs = self.work / "s3-kerchunk-refs.json"
-        say("anchor A: kerchunk SingleHdf5ToZarr over s3fs on every granule + MultiZarrToZarr along time")
+    # --- rounds: anchors alternating with atlasfs --------------------------------------------
+    def kerchunk_index_run(self, i: int, refs: Path) -> dict:
         self.drop_if_cold()
-        k = self.r["kerchunk"] = self.child_s3(CHILD_KERCHUNK, f"{BUCKET}/{PREFIX}", str(refs),
-                                               what="the kerchunk anchor", timeout=900)
+        k = self.child_s3(CHILD_KERCHUNK, f"{BUCKET}/{PREFIX}", str(refs), what="the kerchunk anchor", timeout=1800)
         k["index_s"] = k["list_s"] + k["refs_s"] + k["combine_s"]
-        say(f"  list {k['list_s']:.3f} s + refs {k['refs_s']:.3f} s + combine {k['combine_s']:.3f} s = "
-            f"{k['index_s']:.3f} s; {per_granule(k['server'], k['files'], k['index_s'])}")
-        say("anchor A, for information: the combined references opened with xarray, sst loaded over S3")
-        self.drop_if_cold()
-        ld = self.child_s3(CHILD_KERCHUNK_LOAD, str(refs), VAR, what="loading through the kerchunk references")
-        ld["values_match"] = self.matches(ld, want)
-        k["load"] = ld
-        refs.unlink(missing_ok=True)
-        say(f"  open {ld['open_s']:.3f} s, load {ld['load_s']:.3f} s, values match the sources: "
-            f"{ld['values_match']}; {per_granule(ld['server'], k['files'], ld['open_s'] + ld['load_s'])}")
+        say(f"  round {i + 1}: kerchunk list {k['list_s']:.3f} s + refs {k['refs_s']:.3f} s + combine "
+            f"{k['combine_s']:.3f} s = {k['index_s']:.3f} s; {per_granule(k['server'], k['files'], k['index_s'])}")
+        return k
 
-    def bench_mf(self, want: dict) -> None:
-        say(f"anchor B: xr.open_mfdataset(s3fs file objects, engine='h5netcdf') + .load() of {VAR}, "
-            f"{self.args.repeat} run(s), each in a fresh process")
-        runs = []
-        for i in range(self.args.repeat):
+    def atlas_index_run(self, i: int, n: int) -> dict:
+        shutil.rmtree(self.cache, ignore_errors=True)
+        self.cache.mkdir(parents=True)
+        self.drop_if_cold()
+        ix = self.measure(self.atlas_index, n)
+        rem, srv = ix["remote"], ix["server"]
+        say(f"  round {i + 1}: atlasfs index {ix['s']:.3f} s wall; atlasfs: {rem['line']}")
+        say(f"    the server saw {per_granule(srv, n, ix['s'])}")
+        if srv["requests"] != rem["requests"] or srv["bytes_out"] != rem["bytes"]:
+            say(f"    note: atlasfs counts {rem['requests']} requests and {rem['bytes']} bytes, the server "
+                f"{srv['requests']} and {srv['bytes_out']} (the goal is judged on the server's count)")
+        return ix
+
+    def bench_index(self, want: dict, n: int) -> None:
+        """--repeat rounds of the kerchunk anchor and `atlasfs index` (empty cache dir), alternating,
+        the one that goes first alternating too; medians. Then, for information, the last round's
+        kerchunk references opened and loaded."""
+        refs = self.work / "s3-kerchunk-refs.json"
+        a = self.r["atlasfs"] = {}
+        self.write_config()
+        a["config"] = self.config_path.read_text()
+        say(f"index: kerchunk SingleHdf5ToZarr over s3fs on every granule + MultiZarrToZarr along time, against "
+            f"atlasfs index (empty cache dir), {self.args.repeat} round(s) alternating")
+        kruns: list[dict] = []
+        aruns: list[dict] = []
+        try:
+            for i in range(self.args.repeat):
+                steps = [lambda: kruns.append(self.kerchunk_index_run(i, refs)),
+                         lambda: aruns.append(self.atlas_index_run(i, n))]
+                for step in steps if i % 2 == 0 else steps[::-1]:
+                    step()
+        finally:
+            if kruns:
+                k = self.r["kerchunk"] = dict(median_of(kruns, "index_s"))
+                k["runs"] = [x["index_s"] for x in kruns]
+            if aruns:
+                ix = a["index"] = dict(median_of(aruns, "s"))
+                ix["runs"] = [x["s"] for x in aruns]
+        if self.args.quick:
+            say("kerchunk references opened and loaded: skipped (--quick)")
+        else:
+            say("anchor, for information: the combined kerchunk references opened with xarray, sst loaded over S3")
             self.drop_if_cold()
-            ld = self.child_s3(CHILD_MF, f"{BUCKET}/{PREFIX}", VAR, what="the open_mfdataset anchor")
+            ld = self.child_s3(CHILD_KERCHUNK_LOAD, str(refs), VAR, what="loading through the kerchunk references")
             ld["values_match"] = self.matches(ld, want)
-            runs.append(ld)
-            say(f"  run {i + 1}/{self.args.repeat}: open {ld['open_s']:.3f} s, load {ld['load_s']:.3f} s, "
-                f"values match the sources: {ld['values_match']}; {per_granule(ld['server'], ld['files'], ld['open_s'] + ld['load_s'])}")
-        self.r["mf"] = self.summarize(runs)
+            self.r["kerchunk"]["load"] = ld
+            say(f"  open {ld['open_s']:.3f} s, load {ld['load_s']:.3f} s, values match the sources: "
+                f"{ld['values_match']}; {per_granule(ld['server'], n, ld['open_s'] + ld['load_s'])}")
+        refs.unlink(missing_ok=True)
+
+    def mf_run(self, i: int, want: dict) -> dict:
+        self.drop_if_cold()
+        ld = self.child_s3(CHILD_MF, f"{BUCKET}/{PREFIX}", VAR, what="the open_mfdataset anchor")
+        ld["values_match"] = self.matches(ld, want)
+        say(f"  round {i + 1}: open_mfdataset open {ld['open_s']:.3f} s, load {ld['load_s']:.3f} s, values match "
+            f"the sources: {ld['values_match']}; {per_granule(ld['server'], ld['files'], ld['open_s'] + ld['load_s'])}")
+        return ld
+
+    def atlas_load_run(self, i: int, want: dict, n: int) -> dict:
+        if self.is_mounted(self.mp):
+            self.unmount(self.mp)
+        self.atlas("cache", "clear", str(self.config_path))
+        self.drop_if_cold()
+        mnt = self.measure(lambda: dict(zip(("s", "pid"), self.mount(self.config_path, self.mp))))
+        pid = mnt["pid"]
+        c0 = self.cpu(pid)
+        ld = self.measure(lambda: self.child(CHILD_LOAD, str(self.mp / VAR), VAR))
+        ld["daemon_cpu_s"] = self.cpu(pid) - c0
+        ld["mount_s"], ld["mount_server"], ld["pid"] = mnt["s"], mnt["server"], pid
+        ld["values_match"] = self.matches(ld, want)
+        ld["memory"] = self.memory(pid)
+        say(f"  round {i + 1}: atlasfs (fresh mount, chunk cache empty): mount {mnt['s']:.3f} s "
+            f"({mnt['server']['requests']} requests), open {ld['open_s']:.3f} s, load {ld['load_s']:.3f} s, daemon "
+            f"CPU {ld['daemon_cpu_s']:.2f} s, values match: {ld['values_match']}; "
+            f"{per_granule(ld['server'], n, ld['open_s'] + ld['load_s'])}")
+        return ld
+
+    def bench_load(self, want: dict, n: int) -> None:
+        """--repeat rounds of the open_mfdataset anchor and atlasfs's cold load, alternating; the
+        median of each by open + load."""
+        say(f"cold load: xr.open_mfdataset(s3fs file objects, engine='h5netcdf') + .load() of {VAR}, against "
+            f"atlasfs open + load on a fresh mount with the chunk cache empty, {self.args.repeat} round(s) "
+            "alternating, each client in a fresh process")
+        mine: list[dict] = []
+        theirs: list[dict] = []
+        try:
+            for i in range(self.args.repeat):
+                steps = [lambda: theirs.append(self.mf_run(i, want)), lambda: mine.append(self.atlas_load_run(i, want, n))]
+                for step in steps if i % 2 == 0 else steps[::-1]:
+                    step()
+        finally:
+            if self.is_mounted(self.mp) or self.mp in self.mounts:
+                self.unmount(self.mp)
+            if theirs:
+                self.r["mf"] = self.summarize(theirs)
+        a = self.r["atlasfs"]
+        a["memory"] = mine[-1]["memory"]
+        a["load"] = self.summarize(mine)
+        if self.r.get("mf"):
+            a["load"]["matches_anchor"] = self.matches(a["load"], self.r["mf"])
 
     @staticmethod
     def summarize(runs: list[dict]) -> dict:
         """The median run by open + load (its figures, server counts included), with all runs."""
         for x in runs:
             x["total_s"] = x["open_s"] + x["load_s"]
-        med = sorted(runs, key=lambda x: x["total_s"])[len(runs) // 2]
-        out = {k: v for k, v in med.items() if k != "pid"}
+        out = {k: v for k, v in median_of(runs, "total_s").items() if k != "pid"}
         out["runs"] = [{k: x[k] for k in ("open_s", "load_s", "total_s")} for x in runs]
         out["values_match"] = all(x["values_match"] for x in runs)
         return out
@@ -424,7 +538,7 @@ class S3Bench(Bench):
             'concat_dim = "time"\n\n'
             "[dataset.storage]\n"
             f"region = {json.dumps(REGION)}\n"
-            f"endpoint = {json.dumps(self.server.endpoint)}   # http endpoint => plain HTTP, path-style\n"
+            f"endpoint = {json.dumps(self.endpoint)}   # http endpoint => plain HTTP, path-style\n"
         )
 
     def atlas_index(self, n: int) -> dict:
@@ -458,50 +572,6 @@ class S3Bench(Bench):
             raise BenchError(f"atlasfs indexed {rem['granules']} granules of {n}:\n{tail(out)}")
         return {"s": wall, "remote": rem, "output": out.strip().splitlines()[-5:]}
 
-    def bench_atlasfs(self, want: dict, n: int) -> None:
-        a = self.r["atlasfs"] = {}
-        self.write_config()
-        a["config"] = self.config_path.read_text()
-        say("atlasfs index of the granules in object storage (empty cache dir)")
-        shutil.rmtree(self.cache, ignore_errors=True)
-        self.cache.mkdir(parents=True)
-        self.drop_if_cold()
-        ix = a["index"] = self.measure(self.atlas_index, n)
-        rem, srv = ix["remote"], ix["server"]
-        say(f"  {ix['s']:.3f} s wall; atlasfs: {rem['line']}")
-        say(f"  the server saw {per_granule(srv, n, ix['s'])}")
-        if srv["requests"] != rem["requests"] or srv["bytes_out"] != rem["bytes"]:
-            say(f"  note: atlasfs counts {rem['requests']} requests and {rem['bytes']} bytes, the server "
-                f"{srv['requests']} and {srv['bytes_out']} (the goal is judged on the server's count)")
-
-        runs = []
-        try:
-            for i in range(self.args.repeat):
-                if self.is_mounted(self.mp):
-                    self.unmount(self.mp)
-                self.atlas("cache", "clear", str(self.config_path))
-                self.drop_if_cold()
-                mnt = self.measure(lambda: dict(zip(("s", "pid"), self.mount(self.config_path, self.mp))))
-                pid = mnt["pid"]
-                c0 = self.cpu(pid)
-                ld = self.measure(lambda: self.child(CHILD_LOAD, str(self.mp / VAR), VAR))
-                ld["daemon_cpu_s"] = self.cpu(pid) - c0
-                ld["mount_s"], ld["mount_server"], ld["pid"] = mnt["s"], mnt["server"], pid
-                ld["values_match"] = self.matches(ld, want)
-                runs.append(ld)
-                say(f"  cold run {i + 1}/{self.args.repeat} (fresh mount, chunk cache empty): mount "
-                    f"{mnt['s']:.3f} s ({mnt['server']['requests']} requests), open {ld['open_s']:.3f} s, "
-                    f"load {ld['load_s']:.3f} s, daemon CPU {ld['daemon_cpu_s']:.2f} s, values match: "
-                    f"{ld['values_match']}; {per_granule(ld['server'], n, ld['open_s'] + ld['load_s'])}")
-            a["memory"] = self.memory(runs[-1]["pid"])
-        finally:
-            if self.is_mounted(self.mp) or self.mp in self.mounts:
-                self.unmount(self.mp)
-        a["load"] = self.summarize(runs)
-        mf = self.r.get("mf")
-        if mf:
-            a["load"]["matches_anchor"] = self.matches(a["load"], mf)
-
     # --- report ------------------------------------------------------------------------------
     def ratios(self) -> None:
         r = self.r
@@ -513,9 +583,12 @@ class S3Bench(Bench):
                         "text": "atlasfs on object storage: not measured — " + r.get("atlasfs_error", "?").splitlines()[0]})
             return
         n = r["granules"]
+        lat = r["latency_ms"]
+        at = f" at {lat:g} ms per request" if lat > 0 else " on loopback"
+        goal_load = GOAL_LOAD_SPEEDUP_AT_LATENCY if lat > 0 else GOAL_LOAD_SPEEDUP
         if k:
             f = k["index_s"] / ix["s"]
-            lst.append(ratio("s3_index_vs_kerchunk", "index of 365 granules in object storage", ix["s"],
+            lst.append(ratio("s3_index_vs_kerchunk", f"index of 365 granules in object storage{at}", ix["s"],
                              k["index_s"], "kerchunk list + SingleHdf5ToZarr + MultiZarrToZarr over s3fs",
                              f"≥{GOAL_INDEX_SPEEDUP:.0f}× faster", f >= GOAL_INDEX_SPEEDUP))
         srv, rem = ix["server"], ix["remote"]
@@ -533,9 +606,9 @@ class S3Bench(Bench):
         if mf:
             f = mf["total_s"] / ld["total_s"]
             lst.append(ratio("s3_cold_load_vs_open_mfdataset",
-                             "cold load of sst, open + load (atlasfs: fresh mount, chunk cache empty)",
+                             f"cold load of sst{at}, open + load (atlasfs: fresh mount, chunk cache empty)",
                              ld["total_s"], mf["total_s"], "xr.open_mfdataset(s3fs files, engine='h5netcdf') + .load()",
-                             f"≥{GOAL_LOAD_SPEEDUP:.0f}× faster", f >= GOAL_LOAD_SPEEDUP))
+                             f"≥{goal_load:.0f}× faster", f >= goal_load))
             lst.append(ratio("s3_cold_load_only_vs_open_mfdataset", "cold .load() alone (info; s3fs fetched whole "
                              "granules during the anchor's open)", ld["load_s"], mf["load_s"], "the anchor's .load()"))
             whole = ix["s"] + ld["mount_s"] + ld["total_s"]
@@ -567,12 +640,20 @@ class S3Bench(Bench):
                    f"s3://{BUCKET}/{PREFIX}/ on moto {env['packages'].get('moto')} (ThreadedMotoServer on loopback, "
                    "in the benchmark's process, sharing the cores with the clients); requests, bytes (response "
                    "bodies) and the server's CPU time are counted by the server for each step")
+        if r["latency_ms"] > 0:
+            px = r.get("proxy") or {}
+            out.append(f"  latency: every request of every client (atlasfs and the anchors alike) goes through a proxy "
+                       f"(scripts/latency_proxy.py, a process of its own) that holds it {r['latency_ms']:g} ms before "
+                       f"forwarding it ({px.get('requests', '?')} requests in all)")
+        else:
+            out.append("  latency: none (--latency-ms 0): every client talks to the loopback server directly")
         out.append(f"  OS page cache: {self.mode_note}")
         la0, la1 = env["load_average_start"], env.get("load_average_end", env["load_average_start"])
         out.append(f"  load average (1 min) at start {la0[0]:.2f}, at end {la1[0]:.2f}: anything else running on the "
                    "machine skews the figures")
         out.append("  every client runs in a fresh process (imports not timed); open = listing + opening, "
-                   f"load = `.load()` of {VAR}; cold loads: median (by open + load) of {self.args.repeat} run(s)")
+                   f"load = `.load()` of {VAR}; {self.args.repeat} round(s) of each comparison, anchor and atlasfs "
+                   "alternating (who goes first alternates); medians (cold loads by open + load)")
         rows: list[tuple[str, str, str]] = []
 
         def row(what, secs, note=""):
@@ -594,12 +675,14 @@ class S3Bench(Bench):
         rows.append(("index", "", ""))
         if k:
             row("  kerchunk list + refs + combine [anchor]", k["index_s"],
-                f"list {k['list_s']:.3f} + refs {k['refs_s']:.3f} + combine {k['combine_s']:.3f}")
+                f"list {k['list_s']:.3f} + refs {k['refs_s']:.3f} + combine {k['combine_s']:.3f}; runs "
+                + ", ".join(f"{x:.3f}" for x in k["runs"]))
             row("    requests made", str(k["server"]["requests"]), per_granule(k["server"], n, k["index_s"]))
         a = r.get("atlasfs") or {}
         ix = a.get("index")
         if ix:
-            row("  atlasfs index (empty cache dir)", ix["s"], "wall time of `atlasfs index`")
+            row("  atlasfs index (empty cache dir)", ix["s"], "wall time of `atlasfs index`; runs "
+                + ", ".join(f"{x:.3f}" for x in ix["runs"]))
             row("    requests made", str(ix["server"]["requests"]), per_granule(ix["server"], n, ix["s"]))
             row("    atlasfs reports", str(ix["remote"]["requests"]), ix["remote"]["line"])
         elif "atlasfs_error" in r:
@@ -667,6 +750,8 @@ class S3Bench(Bench):
             "started": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "cache_mode": self.mode,
             "repeat": self.args.repeat,
+            "quick": self.args.quick,
+            "latency_ms": self.args.latency_ms,
             "environment": {
                 "cpus": os.cpu_count(), "memory_gib": psutil.virtual_memory().total / 2**30,
                 "kernel": platform.release(), "python": platform.python_version(),
@@ -684,30 +769,42 @@ class S3Bench(Bench):
         failed = None
         try:
             self.start_server(files)
-            self.bench_server()
-            self.bench_kerchunk(want)
-            self.bench_mf(want)
+            self.endpoint = self.server.endpoint
+            if self.args.latency_ms > 0:
+                self.proxy = LatencyProxy(self.server.endpoint, self.args.latency_ms)
+                self.endpoint = self.proxy.endpoint
+                say(f"latency proxy on {self.endpoint}: every request of every client waits "
+                    f"{self.args.latency_ms:g} ms, then goes to the server")
+            if self.args.quick:
+                say("the server's own figures: skipped (--quick)")
+            else:
+                self.bench_server()
             try:
-                self.bench_atlasfs(want, n)
+                self.bench_index(want, n)
+                self.bench_load(want, n)
             except BenchError as e:
                 failed = str(e)
                 self.r["atlasfs_error"] = failed
         finally:
             for mp in list(self.mounts):
                 self.unmount(mp)
+            if self.proxy:
+                self.proxy.stop()
+                self.r["proxy"] = self.proxy.totals
             if self.server:
                 self.server.stop()
         self.r["environment"]["load_average_end"] = os.getloadavg()
         self.ratios()
         text = self.report()
         self.r["table"] = text
-        out = add_results(self.data, "s3", self.r)
+        key = "s3" if self.args.latency_ms > 0 else "s3_loopback"
+        out = add_results(self.data, key, self.r)
         print(text)
-        say(f"results added to {out} (key \"s3\")")
+        say(f"results added to {out} (key \"{key}\")")
         if failed:
             print(f"bench_s3: error: {failed}", file=sys.stderr)
             return 1
-        ok = [self.r["mf"]["values_match"], self.r["kerchunk"]["load"]["values_match"],
+        ok = [self.r["mf"]["values_match"], self.r["kerchunk"].get("load", {}).get("values_match", True),
               self.r["atlasfs"]["load"]["values_match"], self.r["atlasfs"]["load"].get("matches_anchor", True)]
         return 0 if all(ok) else 1
 
@@ -719,14 +816,24 @@ def main() -> int:
                                        "of scripts/bench.py it does not know are ignored, so scripts/bench can pass "
                                        "its arguments to every part.")
     p.add_argument("--warm", action="store_true", help="do not drop the OS page cache before the measured steps")
-    p.add_argument("--repeat", type=int, default=3,
-                   help="cold loads of the open_mfdataset anchor and of atlasfs, each in a fresh process "
-                        "(atlasfs: on a fresh mount with the chunk cache cleared); median; default 3")
+    p.add_argument("--repeat", type=int, default=None,
+                   help="rounds of the index (kerchunk and atlasfs, empty cache dir) and of the cold load "
+                        "(open_mfdataset and atlasfs on a fresh mount with the chunk cache cleared), anchors "
+                        "alternating with atlasfs, each in a fresh process; medians; default 3 (1 with --quick)")
+    p.add_argument("--latency-ms", type=float, default=DEFAULT_LATENCY_MS,
+                   help="latency every request of every client gets from a proxy in front of the server "
+                        f"(default {DEFAULT_LATENCY_MS:g}; 0: the loopback server directly, results key s3_loopback)")
+    p.add_argument("--quick", action="store_true",
+                   help="one round, no figures of the server alone, no load through the kerchunk references")
     args, unknown = p.parse_known_args()
+    if args.repeat is None:
+        args.repeat = 1 if args.quick else 3
     if unknown:
         print(f"bench_s3: ignoring options meant for scripts/bench.py: {' '.join(unknown)}", file=sys.stderr)
     if args.repeat < 1:
         p.error("--repeat must be at least 1")
+    if args.latency_ms < 0:
+        p.error("--latency-ms must not be negative")
 
     return run_main("bench_s3", lambda: S3Bench(args).run(),
                     "mounts were unmounted and the server stopped")
