@@ -24,8 +24,8 @@ pub struct Destination {
     prefix: String,
     /// The destination as given, for messages.
     shown: String,
-    /// Whether it is a local directory (written through staging files `<key>#<n>`).
-    local: bool,
+    /// The local directory, when it is one (written through staging files `<key>#<n>`).
+    local: Option<std::path::PathBuf>,
 }
 
 impl Destination {
@@ -53,7 +53,7 @@ impl Destination {
             store,
             prefix,
             shown: dest.to_owned(),
-            local: !dest.contains("://"),
+            local: (!dest.contains("://")).then(|| std::path::PathBuf::from(dest)),
         })
     }
 
@@ -124,28 +124,37 @@ impl Destination {
     }
 
     /// Removes the staging files a killed writer left in a local directory (`<key>#<n>`: a
-    /// key being written before its rename); returns how many. Object stores have none.
+    /// key being written before its rename, which `object_store` listings leave out); returns
+    /// how many. Object stores have none.
     ///
     /// # Errors
-    /// [`ExportError::Store`] when the directory cannot be listed or a file removed.
+    /// [`ExportError::Store`] when the directory cannot be walked or a file removed.
     pub fn remove_staging_files(&self) -> Result<usize, ExportError> {
-        if !self.local {
+        let Some(root) = &self.local else {
             return Ok(0);
+        };
+        let failed = |e: std::io::Error| ExportError::Store {
+            dest: self.shown.clone(),
+            reason: e.to_string(),
+        };
+        let mut removed = 0;
+        let mut dirs = vec![root.clone()];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).map_err(failed)? {
+                let entry = entry.map_err(failed)?;
+                let kind = entry.file_type().map_err(failed)?;
+                if kind.is_dir() {
+                    dirs.push(entry.path());
+                } else if is_staging(&entry.file_name().to_string_lossy()) {
+                    match std::fs::remove_file(entry.path()) {
+                        Ok(()) => removed += 1,
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => return Err(failed(e)),
+                    }
+                }
+            }
         }
-        let staging: Vec<String> = self
-            .present()?
-            .into_keys()
-            .filter(|key| is_staging(key))
-            .collect();
-        for key in &staging {
-            runtime()
-                .block_on(self.store.delete(&self.path(key)))
-                .or_else(|e| match e {
-                    object_store::Error::NotFound { .. } => Ok(()),
-                    e => Err(self.failed_at(key, &e)),
-                })?;
-        }
-        Ok(staging.len())
+        Ok(removed)
     }
 
     /// Every key present under the destination, relative to it, with its size.

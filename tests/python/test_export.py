@@ -369,3 +369,17 @@ def test_layout_options_that_cannot_apply_are_refused(atlasfs_bin, config, tmp_p
     assert res.returncode != 0
     assert message in res.stderr, res.stderr
     assert not dest.exists() or not list(dest.rglob("*"))
+
+
+def test_staging_files_of_a_stopped_writer_are_removed_at_finalize(atlasfs_bin, config, tmp_path):
+    one = tmp_path / "one"
+    export(atlasfs_bin, config, "daily", one)
+    dest = tmp_path / "store"
+    export(atlasfs_bin, config, "daily", dest, "--shard", "0/2")
+    chunk = next(p for p in sorted(dest.rglob("*")) if p.is_file())
+    staging = chunk.with_name(chunk.name + "#7")  # what a writer killed before its rename leaves
+    staging.write_bytes(b"half a chunk")
+    res = export(atlasfs_bin, config, "daily", dest, "--shard", "1/2")
+    assert "metadata written" in res.stdout, res.stdout
+    assert not staging.exists()
+    assert files(dest) == files(one)
