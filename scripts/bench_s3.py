@@ -13,21 +13,30 @@ ThreadedMotoServer, running in this process, with every request counted on the s
 each step: moto is Python and uses one core at most, so a step it kept busy most of the time is
 paced by the server rather than by the client.
 
+Latency (--latency-ms, default 20): every client, atlasfs and the anchors alike, is pointed at
+scripts/latency_proxy.py (a process of its own in front of the server), which holds every request
+that long before forwarding it, as a store 10-30 ms away would. --latency-ms 0 reads the loopback
+server directly (results key "s3_loopback" instead of "s3").
+
 Measured:
-- the server itself: uploading the archive, fetching every object whole (s3fs `cat`, concurrent),
+- the server itself (not with --quick): fetching every object whole (s3fs `cat`, concurrent),
   1,000 ranged 4 KiB reads concurrently and 200 one at a time, so that a load can be compared with
   what the server can deliver at all;
-- anchor A (index): kerchunk `SingleHdf5ToZarr` over s3fs on every granule and `MultiZarrToZarr`
-  along time (listing included), with the requests and bytes it made; then, for information, the
-  combined references opened with xarray and `sst` loaded;
-- anchor B (cold load): `xr.open_mfdataset` of s3fs file objects with `engine="h5netcdf"`, then
-  `.load()` of `sst` (median of --repeat fresh processes); compared with atlasfs as open + load,
-  since s3fs's default read-ahead fetches each granule whole while the anchor opens it;
-- atlasfs: `atlasfs index` of the same granules named by an `s3://` glob (empty cache dir), its
-  `remote:` line (requests and bytes per granule) against what the server saw; then, --repeat
-  times, a fresh mount with the chunk cache cleared and the OS page cache dropped, and
-  `xr.open_zarr(MOUNT/sst).sst.load()` in a fresh process, with the values checked against the
-  sources and the anchor.
+- index, --repeat rounds, kerchunk and atlasfs alternating (who goes first alternates): kerchunk
+  `SingleHdf5ToZarr` over s3fs on every granule and `MultiZarrToZarr` along time (listing
+  included), against `atlasfs index` of the same granules named by an `s3://` glob (empty cache
+  dir), with its `remote:` line (requests and bytes per granule) against what the server saw;
+  then, for information (not with --quick), the combined references opened with xarray and `sst`
+  loaded;
+- cold load, --repeat rounds alternating: `xr.open_mfdataset` of s3fs file objects with
+  `engine="h5netcdf"`, then `.load()` of `sst`, against a fresh atlasfs mount with the chunk
+  cache cleared and `xr.open_zarr(MOUNT/sst).sst.load()`, both as open + load (s3fs's default
+  read-ahead fetches each granule whole while the anchor opens it), the OS page cache dropped
+  before each, values checked against the sources and the anchor.
+
+Every client runs in a fresh interpreter; figures are medians of the rounds. A sample set's
+epoch 1 over an object-store Zarr source at the same latency is measured by
+scripts/bench_samples.py.
 
 Prints a table and adds the figures to results.json (key "s3") next to the archives.
 """
@@ -623,7 +632,7 @@ class S3Bench(Bench):
         for key, what, srv, timed in (("index", "atlasfs's index", ix["server"], ix["s"]),
                                       ("cold_load", "atlasfs's cold load", ld["server"], ld["total_s"])):
             share = srv["cpu_s"] / timed
-            text = (f"the loopback server's CPU was {share:.0%} of {what} ({srv['requests']} requests, "
+            text = (f"the S3 server's CPU was {share:.0%} of {what} ({srv['requests']} requests, "
                     f"{1e3 * srv['cpu_s'] / max(1, srv['requests']):.1f} ms each)")
             text += ("; at 70% or more the server (one core at most) sets the pace of that figure, so it "
                      "understates atlasfs" if share >= 0.7 else
