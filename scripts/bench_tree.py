@@ -23,7 +23,19 @@ probe predicts more than --anchor-budget seconds for all leaves, a random sample
 timed and extrapolated. For both the anchor and the atlasfs opens the source files are in the OS
 page cache (the anchor's best case); the index and the first mount run in the run's page-cache mode.
 
+The run also copies the store recursively out of the mount (`cp -r`) and opens that local copy
+the same way: the goal is that the mount opens within 1.1x of xarray on the local copy (the
+reader is the limit there).
+
 Prints a table and adds the figures to results.json (key "tree") next to the archives.
+
+With --scale (`scripts/bench --tree-only --scale`) it measures growth instead: archives of 10^3,
+10^4 and 10^5 files from the same generator (5, 50 and 500 models), each with the cold `atlasfs
+index` (empty cache dir), a warm re-index (nothing changed), the mount, `xr.open_datatree` of one
+model subtree in a fresh subprocess, the daemon's RSS after that open and catalog.bin bytes per
+file, and the growth factor of each between sizes (10x files: 10 is linear). Generating the
+10^5-file archive takes about 5-6 minutes on 2 cores (once; reused); --scale-max 10000 leaves it
+out. Results go to results.json under "tree_scale".
 """
 from __future__ import annotations
 
@@ -94,6 +106,10 @@ if count:
     out["root_consolidated_entries"] = len(cm.flattened_metadata) if cm is not None else 0
 print(json.dumps(out))
 """
+
+GOAL_LOCAL_COPY = 1.1
+SCALE_SIZES = (1_000, 10_000, 100_000)
+FILES_PER_MODEL = 10 * 20
 
 CHILD_ANCHOR = r"""
 import json, sys, time, warnings
@@ -445,11 +461,28 @@ class TreeBench:
                 picks.append([m, e, v, str(self.archive / m / e / f"{v}_AIS_{m}_{e}.nc")])
             r["verify"] = self.child(CHILD_VERIFY, str(dest), json.dumps(picks))
             r["values_match"] = all(x["match"] for x in r["verify"])
+            self.bench_local_copy(dest)
             say("  values through the mount equal netCDF4 reading the file: "
                 + ", ".join(f"{x['leaf']}/{x['variable']} {'yes' if x['match'] else 'NO'}" for x in r["verify"]))
         finally:
             if self.mounted or self.is_mounted():
                 self.unmount()
+
+    def bench_local_copy(self, dest: Path) -> None:
+        """The store copied out of the mount (`cp -r`) and opened the same way, on local disk."""
+        r = self.r
+        local = self.work / "tree-local-copy"
+        shutil.rmtree(local, ignore_errors=True)
+        t = time.perf_counter()
+        subprocess.run(["cp", "-r", str(dest), str(local)], check=True)
+        copy_s = time.perf_counter() - t
+        opens = [self.child(CHILD_OPEN, str(local), "auto", "time")["open_s"] for _ in range(self.args.opens)]
+        r["local_copy"] = {"copy_s": copy_s, "open_s_all": opens, "open_s": statistics.median(opens),
+                           "how": "cp -r MOUNT/ismip6 LOCAL, then xr.open_datatree(LOCAL, engine='zarr') "
+                                  "in fresh subprocesses (median)"}
+        say(f"  local copy of the store (cp -r, {copy_s:.1f} s): xr.open_datatree median "
+            f"{r['local_copy']['open_s']:.3f} s ({', '.join(f'{x:.3f}' for x in opens)})")
+        shutil.rmtree(local, ignore_errors=True)
 
     def run_anchor(self, method: str, leaves: list[tuple[str, str]], label: str, timeout: float) -> dict:
         spec = self.work / "tree-anchor-leaves.json"
@@ -542,6 +575,9 @@ class TreeBench:
             row("  open, fresh mount, page cache dropped", r["cold_open_s"], "info")
         row("  open with consolidated=False", r["unconsolidated_open_s"],
             f"info; root consolidation ignored, {r['unconsolidated_metadata_docs_read']} metadata documents read")
+        lc = r["local_copy"]
+        row("xarray on a local copy of the store", lc["open_s"],
+            f"median; runs {', '.join(f'{x:.3f}' for x in lc['open_s_all'])}; cp -r of the mount took {lc['copy_s']:.1f} s")
         m = r["memory_after_open"]
         row("daemon RSS after the open (MiB)", f"{m['rss_mib']:.0f}", f"peak {m['peak_rss_mib']:.0f}")
         row("values match the sources (3 leaves)", "yes" if r["values_match"] else "NO",
@@ -566,7 +602,14 @@ class TreeBench:
         f = a["s"] / r["open_s"]
         r["speedup"] = f
         est = " (anchor extrapolated)" if a["sampled"] else ""
+        lc = r["local_copy"]["open_s"]
+        lr = r["open_s"] / lc
         r["goals"] = [
+            {"key": "tree_open_vs_local_copy", "ratio": lr, "atlasfs_s": r["open_s"], "local_copy_s": lc,
+             "goal": f"≤ {GOAL_LOCAL_COPY}×", "met": lr <= GOAL_LOCAL_COPY,
+             "text": f"open of the tree through the mount vs xarray on a local copy of the same store: "
+                     f"{lr:.2f}× ({r['open_s']:.3f} s vs {lc:.3f} s); goal: ≤ {GOAL_LOCAL_COPY}× — "
+                     f"{'met' if lr <= GOAL_LOCAL_COPY else 'NOT MET'}"},
             {"key": "tree_open_s", "value": r["open_s"], "goal": f"< {GOAL_OPEN_S:.0f} s", "met": r["open_s"] < GOAL_OPEN_S,
              "text": f"whole tree opens in {r['open_s']:.3f} s; goal: under {GOAL_OPEN_S:.0f} s — "
                      f"{'met' if r['open_s'] < GOAL_OPEN_S else 'NOT MET'}"},
@@ -627,6 +670,117 @@ class TreeBench:
         return 0 if self.r["values_match"] else 1
 
 
+CHILD_OPEN_SUBTREE = r"""
+import json, sys, time, warnings
+warnings.filterwarnings("ignore")
+import xarray as xr
+t = time.perf_counter()
+dt = xr.open_datatree(sys.argv[1], engine="zarr")
+s = time.perf_counter() - t
+print(json.dumps({"open_s": s, "nodes": len(list(dt.subtree)),
+                  "data_vars": sum(len(n.data_vars) for n in dt.subtree)}))
+"""
+
+
+class ScaleBench(TreeBench):
+    """The same archive at 10^3, 10^4 and 10^5 files: how index, mount, open and memory grow."""
+
+    def use_size(self, nfiles: int) -> None:
+        models = max(1, nfiles // FILES_PER_MODEL)
+        self.models = model_names(models)
+        self.nfiles = len(self.models) * len(self.experiments) * len(self.variables)
+        self.name = f"ismip6-{models}x{len(self.experiments)}x{len(self.variables)}"
+        self.archive = self.data / "archives" / self.name
+        self.cache = self.work / f"cache-scale-{models}"
+        self.config = self.work / f"tree-scale-{models}.toml"
+
+    def measure(self, nfiles: int) -> dict:
+        self.use_size(nfiles)
+        row: dict = {"files": self.nfiles, "models": len(self.models)}
+        t = time.perf_counter()
+        self.generate()
+        row["generate_or_reuse_s"] = time.perf_counter() - t
+        self.files = sorted(self.archive.glob("*/*/*.nc"))
+        self.write_config()
+        shutil.rmtree(self.cache, ignore_errors=True)
+        self.cache.mkdir(parents=True)
+        self.warm_sources()  # one page-cache mode for every size: sources warm
+        t = time.perf_counter()
+        out = self.atlas("index", str(self.config), timeout=3600).stdout
+        row["cold_index_s"] = time.perf_counter() - t
+        m = re.search(r"(\d+) usable", out)
+        if not m or int(m.group(1)) != self.nfiles:
+            raise BenchError(f"atlasfs index used {m.group(1) if m else '?'} of {self.nfiles} files:\n{tail(out)}")
+        t = time.perf_counter()
+        self.atlas("index", str(self.config), timeout=3600)
+        row["warm_reindex_s"] = time.perf_counter() - t
+        row["catalog_bytes"] = (self.cache / "catalog.bin").stat().st_size
+        row["catalog_bytes_per_file"] = row["catalog_bytes"] / self.nfiles
+        try:
+            row["mount_s"], pid = self.mount()
+            sub = self.mp / DATASET / self.models[0]
+            o = self.child(CHILD_OPEN_SUBTREE, str(sub))
+            row["open_subtree_s"] = o["open_s"]
+            row["open_subtree_nodes"] = o["nodes"]
+            row["rss_mib"] = self.memory(pid)["rss_mib"]
+            row["peak_rss_mib"] = self.memory(pid)["peak_rss_mib"]
+            row["root_doc_bytes"] = (self.mp / DATASET / "zarr.json").stat().st_size
+        finally:
+            self.unmount()
+        shutil.rmtree(self.cache, ignore_errors=True)
+        say(f"  {self.nfiles:>7,} files: cold index {row['cold_index_s']:.2f} s, re-index {row['warm_reindex_s']:.2f} s, "
+            f"mount {row['mount_s']:.2f} s, open of {self.models[0]} {row['open_subtree_s']:.3f} s, "
+            f"RSS {row['rss_mib']:.0f} MiB, catalog {row['catalog_bytes_per_file']:.0f} B/file")
+        return row
+
+    def report(self) -> str:
+        rows = self.r["rows"]
+        cols = [("cold index s", "cold_index_s", "{:.2f}"), ("re-index s", "warm_reindex_s", "{:.2f}"),
+                ("mount s", "mount_s", "{:.2f}"), ("open 1 model s", "open_subtree_s", "{:.3f}"),
+                ("RSS MiB", "rss_mib", "{:.0f}"), ("catalog B/file", "catalog_bytes_per_file", "{:.0f}"),
+                ("root zarr.json MiB", "root_doc_bytes", "{:.1f}")]
+        out = ["", f"atlasfs DataTree scaling  {self.r['started']}  ({os.cpu_count()} CPUs; sources in the OS page cache)",
+               "  the same generator at every size (more models; 10 experiments x 20 variables per model); open = "
+               "xr.open_datatree(MOUNT/ismip6/<first model>) in a fresh subprocess on a fresh mount; RSS = daemon after it", ""]
+        head = f"{'files':>9}" + "".join(f"{c[0]:>20}" for c in cols)
+        out += [head, "-" * len(head)]
+        for r in rows:
+            vals = [r[k] / 2**20 if k == "root_doc_bytes" else r[k] for _, k, _ in cols]
+            out.append(f"{r['files']:>9,}" + "".join(f"{f.format(v):>20}" for (_, _, f), v in zip(cols, vals)))
+        for a, b in zip(rows, rows[1:]):
+            n = b["files"] / a["files"]
+            g = "".join(f"{(b[k] / a[k] if a[k] else float('nan')):>19.1f}x" for _, k, _ in cols)
+            out.append(f"{'x' + format(n, 'g'):>9}" + g)
+        out.append("")
+        out.append("  growth rows: each figure's factor for the step in files (a factor at or below the files' factor "
+                   "is linear or better)")
+        gen = [r for r in rows if r.get("generated_s")]
+        for r in gen:
+            out.append(f"  generating {r['files']:,} files took {r['generated_s']:.0f} s")
+        return "\n".join(out) + "\n"
+
+    def run(self) -> int:
+        self.preflight()
+        sizes = [n for n in SCALE_SIZES if n <= self.args.scale_max]
+        self.r = {"started": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                  "git": self.git(), "rows": []}
+        say(f"scaling: archives of {', '.join(f'{n:,}' for n in sizes)} files")
+        for n in sizes:
+            t = time.perf_counter()
+            existed = (self.data / "archives" / f"ismip6-{max(1, n // FILES_PER_MODEL)}x10x20.complete").is_file()
+            row = self.measure(n)
+            if not existed:
+                row["generated_s"] = row["generate_or_reuse_s"]
+            row["total_s"] = time.perf_counter() - t
+            self.r["rows"].append(row)
+        text = self.report()
+        self.r["table"] = text
+        out = add_results(self.data, "tree_scale", self.r)
+        print(text)
+        say(f"results added to {out} (key \"tree_scale\")")
+        return 0
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                 epilog="Environment: ATLASFS_BENCH_DIR (default: bench-data/ at the repository root). "
@@ -641,6 +795,10 @@ def main() -> int:
     p.add_argument("--models", type=int, default=50, help=argparse.SUPPRESS)
     p.add_argument("--experiments", type=int, default=10, help=argparse.SUPPRESS)
     p.add_argument("--variables", type=int, default=20, help=argparse.SUPPRESS)
+    p.add_argument("--scale", action="store_true",
+                   help="measure growth over archives of 10^3, 10^4 and 10^5 files instead (see above)")
+    p.add_argument("--scale-max", type=int, default=SCALE_SIZES[-1],
+                   help=f"largest archive of --scale in files (default {SCALE_SIZES[-1]:,})")
     args, unknown = p.parse_known_args()
     if unknown:
         print(f"bench_tree: ignoring options meant for scripts/bench.py: {' '.join(unknown)}", file=sys.stderr)
@@ -649,7 +807,8 @@ def main() -> int:
     if not (1 <= args.variables <= len(VARIABLES)) or args.models < 1 or args.experiments < 1:
         p.error(f"--models/--experiments must be >= 1 and --variables within 1..{len(VARIABLES)}")
 
-    return run_main("bench_tree", lambda: TreeBench(args).run(), "the mount was unmounted")
+    bench = ScaleBench if args.scale else TreeBench
+    return run_main("bench_tree", lambda: bench(args).run(), "the mount was unmounted")
 
 
 if __name__ == "__main__":

@@ -33,7 +33,9 @@ impl KeySpace {
     ) -> bool {
         match (self.resolve(key), next.resolve(key)) {
             (Some(Resolved::Dir), Some(Resolved::Dir)) => true,
-            (Some(Resolved::Document(old)), Some(Resolved::Document(new))) => old == new,
+            (Some(Resolved::Document(old)), Some(Resolved::Document(new))) => {
+                old == new && self.document(key) == next.document(key)
+            }
             (Some(Resolved::Chunk(old, index)), Some(Resolved::Chunk(new, next_index))) => {
                 index == next_index
                     && (*arrays

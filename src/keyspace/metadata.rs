@@ -100,8 +100,9 @@ pub(super) fn array_v3(array: &ArrayNode) -> Value {
     })
 }
 
-/// `zarr.json` of a group, with inline consolidated metadata when given.
-pub(super) fn group_v3(attrs: &[Attr], consolidated: Option<Map<String, Value>>) -> Value {
+/// `zarr.json` of a group, with inline consolidated metadata (an object of documents by path)
+/// when given.
+pub(super) fn group_v3(attrs: &[Attr], consolidated: Option<Value>) -> Value {
     let mut doc = json!({
         "zarr_format": 3,
         "node_type": "group",

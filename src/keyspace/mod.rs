@@ -11,6 +11,8 @@
 //! `tokio::task::spawn_blocking`, never from a runtime's thread.
 
 mod compare;
+mod consolidated;
+mod doc_cache;
 mod documents;
 pub mod json;
 mod listing;
@@ -21,6 +23,8 @@ mod regions;
 mod slice;
 pub mod warm;
 
+#[cfg(test)]
+mod document_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
@@ -71,7 +75,8 @@ pub enum Kind {
 
 enum Resolved<'a> {
     Dir,
-    Document(&'a Arc<Vec<u8>>),
+    /// A metadata document of this many bytes.
+    Document(u64),
     Chunk(&'a Arc<ArrayNode>, Vec<u64>),
 }
 
@@ -119,7 +124,7 @@ impl KeySpace {
         source: Arc<dyn ByteSource>,
         cache: Arc<ChunkCache>,
     ) -> Self {
-        let documents = documents::build(&tree, format);
+        let documents = Documents::build(&tree, format, DOCUMENT_CACHE_BYTES);
         let mut arrays = tree.arrays();
         arrays.extend(tree.hidden.iter().cloned());
         let mut fingerprints: Vec<(usize, OnceLock<RecipeFingerprint>)> =
@@ -208,8 +213,8 @@ impl KeySpace {
 
     fn resolve(&self, key: &str) -> Option<Resolved<'_>> {
         let key = key.trim_matches('/');
-        if let Some(doc) = self.documents.get(key) {
-            return Some(Resolved::Document(doc));
+        if let Some(len) = self.documents.len_of(key) {
+            return Some(Resolved::Document(len));
         }
         let segments: Vec<&str> = key.split('/').filter(|s| !s.is_empty()).collect();
         for split in (0..=segments.len()).rev() {
@@ -290,7 +295,7 @@ impl KeySpace {
     pub fn stat(&self, key: &str) -> Option<Kind> {
         Some(match self.resolve(key)? {
             Resolved::Dir => Kind::Dir,
-            Resolved::Document(doc) => Kind::File(doc.len() as u64),
+            Resolved::Document(len) => Kind::File(len),
             Resolved::Chunk(array, index) => Kind::File(self.chunk_len(array, &index)),
         })
     }
@@ -338,7 +343,9 @@ impl KeySpace {
     /// computed (naming the array, chunk key and source file).
     pub fn read(&self, key: &str, offset: u64, size: usize) -> Result<Slice, KeyError> {
         let bytes = match self.resolve(key) {
-            Some(Resolved::Document(doc)) => doc.clone(),
+            Some(Resolved::Document(_)) => self
+                .document(key)
+                .ok_or_else(|| KeyError::NotFound(key.to_owned()))?,
             Some(Resolved::Chunk(array, index)) => {
                 let bytes = self.chunk(array, &index)?.0;
                 if offset == 0 {
@@ -349,6 +356,11 @@ impl KeySpace {
             _ => return Err(KeyError::NotFound(key.to_owned())),
         };
         Ok(Slice::new(bytes, offset, size))
+    }
+
+    /// The bytes of metadata document `key`, rendered or from the cache of rendered documents.
+    fn document(&self, key: &str) -> Option<Arc<Vec<u8>>> {
+        self.documents.bytes(&self.tree, key.trim_matches('/'))
     }
 
     /// The bytes of chunk `index` of `array`, from the cache or computed, and where they came
@@ -436,6 +448,9 @@ impl ChunkKeys for KeySpace {
         self.chunk_key(array, index)
     }
 }
+
+/// Bytes of rendered metadata documents a key space keeps (the rest are rendered when read).
+const DOCUMENT_CACHE_BYTES: usize = 16 << 20;
 
 /// Where an array lives, to tell this tree's arrays from another snapshot's with the same id.
 fn address(array: &ArrayNode) -> usize {

@@ -69,8 +69,8 @@ impl KeySpace {
     pub fn open(&self, key: &str) -> Option<OpenKey> {
         Some(match self.resolve(key)? {
             Resolved::Dir => return None,
-            Resolved::Document(doc) => OpenKey {
-                target: Target::Document(doc.clone()),
+            Resolved::Document(_) => OpenKey {
+                target: Target::Document(self.document(key)?),
                 current: true,
             },
             Resolved::Chunk(array, index) => OpenKey {

@@ -44,7 +44,7 @@ pub use startup::{sources_for, Indexed, Startup};
 use crate::cache::{ChunkCache, LockMode};
 use crate::config::MountConfig;
 use crate::keyspace::{KeySpace, ReadAheadConfig};
-use crate::sources::catalog::{Catalog, IndexEvent, IndexReport};
+use crate::sources::catalog::{IndexEvent, IndexReport};
 use crate::sources::router::Sources;
 use crate::tree::Tree;
 
@@ -160,11 +160,11 @@ pub trait FrontEnd: Send + Sync {
     fn swap(&self, next: Arc<KeySpace>) -> usize;
 }
 
-/// One snapshot of a service: the config read, the catalog and report of its index, and the
-/// key space over the tree built from them. Immutable; a reload makes a new one.
+/// One snapshot of a service: the config read, the report of its index, and the key space over
+/// the tree built from them. Immutable; a reload makes a new one. The catalog is not kept: the
+/// tree holds what it serves, and a reload reads the persisted catalog again.
 pub struct Snapshot {
     config: MountConfig,
-    catalog: Catalog,
     report: IndexReport,
     keys: Arc<KeySpace>,
 }
@@ -173,11 +173,6 @@ impl Snapshot {
     /// The config this snapshot was built from (its `[cache]` is the one started with).
     pub fn config(&self) -> &MountConfig {
         &self.config
-    }
-
-    /// The catalog indexed.
-    pub fn catalog(&self) -> &Catalog {
-        &self.catalog
     }
 
     /// What the index read, reused and could not use.

@@ -146,7 +146,6 @@ impl Service {
         let (new, removed) = served.serve_files(&config, &catalog);
         let next = Arc::new(Snapshot {
             config,
-            catalog,
             report,
             keys: keys.clone(),
         });

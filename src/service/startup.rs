@@ -149,10 +149,11 @@ impl Indexed {
         }
         let mut served = Served::new(&startup.config);
         served.serve_files(&startup.config, &catalog);
+        drop(catalog);
+        release_freed_memory();
         Ok(Service {
             current: ArcSwap::from_pointee(Snapshot {
                 config: startup.config,
-                catalog,
                 report,
                 keys: Arc::new(keys),
             }),
@@ -218,6 +219,17 @@ fn with_shared_tier(
     let store = ObjectSharedStore::open(url, &section.storage).map_err(ServiceError::SharedTier)?;
     tracing::info!("shared cache tier: {url}");
     Ok(cache.with_shared_tier(SharedTier::new(Arc::new(store), wait_for_room)))
+}
+
+/// Hands the memory freed after a build (the catalog, the index's and the tree's scratch) back to
+/// the system: glibc keeps freed heap pages mapped, which for an archive of 10,000 files would
+/// leave the daemon's RSS at twice what it holds.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory of the allocator's own heap.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 /// Indexes `config` through `sources`, persisting the catalog or not.
