@@ -7,7 +7,7 @@
 
 use serde_json::{Map, Value};
 
-use super::documents::{node_value, DocKind};
+use super::documents::{array_docs, node_value, DocKind, GROUP_DOCS_V2};
 use super::json::to_bytes;
 use crate::config::ZarrFormat;
 use crate::tree::{GroupNode, Node, NodeRef};
@@ -113,16 +113,7 @@ pub(super) fn entries(group: &GroupNode, format: ZarrFormat, own: bool) -> Vec<E
     let mut out = Vec::new();
     collect(group, "", format, &mut out);
     if own {
-        for (key, kind) in [
-            (".zgroup", DocKind::ZGroup),
-            (".zattrs", DocKind::GroupAttrs),
-        ] {
-            out.push(Entry {
-                key: key.into(),
-                node: NodeRef::Group(group),
-                kind,
-            });
-        }
+        push_docs(&mut out, "", NodeRef::Group(group), GROUP_DOCS_V2);
     }
     if !map_keeps_insertion_order() {
         out.sort_by(|a, b| a.key.cmp(&b.key));
@@ -140,16 +131,12 @@ fn collect<'t>(group: &'t GroupNode, prefix: &str, format: ZarrFormat, out: &mut
                 kind: DocKind::ArrayV3,
             }),
             (Node::Array(a), ZarrFormat::V2) => {
-                for (file, kind) in [
-                    (".zarray", DocKind::ZArray),
-                    (".zattrs", DocKind::ArrayAttrs),
-                ] {
-                    out.push(Entry {
-                        key: format!("{path}/{file}"),
-                        node: NodeRef::Array(a),
-                        kind,
-                    });
-                }
+                push_docs(
+                    out,
+                    &format!("{path}/"),
+                    NodeRef::Array(a),
+                    array_docs(format),
+                );
             }
             (Node::Group(g), _) => {
                 match format {
@@ -159,21 +146,28 @@ fn collect<'t>(group: &'t GroupNode, prefix: &str, format: ZarrFormat, out: &mut
                         kind: DocKind::GroupEntryV3,
                     }),
                     ZarrFormat::V2 => {
-                        for (file, kind) in [
-                            (".zgroup", DocKind::ZGroup),
-                            (".zattrs", DocKind::GroupAttrs),
-                        ] {
-                            out.push(Entry {
-                                key: format!("{path}/{file}"),
-                                node: NodeRef::Group(g),
-                                kind,
-                            });
-                        }
+                        push_docs(out, &format!("{path}/"), NodeRef::Group(g), GROUP_DOCS_V2);
                     }
                 }
                 collect(g, &format!("{path}/"), format, out);
             }
         }
+    }
+}
+
+/// Pushes the documents `docs` (file name and kind) of `node`, keyed `prefix` + file name.
+fn push_docs<'t>(
+    out: &mut Vec<Entry<'t>>,
+    prefix: &str,
+    node: NodeRef<'t>,
+    docs: &[(&str, DocKind)],
+) {
+    for &(file, kind) in docs {
+        out.push(Entry {
+            key: format!("{prefix}{file}"),
+            node,
+            kind,
+        });
     }
 }
 

@@ -128,10 +128,7 @@ impl Documents {
                             below.add(name, len, newlines);
                         }
                         ZarrFormat::V2 => {
-                            for (file, kind) in [
-                                (".zgroup", DocKind::ZGroup),
-                                (".zattrs", DocKind::GroupAttrs),
-                            ] {
+                            for &(file, kind) in GROUP_DOCS_V2 {
                                 let (len, newlines) = measure(&node_value(NodeRef::Group(g), kind));
                                 below.add(&format!("{name}/{file}"), len, newlines);
                             }
@@ -153,10 +150,7 @@ impl Documents {
             }
             ZarrFormat::V2 => {
                 let mut own = below.clone();
-                for (file, kind) in [
-                    (".zgroup", DocKind::ZGroup),
-                    (".zattrs", DocKind::GroupAttrs),
-                ] {
+                for &(file, kind) in GROUP_DOCS_V2 {
                     let (len, newlines) = measure(&node_value(node, kind));
                     self.insert(path, file, kind, len);
                     own.add(file, len, newlines);
@@ -171,8 +165,14 @@ impl Documents {
     }
 }
 
+/// The documents of a group directory in v2 besides `.zmetadata`: file name and kind.
+pub(super) const GROUP_DOCS_V2: &[(&str, DocKind)] = &[
+    (".zgroup", DocKind::ZGroup),
+    (".zattrs", DocKind::GroupAttrs),
+];
+
 /// The documents of an array directory in `format`: file name and kind.
-fn array_docs(format: ZarrFormat) -> &'static [(&'static str, DocKind)] {
+pub(super) fn array_docs(format: ZarrFormat) -> &'static [(&'static str, DocKind)] {
     match format {
         ZarrFormat::V3 => &[("zarr.json", DocKind::ArrayV3)],
         ZarrFormat::V2 => &[
