@@ -34,12 +34,13 @@ pub(super) fn pool(jobs: Option<usize>) -> anyhow::Result<rayon::ThreadPool> {
         .context("starting the worker threads")
 }
 
-/// A progress bar on stderr over `todo` chunks, led by `verb` (`warming`, `exporting`).
-pub(super) fn progress(verb: &str, todo: u64) -> ProgressBar {
+/// A progress bar on stderr over `todo` units (`chunks`, `keys`), led by `verb` (`warming`,
+/// `exporting`).
+pub(super) fn progress(verb: &str, todo: u64, units: &str) -> ProgressBar {
     let bar = ProgressBar::with_draw_target(Some(todo), indicatif::ProgressDrawTarget::stderr());
     bar.set_style(
         ProgressStyle::with_template(&format!(
-            "{verb} {{bar:40}} {{pos}}/{{len}} chunks {{msg}} eta {{eta}}"
+            "{verb} {{bar:40}} {{pos}}/{{len}} {units} {{msg}} eta {{eta}}"
         ))
         .unwrap_or_else(|_| ProgressStyle::default_bar()),
     );

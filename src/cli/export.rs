@@ -96,7 +96,12 @@ pub(super) fn run(args: ExportArgs) -> anyhow::Result<ExitCode> {
     };
     if todo > 0 {
         let pool = super::batch::pool(args.jobs)?;
-        let bar = super::batch::progress("exporting", todo);
+        let units = if plan.sharded_arrays() > 0 {
+            "chunks and shards"
+        } else {
+            "chunks"
+        };
+        let bar = super::batch::progress("exporting", todo, units);
         super::batch::for_each(&pool, &bar, todo, |i| {
             let Some(unit) = plan.unit(shard, i) else {
                 return true;

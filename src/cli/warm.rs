@@ -51,7 +51,7 @@ pub(super) fn run(args: WarmArgs) -> anyhow::Result<ExitCode> {
     let shard = args.shard.unwrap_or(Shard::ALL);
     let todo = plan.shard_len(shard);
     let pool = super::batch::pool(args.jobs)?;
-    let bar = super::batch::progress("warming", todo);
+    let bar = super::batch::progress("warming", todo, "chunks");
     let started = std::time::Instant::now();
     let tally = Tally::default();
     super::batch::for_each(&pool, &bar, todo, |i| {
