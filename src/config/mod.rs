@@ -13,7 +13,7 @@ use serde::Deserialize;
 mod regrid;
 mod samples;
 mod view;
-pub use regrid::{AxisRange, RegridMethod, RegridParams, TargetGrid};
+pub use regrid::{AxisRange, HealpixGrid, RegridMethod, RegridParams, TargetGrid};
 pub use samples::SamplesConfig;
 pub use view::{
     order as view_order, producer, Codec, ExprParams, PackParams, PackRange, Producer,

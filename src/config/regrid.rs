@@ -108,6 +108,28 @@ pub enum TargetGrid {
         /// Its tree path.
         like: String,
     },
+    /// Nested HEALPix cells covering the sphere (one dimension, `cell`).
+    Healpix {
+        /// The HEALPix parameters.
+        healpix: HealpixGrid,
+    },
+}
+
+/// `healpix = { level = N }`: 12·4^N nested cells.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealpixGrid {
+    /// The refinement level (nside = 2^level), 0 to 20.
+    pub level: i64,
+}
+
+impl HealpixGrid {
+    /// The level, when it is within 0-20.
+    pub fn depth(&self) -> Option<u8> {
+        u8::try_from(self.level)
+            .ok()
+            .filter(|&l| l <= crate::operators::kernels::regrid::healpix::MAX_LEVEL)
+    }
 }
 
 fn one() -> f64 {
@@ -129,15 +151,30 @@ pub struct RegridParams {
     /// The source's CRS (`EPSG:<code>`) when its grid has no CF `grid_mapping`.
     #[serde(default)]
     pub source_crs: Option<String>,
-    /// Side of the square output chunks along the two grid dimensions (default 256).
-    #[serde(default = "super::view::tile")]
-    pub chunk: u64,
+    /// Side of the square output chunks along the two grid dimensions (default 256), or the
+    /// cells per chunk of a HEALPix target (default 4^min(level, 8)).
+    #[serde(default)]
+    pub chunk: Option<u64>,
     /// The codec (default none).
     #[serde(default = "super::view::no_codec")]
     pub codec: super::view::Codec,
     /// The codec's level.
     #[serde(default)]
     pub level: Option<i32>,
+}
+
+impl RegridParams {
+    /// The output chunk: its side along each of two grid dimensions, or its cells along a
+    /// HEALPix target's `cell`.
+    pub fn chunk_len(&self) -> u64 {
+        match (&self.grid, self.chunk) {
+            (_, Some(chunk)) => chunk,
+            (TargetGrid::Healpix { healpix }, None) => {
+                1 << (2 * healpix.depth().unwrap_or(0).min(8))
+            }
+            (_, None) => super::view::tile(),
+        }
+    }
 }
 
 /// Checks the values of a parsed `[view.regrid]`.
@@ -168,6 +205,20 @@ pub(crate) fn check(view: &str, params: &RegridParams) -> Result<(), String> {
                 return Err(format!("view {view:?}: grid like names no tree path"));
             }
         }
+        TargetGrid::Healpix { healpix } => {
+            if healpix.depth().is_none() {
+                return Err(format!(
+                    "view {view:?}: grid healpix level {} must be within 0-20",
+                    healpix.level
+                ));
+            }
+            if params.method == RegridMethod::Conservative {
+                return Err(format!(
+                    "view {view:?}: conservative regridding to HEALPix cells is not supported; \
+                     use mean or nearest"
+                ));
+            }
+        }
     }
     if let Some(crs) = &params.source_crs {
         check_crs(view, "source_crs", crs)?;
@@ -178,7 +229,7 @@ pub(crate) fn check(view: &str, params: &RegridParams) -> Result<(), String> {
             params.nan_threshold
         ));
     }
-    if params.chunk == 0 {
+    if params.chunk == Some(0) {
         return Err(format!("view {view:?}: chunk must be at least 1"));
     }
     super::view::check_level(view, params.codec, params.level)
@@ -214,5 +265,41 @@ mod tests {
             step: -1.0,
         };
         assert!(wrong.len().is_err());
+    }
+
+    fn parsed(text: &str) -> RegridParams {
+        toml::from_str(text).expect("a regrid table")
+    }
+
+    #[test]
+    fn healpix_levels_are_checked_and_conservative_refused() {
+        let good = parsed("method = \"mean\"\ngrid = { healpix = { level = 3 } }");
+        assert_eq!(
+            good.grid,
+            TargetGrid::Healpix {
+                healpix: HealpixGrid { level: 3 }
+            }
+        );
+        assert_eq!(good.chunk_len(), 64);
+        assert!(check("hp", &good).is_ok());
+        assert_eq!(
+            parsed("method = \"mean\"\ngrid = { healpix = { level = 12 } }").chunk_len(),
+            65_536
+        );
+        let bad = parsed("method = \"mean\"\ngrid = { healpix = { level = 21 } }");
+        let e = check("hp", &bad).unwrap_err();
+        assert!(e.contains("\"hp\"") && e.contains("level 21"), "{e}");
+        let negative = parsed("method = \"mean\"\ngrid = { healpix = { level = -1 } }");
+        assert!(check("hp", &negative).is_err());
+        let conservative = parsed("method = \"conservative\"\ngrid = { healpix = { level = 2 } }");
+        let e = check("hp", &conservative).unwrap_err();
+        assert!(
+            e.contains("\"hp\"") && e.contains("use mean or nearest"),
+            "{e}"
+        );
+        assert!(toml::from_str::<RegridParams>(
+            "method = \"mean\"\ngrid = { healpix = { nside = 4 } }"
+        )
+        .is_err());
     }
 }

@@ -2,8 +2,10 @@
 //! projected source on lat/lon or another projection, a curvilinear source — computed per
 //! output chunk: from cell polygons in one space (the target's plane, or lon/lat) through a
 //! spatial index of the source cells built once, or, for bilinear and nearest on a
-//! rectilinear source, from each target centre mapped into the source's coordinates. Each chunk's weights are persisted under the
-//! cache directory with the pair's digest, and a few are kept in memory.
+//! rectilinear source, from each target centre mapped into the source's coordinates; for a
+//! HEALPix target, from its cell centres, or (statistics) from the source centres binned by
+//! cell. Each chunk's weights are persisted under the cache directory with the pair's digest
+//! (binned centres are recomputed: cheaper than a file), and a few are kept in memory.
 
 use std::num::NonZeroUsize;
 use std::ops::Range;
@@ -14,7 +16,9 @@ use lru::LruCache;
 use parking_lot::Mutex;
 
 use crate::operators::kernels::regrid::axis::Axis;
+use crate::operators::kernels::regrid::bins::Statistic;
 use crate::operators::kernels::regrid::general::{self, CellGrid, Method, SourceIndex};
+use crate::operators::kernels::regrid::healpix::{self, Membership};
 use crate::operators::kernels::regrid::projection::Projection;
 use crate::operators::kernels::regrid::separable;
 use crate::operators::kernels::regrid::sparse::SparseWeights;
@@ -51,6 +55,64 @@ pub(crate) enum Finder {
         /// Linear (else nearest).
         linear: bool,
     },
+    /// Points of a HEALPix target (bilinear and nearest on a rectilinear source): each cell
+    /// centre in the source's coordinates, interpolated along its axes.
+    HealpixPoints {
+        /// The source's axes.
+        y: Axis,
+        /// Along x.
+        x: Axis,
+        /// The source's projection.
+        source: Projection,
+        /// The HEALPix level.
+        level: u8,
+        /// Linear (else nearest).
+        linear: bool,
+    },
+    /// Source centres binned into HEALPix cells (statistics).
+    HealpixMembers {
+        /// The sources of each cell.
+        members: Membership,
+        /// How a cell's values become one.
+        statistic: Statistic,
+    },
+}
+
+/// Weights at scattered points (`lon`, `lat`) from a rectilinear source's axes, interpolated
+/// along each axis in the source's coordinates as `xarray.interp` does.
+fn point_triplets(
+    y: &Axis,
+    x: &Axis,
+    source: &Projection,
+    points: impl Iterator<Item = (f64, f64)>,
+    linear: bool,
+) -> Vec<(u32, u32, f64)> {
+    let (mut ys, mut xs) = (Vec::new(), Vec::new());
+    for (lon, lat) in points {
+        let (sx, sy) = source.forward(lon, lat);
+        ys.push(sy);
+        xs.push(sx);
+    }
+    let (rows_y, rows_x) = match linear {
+        true => (
+            separable::linear_points(y, &ys),
+            separable::linear_points(x, &xs),
+        ),
+        false => (
+            separable::nearest_points(y, &ys),
+            separable::nearest_points(x, &xs),
+        ),
+    };
+    let nx = x.len() as u32;
+    let mut out = Vec::new();
+    for (k, (ry, rx)) in rows_y.iter().zip(&rows_x).enumerate() {
+        for &(iy, wy) in ry {
+            for &(ix, wx) in rx {
+                out.push((k as u32, iy * nx + ix, wy * wx));
+            }
+        }
+    }
+    out
 }
 
 /// The target's cells, how to find their source cells, and the chunk weights found so far.
@@ -114,35 +176,34 @@ impl Cells {
                 target,
                 linear,
             } => {
-                let (mut ys, mut xs) = (Vec::new(), Vec::new());
-                for &t in targets {
+                let points = targets.iter().map(|&t| {
                     let [tx, ty] = self.target.centres.get(t).copied().unwrap_or([f64::NAN; 2]);
-                    let (lon, lat) = target.inverse(tx, ty);
-                    let (sx, sy) = source.forward(lon, lat);
-                    ys.push(sy);
-                    xs.push(sx);
-                }
-                let (rows_y, rows_x) = match linear {
-                    true => (
-                        separable::linear_points(y, &ys),
-                        separable::linear_points(x, &xs),
-                    ),
-                    false => (
-                        separable::nearest_points(y, &ys),
-                        separable::nearest_points(x, &xs),
-                    ),
-                };
-                let nx = x.len() as u32;
-                let mut out = Vec::new();
-                for (k, (ry, rx)) in rows_y.iter().zip(&rows_x).enumerate() {
-                    for &(iy, wy) in ry {
-                        for &(ix, wx) in rx {
-                            out.push((k as u32, iy * nx + ix, wy * wx));
-                        }
-                    }
-                }
-                out
+                    target.inverse(tx, ty)
+                });
+                point_triplets(y, x, source, points, *linear)
             }
+            Finder::HealpixPoints {
+                y,
+                x,
+                source,
+                level,
+                linear,
+            } => {
+                let points = targets.iter().map(|&t| healpix::centre(*level, t as u64));
+                point_triplets(y, x, source, points, *linear)
+            }
+            Finder::HealpixMembers { members, .. } => match (targets.first(), targets.last()) {
+                (Some(&a), Some(&b)) => members.triplets(a as u64..b as u64 + 1),
+                _ => Vec::new(),
+            },
+        }
+    }
+
+    /// The statistic of binned source centres, for a HEALPix target.
+    pub(crate) fn statistic(&self) -> Option<Statistic> {
+        match &self.finder {
+            Finder::HealpixMembers { statistic, .. } => Some(*statistic),
+            _ => None,
         }
     }
 
@@ -152,7 +213,8 @@ impl Cells {
         if let Some(known) = self.chunks.lock().get(&key) {
             return known.clone();
         }
-        let file = self.store.as_ref().map(|d| {
+        let binned = self.statistic().is_some();
+        let file = self.store.as_ref().filter(|_| !binned).map(|d| {
             d.join(format!(
                 "{:032x}-{}-{}-{}-{}.bin",
                 self.digest, ty.start, ty.end, tx.start, tx.end

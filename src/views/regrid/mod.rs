@@ -2,10 +2,12 @@
 //! output chunk from only the source window its weights read. [`grid`] finds the source grid
 //! from CF attributes, [`pair`] holds the weights between the two grids (computed once,
 //! persisted), [`operator`] computes chunks. The target's dimensions and coordinates are named
-//! after the target grid (`lat`/`lon`, `y`/`x`, or those of the `like` group).
+//! after the target grid (`lat`/`lon`, `y`/`x`, those of the `like` group, or one `cell`
+//! dimension with xdggs's coordinates for nested HEALPix cells, [`healpix`]).
 
 mod cells;
 pub(crate) mod grid;
+mod healpix;
 mod operator;
 mod pair;
 mod target;
@@ -57,8 +59,16 @@ pub(super) fn apply(
         }
     }
     let grid = found.map_err(|e| builder.config_error(format!("{path}: {e}")))?;
-    let target = target::target(builder, &params.grid, &grid, path)
+    let chunk = params.chunk_len();
+    let target = target::target(builder, &params.grid, &grid, path, chunk)
         .map_err(|e| builder.config_error(format!("{path}: {e}")))?;
+    let cells = matches!(target.axes, pair::TargetAxes::Healpix { .. });
+    if cells && !params.method.is_statistic() && grid.kind == grid::GridKind::Curvilinear {
+        return Err(builder.config_error(format!(
+            "{path}: {:?} to HEALPix cells needs a rectilinear source; use mean",
+            params.method
+        )));
+    }
     if params.method.is_statistic() && matches!(target.axes, pair::TargetAxes::Cells { .. }) {
         return Err(builder.config_error(format!(
             "{path}: {:?} bins source centres, which needs a target grid of the source's kind",
@@ -79,7 +89,10 @@ pub(super) fn apply(
             .iter()
             .filter_map(|d| array.dims.iter().position(|a| a == d))
             .collect();
-        let regridded = along.len() == 2 && candidates.iter().any(|(n, _)| n == name);
+        let rank = array.dims.len();
+        // HEALPix cells replace the grid's two dimensions, which must be the last two.
+        let placed = !cells || along == [rank.saturating_sub(2), rank.saturating_sub(1)];
+        let regridded = along.len() == 2 && placed && candidates.iter().any(|(n, _)| n == name);
         if !regridded {
             let replaced =
                 target.dims.contains(name) || target.arrays.iter().any(|(n, _)| n == *name);
@@ -99,10 +112,23 @@ pub(super) fn apply(
         let mut dims = array.dims.clone();
         let mut shape = array.geometry.shape.clone();
         let mut chunks = vec![1; shape.len()];
-        for (k, &a) in axes.iter().enumerate() {
-            dims[a] = target.dims[k].clone();
-            shape[a] = target.lens[k];
-            chunks[a] = params.chunk.min(target.lens[k]).max(1);
+        // The positions of the target's dimensions: the source's y and x, or one `cell`
+        // dimension in place of the last two.
+        let (layout, positions) = match cells {
+            true => {
+                dims.truncate(rank - 1);
+                shape.truncate(rank - 1);
+                chunks.truncate(rank - 1);
+                (operator::Layout::Cells, vec![rank - 2])
+            }
+            false => (operator::Layout::Plane, axes.to_vec()),
+        };
+        for (k, &a) in positions.iter().enumerate() {
+            if let (Some(dim), Some(&len)) = (target.dims.get(k), target.lens.get(k)) {
+                dims[a] = dim.clone();
+                shape[a] = len;
+                chunks[a] = chunk.min(len).max(1);
+            }
         }
         let mut attrs: Vec<Attr> = without_encoding_attrs(&array.attrs)
             .into_iter()
@@ -114,6 +140,12 @@ pub(super) fn apply(
             })
             .collect();
         attrs.extend(nan_fill_attr(float));
+        if cells {
+            attrs.push(Attr {
+                name: "coordinates".into(),
+                value: AttrValue::Text(healpix::COORDINATES.into()),
+            });
+        }
         if let Some(mapping) = &target.grid_mapping {
             attrs.push(Attr {
                 name: "grid_mapping".into(),
@@ -124,6 +156,7 @@ pub(super) fn apply(
             source: (*array).clone(),
             decoding,
             axes,
+            layout,
             pair: pair.clone(),
             nan_threshold: params.nan_threshold,
         };
@@ -170,5 +203,6 @@ fn describe(grid: &TargetGrid) -> String {
             x.start, x.stop, x.step, y.start, y.stop, y.step
         ),
         TargetGrid::Like { like } => format!("like {like}"),
+        TargetGrid::Healpix { healpix } => format!("nested HEALPix level {}", healpix.level),
     }
 }

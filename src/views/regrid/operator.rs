@@ -2,6 +2,7 @@
 //! window its weights read (one 2-d slice per element of the other dimensions), and
 //! [`Centres`] serves a target coordinate known from the config.
 
+use std::ops::Range;
 use std::sync::Arc;
 
 use xxhash_rust::xxh3::Xxh3;
@@ -15,13 +16,24 @@ use crate::sources::model::DType;
 use crate::tree::ArrayNode;
 use crate::views::decoded::{float_bytes, into_chunk, Decoding};
 
+/// How the output's grid dimensions sit among its dimensions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Layout {
+    /// y and x at the source's positions.
+    Plane,
+    /// One `cell` dimension, last, in place of the source's y and x (its last two).
+    Cells,
+}
+
 /// One variable on the target grid.
 #[derive(Debug)]
 pub(crate) struct Regrid {
     pub(crate) source: Arc<ArrayNode>,
     pub(crate) decoding: Decoding,
-    /// Positions of the grid's y and x dimensions (the same in source and output).
+    /// Positions of the grid's y and x dimensions in the source (and in a [`Layout::Plane`]
+    /// output).
     pub(crate) axes: [usize; 2],
+    pub(crate) layout: Layout,
     pub(crate) pair: Arc<GridPair>,
     pub(crate) nan_threshold: f64,
 }
@@ -30,12 +42,59 @@ impl Regrid {
     /// The source region behind output `region`: the whole source grid at the same elements
     /// of the other dimensions (what the chunk's key depends on).
     fn source_slices(&self, region: &Region) -> Region {
-        let mut source = region.clone();
-        for &a in &self.axes {
-            source.start[a] = 0;
-            source.count[a] = self.source.geometry.shape[a];
+        let [ay, ax] = self.axes;
+        let shape = &self.source.geometry.shape;
+        let whole = |a: usize| 0..shape.get(a).copied().unwrap_or(0) as usize;
+        self.source_window(region, whole(ay), whole(ax))
+    }
+
+    /// The source region of rows `ys` and columns `xs` at the elements of the other
+    /// dimensions of output `region`.
+    fn source_window(&self, region: &Region, ys: Range<usize>, xs: Range<usize>) -> Region {
+        let [ay, ax] = self.axes;
+        let mut source = match self.layout {
+            Layout::Plane => region.clone(),
+            Layout::Cells => {
+                let others = region.start.len().saturating_sub(1);
+                let mut source = Region {
+                    start: region.start[..others].to_vec(),
+                    count: region.count[..others].to_vec(),
+                };
+                source.start.extend([0, 0]);
+                source.count.extend([0, 0]);
+                source
+            }
+        };
+        for (a, span) in [(ay, ys), (ax, xs)] {
+            if let (Some(start), Some(count)) = (source.start.get_mut(a), source.count.get_mut(a)) {
+                (*start, *count) = (span.start as u64, span.len() as u64);
+            }
         }
         source
+    }
+
+    /// The target rows and columns of output `region` (row `0..1` and columns the cells for
+    /// [`Layout::Cells`]), and how many 2-d slices it holds.
+    fn target_span(&self, region: &Region) -> (Range<usize>, Range<usize>, usize) {
+        let range = |a: usize| {
+            let start = region.start.get(a).copied().unwrap_or(0) as usize;
+            start..start + region.count.get(a).copied().unwrap_or(0) as usize
+        };
+        let spatial: Vec<usize> = match self.layout {
+            Layout::Plane => self.axes.to_vec(),
+            Layout::Cells => vec![region.count.len().saturating_sub(1)],
+        };
+        let slices = region
+            .count
+            .iter()
+            .enumerate()
+            .filter(|(d, _)| !spatial.contains(d))
+            .map(|(_, &c)| c as usize)
+            .product();
+        match self.layout {
+            Layout::Plane => (range(self.axes[0]), range(self.axes[1]), slices),
+            Layout::Cells => (0..1, range(spatial[0]), slices),
+        }
     }
 }
 
@@ -161,30 +220,16 @@ impl Regrid {
         region: &Region,
         context: &OperatorContext<'_>,
     ) -> Result<Vec<T>, ChunkError> {
-        let [ay, ax] = self.axes;
-        let range =
-            |a: usize| region.start[a] as usize..(region.start[a] + region.count[a]) as usize;
-        let (ty, tx) = (range(ay), range(ax));
+        let (ty, tx, slices) = self.target_span(region);
         let weights = self.pair.weights(context)?;
         let plan = weights.plan(ty.clone(), tx.clone());
         let (ys, xs) = plan.window.clone();
         let plane = ty.len() * tx.len();
-        let slices: usize = region
-            .count
-            .iter()
-            .enumerate()
-            .filter(|(d, _)| !self.axes.contains(d))
-            .map(|(_, &c)| c as usize)
-            .product();
         let mut out = vec![T::from_f64(f64::NAN); slices * plane];
         if ys.is_empty() || xs.is_empty() || plane == 0 {
             return Ok(out);
         }
-        let mut window = region.clone();
-        window.start[ay] = ys.start as u64;
-        window.count[ay] = ys.len() as u64;
-        window.start[ax] = xs.start as u64;
-        window.count[ax] = xs.len() as u64;
+        let window = self.source_window(region, ys.clone(), xs.clone());
         let values = T::read(self, context, &window)?;
         let source_plane = ys.len() * xs.len();
         for (s, target) in out.chunks_exact_mut(plane).enumerate() {

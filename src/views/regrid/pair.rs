@@ -16,6 +16,7 @@ use crate::config::RegridMethod;
 use crate::operators::kernels::regrid::axis::{Axis, AxisKind};
 use crate::operators::kernels::regrid::bins::{self, Statistic};
 use crate::operators::kernels::regrid::general::{CellGrid, Method, SourceIndex, Space};
+use crate::operators::kernels::regrid::healpix::{self, Membership};
 use crate::operators::kernels::regrid::projection::Projection;
 use crate::operators::kernels::regrid::separable::{self, AxisWeights};
 use crate::operators::kernels::regrid::sparse::SparseWeights;
@@ -42,6 +43,12 @@ pub(crate) enum TargetAxes {
         x: Axis,
         /// The target's projection ([`Projection::LonLat`] for lat/lon).
         projection: Projection,
+    },
+    /// Nested HEALPix cells of one level, served along one `cell` dimension (as target
+    /// rows `0..1` and columns the cell ids).
+    Healpix {
+        /// The level.
+        level: u8,
     },
 }
 
@@ -142,13 +149,22 @@ impl Plan<'_> {
                 },
                 _,
             ) => bins::apply_statistic(*statistic, y, x, ty, tx, ys, xs, source, out),
-            (Weights::Sparse(cells), Some(chunk)) => chunk.apply(
-                cells.source_shape(),
-                self.window.clone(),
-                source,
-                nan_threshold,
-                out,
-            ),
+            (Weights::Sparse(cells), Some(chunk)) => match cells.statistic() {
+                Some(stat) => chunk.apply_statistic(
+                    stat,
+                    cells.source_shape(),
+                    self.window.clone(),
+                    source,
+                    out,
+                ),
+                None => chunk.apply(
+                    cells.source_shape(),
+                    self.window.clone(),
+                    source,
+                    nan_threshold,
+                    out,
+                ),
+            },
             (Weights::Sparse(_), None) => out.fill(T::from_f64(f64::NAN)),
         }
     }
@@ -199,9 +215,17 @@ impl GridPair {
             *memo = Some(weights.clone());
             return Ok(weights);
         }
+        if let TargetAxes::Healpix { level } = &self.target {
+            let cells = self.healpix(context, *level)?;
+            let weights = Arc::new(Weights::Sparse(Box::new(cells)));
+            *memo = Some(weights.clone());
+            return Ok(weights);
+        }
         let source = axes(context, &self.source)?;
         let target = match &self.target {
-            TargetAxes::Cells { .. } => unreachable!("handled above"),
+            TargetAxes::Cells { .. } | TargetAxes::Healpix { .. } => {
+                return Err(grid_error("this target has no axes"))
+            }
             TargetAxes::Given(y, x) => (y.clone(), x.clone()),
             TargetAxes::Like(like) => {
                 if like.kind != self.source.kind {
@@ -230,16 +254,7 @@ impl GridPair {
             .store
             .as_ref()
             .map(|d| d.join(format!("{digest:032x}.bin")));
-        let statistic = match self.method {
-            RegridMethod::Mean => Some(Statistic::Mean),
-            RegridMethod::Min => Some(Statistic::Min),
-            RegridMethod::Max => Some(Statistic::Max),
-            RegridMethod::Std => Some(Statistic::Std),
-            RegridMethod::Median => Some(Statistic::Median),
-            RegridMethod::Count => Some(Statistic::Count),
-            _ => None,
-        };
-        if let Some(statistic) = statistic {
+        if let Some(statistic) = statistic_of(self.method) {
             // Binning is a search per source centre: cheaper than reading a file.
             return Ok(Weights::Binned {
                 y: bins::bins(&source.0, &target.0),
@@ -383,6 +398,95 @@ impl GridPair {
             digest,
             self.store.clone(),
         ))
+    }
+}
+
+impl GridPair {
+    /// HEALPix cells of `level`: the source's centres binned by cell (statistics), or each
+    /// cell centre sampled on a rectilinear source (nearest, bilinear).
+    fn healpix(&self, context: &OperatorContext<'_>, level: u8) -> Result<Cells, ChunkError> {
+        let own = super::target::source_projection(&self.source)
+            .map_err(grid_error)?
+            .unwrap_or(Projection::LonLat);
+        let n = healpix::cell_count(level) as usize;
+        let target = CellGrid {
+            shape: [1, n],
+            centres: Vec::new(),
+            corners: Vec::new(),
+            space: Space::LonLat,
+        };
+        let statistic = statistic_of(self.method);
+        let (finder, shape, identity) = match (&self.source.kind, statistic) {
+            (GridKind::Curvilinear, Some(statistic)) => {
+                let [lat, lon] = &self.source.coords;
+                let (lat_values, lon_values) = (values(context, lat)?, values(context, lon)?);
+                let shape = [
+                    lat.geometry.shape.first().copied().unwrap_or(0) as usize,
+                    lat.geometry.shape.get(1).copied().unwrap_or(1) as usize,
+                ];
+                let centres = lon_values.iter().copied().zip(lat_values.iter().copied());
+                let members = Membership::new(level, centres);
+                let finder = Finder::HealpixMembers { members, statistic };
+                (finder, shape, vec![lat_values, lon_values])
+            }
+            (GridKind::Curvilinear, None) => {
+                return Err(grid_error(format!(
+                    "{}: {:?} to HEALPix cells needs a rectilinear source",
+                    self.source.coords[0].path, self.method
+                )))
+            }
+            (_, statistic) => {
+                let (sy, sx) = axes(context, &self.source)?;
+                let identity = vec![sy.centres().to_vec(), sx.centres().to_vec()];
+                let shape = [sy.len(), sx.len()];
+                let finder = match statistic {
+                    Some(statistic) => {
+                        let centres = sy
+                            .centres()
+                            .iter()
+                            .flat_map(|&y| sx.centres().iter().map(move |&x| own.inverse(x, y)));
+                        let members = Membership::new(level, centres);
+                        Finder::HealpixMembers { members, statistic }
+                    }
+                    None => Finder::HealpixPoints {
+                        y: sy,
+                        x: sx,
+                        source: own,
+                        level,
+                        linear: self.method == RegridMethod::Bilinear,
+                    },
+                };
+                (finder, shape, identity)
+            }
+        };
+        let digest = crate::operators::fingerprint_hash(&(
+            "regrid-healpix",
+            1u32,
+            self.method,
+            identity,
+            level,
+            format!("{own:?}"),
+        ));
+        Ok(Cells::new(
+            finder,
+            shape,
+            target,
+            digest,
+            self.store.clone(),
+        ))
+    }
+}
+
+/// The statistic a method computes, if it bins centres.
+fn statistic_of(method: RegridMethod) -> Option<Statistic> {
+    match method {
+        RegridMethod::Mean => Some(Statistic::Mean),
+        RegridMethod::Min => Some(Statistic::Min),
+        RegridMethod::Max => Some(Statistic::Max),
+        RegridMethod::Std => Some(Statistic::Std),
+        RegridMethod::Median => Some(Statistic::Median),
+        RegridMethod::Count => Some(Statistic::Count),
+        _ => None,
     }
 }
 

@@ -19,8 +19,9 @@ use crate::views::Builder;
 
 /// The target's dimension names, lengths, coordinate arrays and cells.
 pub(crate) struct Target {
-    pub(crate) dims: [String; 2],
-    pub(crate) lens: [u64; 2],
+    /// Its grid dimensions: y and x, or one `cell` dimension for HEALPix.
+    pub(crate) dims: Vec<String>,
+    pub(crate) lens: Vec<u64>,
     /// Coordinate (and grid mapping) arrays by name.
     pub(crate) arrays: Vec<(String, Arc<ArrayNode>)>,
     pub(crate) axes: TargetAxes,
@@ -120,7 +121,9 @@ fn cells(source: &SourceGrid, grid: &TargetGrid) -> Result<TargetAxes, String> {
         TargetGrid::Projected { crs, x, y } => {
             (Projection::from_epsg(crs).map_err(|e| e.to_string())?, y, x)
         }
-        TargetGrid::Like { .. } => return Err("`like` has no ranges".into()),
+        TargetGrid::Like { .. } | TargetGrid::Healpix { .. } => {
+            return Err("this grid has no ranges".into())
+        }
     };
     let own = source_projection(source)?;
     let separable = match (&source.kind, &target) {
@@ -214,14 +217,30 @@ fn grid_mapping(builder: &mut Builder<'_>, path: &str, projection: &Projection) 
     )
 }
 
-/// The target of a regrid of `source` to `grid`, its arrays built at `path`.
+/// The target of a regrid of `source` to `grid`, its arrays built at `path` (chunked by
+/// `chunk` cells along a HEALPix target's `cell`).
 pub(crate) fn target(
     builder: &mut Builder<'_>,
     grid: &TargetGrid,
     source: &SourceGrid,
     path: &str,
+    chunk: u64,
 ) -> Result<Target, String> {
     match grid {
+        TargetGrid::Healpix { healpix: grid } => {
+            let level = grid
+                .depth()
+                .ok_or_else(|| format!("grid healpix level {} must be within 0-20", grid.level))?;
+            Ok(Target {
+                dims: vec![super::healpix::CELL_DIM.into()],
+                lens: vec![crate::operators::kernels::regrid::healpix::cell_count(
+                    level,
+                )],
+                arrays: super::healpix::coordinates(builder, path, level, chunk),
+                axes: TargetAxes::Healpix { level },
+                grid_mapping: None,
+            })
+        }
         TargetGrid::LatLon { lat, lon } => {
             let axes = cells(source, grid)?;
             let arrays = vec![
@@ -251,8 +270,8 @@ pub(crate) fn target(
                 ),
             ];
             Ok(Target {
-                dims: ["lat".into(), "lon".into()],
-                lens: [lat.len()? as u64, lon.len()? as u64],
+                dims: vec!["lat".into(), "lon".into()],
+                lens: vec![lat.len()? as u64, lon.len()? as u64],
                 arrays,
                 axes,
                 grid_mapping: None,
@@ -288,8 +307,8 @@ pub(crate) fn target(
             let mapping = grid_mapping(builder, path, &projection);
             arrays.push(("spatial_ref".into(), mapping));
             Ok(Target {
-                dims: ["y".into(), "x".into()],
-                lens: [y.len()? as u64, x.len()? as u64],
+                dims: vec!["y".into(), "x".into()],
+                lens: vec![y.len()? as u64, x.len()? as u64],
                 arrays,
                 axes,
                 grid_mapping: Some("spatial_ref".into()),
@@ -311,7 +330,7 @@ pub(crate) fn target(
                     describe_kind(&source.kind)
                 ));
             }
-            let lens = [
+            let lens = vec![
                 grid.coords[0].geometry.shape[0],
                 grid.coords[1].geometry.shape[0],
             ];
@@ -321,7 +340,7 @@ pub(crate) fn target(
                 arrays.push((dim.clone(), alias));
             }
             Ok(Target {
-                dims: grid.dims.clone(),
+                dims: grid.dims.to_vec(),
                 lens,
                 arrays,
                 axes: TargetAxes::Like(grid),

@@ -155,7 +155,7 @@ pub(crate) fn apply(
             },
             nan_threshold: 1.0,
             source_crs: None,
-            chunk: ppt,
+            chunk: Some(ppt),
             codec: params.codec.unwrap_or(Codec::Gzip),
             level: params.level.or(Some(1)),
         };

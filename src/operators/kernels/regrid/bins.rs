@@ -191,7 +191,7 @@ pub(crate) fn apply_statistic<T: Float>(
 }
 
 /// One statistic of non-NaN `values` (reordered by the median).
-fn reduce(stat: Statistic, values: &mut [f64]) -> f64 {
+pub(crate) fn reduce(stat: Statistic, values: &mut [f64]) -> f64 {
     let n = values.len();
     if stat == Statistic::Count {
         return n as f64;

@@ -7,6 +7,7 @@ use std::ops::Range;
 
 use serde::{Deserialize, Serialize};
 
+use super::bins::{reduce, Statistic};
 use super::separable::{check_csr, finish, min_valid};
 use super::RegridError;
 use crate::operators::kernels::Float;
@@ -128,6 +129,41 @@ impl SparseWeights {
                 }
             }
             *cell = T::from_f64(finish(sum, valid, threshold));
+        }
+    }
+
+    /// Applies `stat` to the non-NaN source values of each row (weights are ignored: a row
+    /// lists the sources binned in its cell); sources outside the window are skipped and
+    /// lengths that do not match fill `out` with NaN.
+    pub(crate) fn apply_statistic<T: Float>(
+        &self,
+        stat: Statistic,
+        source_shape: [usize; 2],
+        window: (Range<usize>, Range<usize>),
+        source: &[T],
+        out: &mut [T],
+    ) {
+        let nx = source_shape[1];
+        let (wy, wx) = window;
+        let width = wx.len();
+        if source.len() != wy.len() * width || out.len() != self.len() || nx == 0 {
+            out.fill(T::from_f64(f64::NAN));
+            return;
+        }
+        let mut values = Vec::new();
+        for (t, cell) in out.iter_mut().enumerate() {
+            values.clear();
+            for &s in self.row(t).0 {
+                let (r, c) = (s as usize / nx, s as usize % nx);
+                if !(wy.contains(&r) && wx.contains(&c)) {
+                    continue;
+                }
+                let value = source[(r - wy.start) * width + (c - wx.start)].to_f64();
+                if !value.is_nan() {
+                    values.push(value);
+                }
+            }
+            *cell = T::from_f64(reduce(stat, &mut values));
         }
     }
 
