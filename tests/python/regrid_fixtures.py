@@ -96,6 +96,24 @@ POLAR_X = np.arange(-1_000_000.0, 1_000_000.0 + 1, POLAR_STEP)  # 81 centres
 POLAR_Y = np.arange(1_200_000.0, -1_200_000.0 - 1, -POLAR_STEP)  # 97 centres, descending
 
 
+def open_globe(paths) -> "xr.Dataset":
+    """The globe archive as xarray joins it from the files (the tests' reference)."""
+    import xarray as xr
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with xr.open_mfdataset([str(p) for p in paths], combine="by_coords") as ds:
+            return ds.load()
+
+
+def close(got, want, where, rtol=1e-5, atol=0.0):
+    """``got`` equals ``want`` within the tolerances, NaN where ``want`` is NaN."""
+    got, want = np.asarray(got, dtype="f8"), np.asarray(want, dtype="f8")
+    assert got.shape == want.shape, f"{where}: shape {got.shape} vs {want.shape}"
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg=f"{where}: NaN pattern")
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, equal_nan=True, err_msg=where)
+
+
 def make_polar(directory: Path, seed: int = 8) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)

@@ -86,17 +86,11 @@ def mount(module_mounts, archives):
 
 @pytest.fixture(scope="module")
 def globe(archives) -> xr.Dataset:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with xr.open_mfdataset([str(p) for p in archives["globe"]], combine="by_coords") as ds:
-            return ds.load()
+    return rf.open_globe(archives["globe"])
 
 
 def close(got, want, where, rtol=1e-5, atol=0.0):
-    got, want = np.asarray(got, dtype="f8"), np.asarray(want, dtype="f8")
-    assert got.shape == want.shape, f"{where}: shape {got.shape} vs {want.shape}"
-    np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg=f"{where}: NaN pattern")
-    np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, equal_nan=True, err_msg=where)
+    rf.close(got, want, where, rtol=rtol, atol=atol)
 
 
 # --------------------------------------------------------------------------------------------

@@ -67,10 +67,7 @@ def mount(module_mounts, archives):
 
 @pytest.fixture(scope="module")
 def globe(archives) -> xr.Dataset:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with xr.open_mfdataset([str(p) for p in archives["globe"]], combine="by_coords") as ds:
-            return ds.load()
+    return rf.open_globe(archives["globe"])
 
 
 def binned(field, lat, lon, level, stat, lat2=None, lon2=None):
@@ -113,10 +110,7 @@ def nearest_index(axis, points, periodic):
 
 
 def close(got, want, where, rtol=1e-6, atol=0.0):
-    got, want = np.asarray(got, dtype="f8"), np.asarray(want, dtype="f8")
-    assert got.shape == want.shape, f"{where}: shape {got.shape} vs {want.shape}"
-    np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg=f"{where}: NaN pattern")
-    np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, equal_nan=True, err_msg=where)
+    rf.close(got, want, where, rtol=rtol, atol=atol)
 
 
 def test_cells_carry_xdggs_coordinates(mount):
