@@ -155,6 +155,10 @@ pub struct RegridParams {
     /// cells per chunk of a HEALPix target (default 4^min(level, 8)).
     #[serde(default)]
     pub chunk: Option<u64>,
+    /// Chunk lengths by dimension name, overriding `chunk` and the one element per chunk along
+    /// the other dimensions, e.g. `{ time = 30 }`.
+    #[serde(default)]
+    pub chunks: std::collections::BTreeMap<String, u64>,
     /// The codec (default none).
     #[serde(default = "super::view::no_codec")]
     pub codec: super::view::Codec,
@@ -232,6 +236,7 @@ pub(crate) fn check(view: &str, params: &RegridParams) -> Result<(), String> {
     if params.chunk == Some(0) {
         return Err(format!("view {view:?}: chunk must be at least 1"));
     }
+    super::view::check_chunks(view, &params.chunks)?;
     super::view::check_level(view, params.codec, params.level)
 }
 

@@ -157,6 +157,10 @@ pub struct PyramidParams {
     /// Side of the square chunks along those dimensions.
     #[serde(default = "tile")]
     pub chunk: u64,
+    /// Chunk lengths by dimension name, overriding `chunk` and the one element per chunk along
+    /// the other dimensions, e.g. `{ time = 30 }` (native pyramids only).
+    #[serde(default)]
+    pub chunks: BTreeMap<String, u64>,
     /// The codec (default none; gzip for a `crs` pyramid, which map viewers read).
     #[serde(default)]
     pub codec: Option<Codec>,
@@ -276,6 +280,14 @@ fn check_pack(view: &str, pack: &PackParams) -> Result<(), String> {
     check_level(view, pack.codec, pack.level)
 }
 
+/// Checks a view's `chunks` lengths (their names are checked when the tree is built).
+pub(crate) fn check_chunks(view: &str, chunks: &BTreeMap<String, u64>) -> Result<(), String> {
+    match chunks.iter().find(|(_, &n)| n == 0) {
+        Some((dim, _)) => Err(format!("view {view:?}: chunks: {dim:?} must be at least 1")),
+        None => Ok(()),
+    }
+}
+
 fn check_pyramid(view: &str, pyramid: &PyramidParams) -> Result<(), String> {
     if !(1..=16).contains(&pyramid.levels) {
         return Err(format!(
@@ -285,6 +297,14 @@ fn check_pyramid(view: &str, pyramid: &PyramidParams) -> Result<(), String> {
     }
     if pyramid.chunk == 0 {
         return Err(format!("view {view:?}: chunk must be at least 1"));
+    }
+    check_chunks(view, &pyramid.chunks)?;
+    if pyramid.crs.is_some() && !pyramid.chunks.is_empty() {
+        return Err(format!(
+            "view {view:?}: chunks applies to native pyramids; a crs pyramid's chunks are one \
+             tile of pixels_per_tile along x and y and one element along the other dimensions, \
+             as map viewers read them"
+        ));
     }
     if let Some(dims) = &pyramid.dims {
         if dims.len() != 2 || dims[0] == dims[1] {
@@ -503,6 +523,7 @@ mod tests {
                 method: Reduction::Mean,
                 dims: None,
                 chunk: 8,
+                chunks: BTreeMap::new(),
                 codec: None,
                 level: None,
                 crs: None,

@@ -12,9 +12,10 @@ mod pyramid;
 mod regrid;
 mod scan;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+pub use regrid::weights_store::WeightsUsage;
 pub use scan::{RangeScans, ScanError};
 
 use crate::config::{
@@ -91,6 +92,29 @@ impl Builder<'_> {
             .collect()
     }
 
+    /// Fails when the view's `chunks` names a dimension no array of `group` (the view's
+    /// output for one group) has.
+    pub(crate) fn check_chunk_dims(
+        &self,
+        chunks: &BTreeMap<String, u64>,
+        group: &GroupNode,
+        path: &str,
+    ) -> Result<(), TreeError> {
+        let dims: BTreeSet<&String> = descendant_arrays(group)
+            .flat_map(|array| array.dims.iter())
+            .collect();
+        match chunks.keys().find(|d| !dims.contains(d)) {
+            None => Ok(()),
+            Some(unknown) => Err(self.config_error(format!(
+                "{path}: chunks: {unknown:?} is not a dimension of the view (dimensions: {})",
+                dims.iter()
+                    .map(|d| d.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))),
+        }
+    }
+
     /// Fails when `variables` names a variable `group` does not have.
     pub(crate) fn check_variables(
         &self,
@@ -108,6 +132,30 @@ impl Builder<'_> {
         }
         Ok(())
     }
+}
+
+/// Chunk lengths `chunks` (one per dimension of an array with `dims` and `shape`) with the
+/// view's `chunks` overrides applied, each at most the dimension's length.
+pub(crate) fn override_chunks(
+    mut chunks: Vec<u64>,
+    dims: &[String],
+    shape: &[u64],
+    overrides: &BTreeMap<String, u64>,
+) -> Vec<u64> {
+    for ((chunk, dim), &len) in chunks.iter_mut().zip(dims).zip(shape) {
+        if let Some(&n) = overrides.get(dim) {
+            *chunk = n.min(len).max(1);
+        }
+    }
+    chunks
+}
+
+/// Every array of `group` and of its subgroups.
+fn descendant_arrays(group: &GroupNode) -> Box<dyn Iterator<Item = &Arc<ArrayNode>> + '_> {
+    Box::new(group.children.values().flat_map(|node| match node {
+        Node::Array(a) => Box::new(std::iter::once(a)) as Box<dyn Iterator<Item = _>>,
+        Node::Group(g) => descendant_arrays(g),
+    }))
 }
 
 /// The arrays of `group` (name, array), in name order.

@@ -4,7 +4,8 @@
 //! `ds.coarsen({y: f, x: f}, boundary="trim").<method>()` gives. Each level is computed from
 //! the next finer level's cached chunks (the mean carries per-element counts of valid source
 //! values in hidden arrays, so it is never a mean of means). Chunks are square along the two
-//! dimensions and one element along the others, as map viewers read them; coordinates along
+//! dimensions and one element along the others, as map viewers read them (`chunks` overrides
+//! both, e.g. several time steps per chunk for readers of whole levels); coordinates along
 //! the two dimensions are block means, as xarray's `coord_func` default.
 
 use std::sync::Arc;
@@ -378,6 +379,7 @@ pub(super) fn apply(
                     }
                 })
                 .collect();
+            let chunks = super::override_chunks(chunks, &array.dims, &shape, &params.chunks);
             Geometry {
                 shape,
                 chunks,
@@ -498,5 +500,6 @@ pub(super) fn apply(
         ));
         out.children.insert(k.to_string(), Node::Group(group));
     }
+    builder.check_chunk_dims(&params.chunks, &out, path)?;
     Ok(out)
 }

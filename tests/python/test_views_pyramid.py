@@ -27,6 +27,8 @@ VIEWS = {
     "pyr/sum": (3, "sum", {"dims": list(DIMS)}),
     "pyr/nearest": (3, "nearest", {"dims": list(DIMS)}),
     "pyr/chunked": (3, "mean", {"chunk": 8, "codec": "gzip"}),  # default dims: the last two
+    # several days per chunk, a partial last one; lon overridden apart from lat
+    "pyr/days": (3, "mean", {"dims": list(DIMS), "chunk": 16, "chunks": {"time": 3, "lon": 10}}),
 }
 LEVEL_CASES = [(name, k) for name, (levels, _, _) in VIEWS.items() for k in range(levels)]
 DATA_VARS = ("sst", "sal", "chl", "depth")
@@ -166,6 +168,13 @@ def test_chunks_are_square_along_the_two_dims(mount):
             meta = vf.array_meta(mount / "pyr/chunked" / str(k) / var)
             assert meta["chunks"] == [1, 8, 8], f"pyr/chunked/{k}/{var}: {meta['chunks']}"
         assert vf.array_meta(mount / "pyr/chunked" / str(k) / "depth")["chunks"] == [8, 8]
+
+
+def test_chunks_override_the_side_and_the_one_step_per_chunk(mount):
+    for k, (lat, lon) in enumerate([(vf.NLAT // 4, 10), (16, 10), (16, 10)]):
+        for var in ("sst", "sal"):
+            meta = vf.array_meta(mount / "pyr/days" / str(k) / var)
+            assert meta["chunks"] == [3, lat, lon], f"pyr/days/{k}/{var}: {meta['chunks']}"
 
 
 def test_codec_is_the_configured_one(mount):

@@ -130,6 +130,7 @@ pub(super) fn apply(
                 chunks[a] = chunk.min(len).max(1);
             }
         }
+        let chunks = super::override_chunks(chunks, &dims, &shape, &params.chunks);
         let mut attrs: Vec<Attr> = without_encoding_attrs(&array.attrs)
             .into_iter()
             .filter(|a| {
@@ -180,6 +181,7 @@ pub(super) fn apply(
     for (name, coord) in target.arrays {
         out.children.insert(name, Node::Array(coord));
     }
+    builder.check_chunk_dims(&params.chunks, &out, path)?;
     out.attrs = provenance(
         &source.attrs,
         builder.view,

@@ -156,6 +156,7 @@ pub(crate) fn apply(
             nan_threshold: 1.0,
             source_crs: None,
             chunk: Some(ppt),
+            chunks: Default::default(),
             codec: params.codec.unwrap_or(Codec::Gzip),
             level: params.level.or(Some(1)),
         };
