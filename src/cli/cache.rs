@@ -12,6 +12,7 @@ use atlasfs::cache::layout;
 use atlasfs::cache::stats::{self, StatsReport};
 use atlasfs::cache::{read_entry, CacheLock, LockError, LockMode, ReadError};
 use atlasfs::config::MountConfig;
+use atlasfs::views::WeightsUsage;
 use clap::Subcommand;
 use indicatif::{HumanBytes, ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -57,6 +58,7 @@ fn show_stats(config_path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
     let dir = &config.cache.dir;
     let listing = layout::list(dir).with_context(|| format!("listing {}", dir.display()))?;
     let bytes: u64 = listing.entries.iter().map(|e| e.size).sum();
+    let weights = WeightsUsage::of(dir, config.cache.max_size);
     let mount = stats::read(dir);
     let running = mount
         .as_ref()
@@ -68,6 +70,7 @@ fn show_stats(config_path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
             "bytes": bytes,
             "max_size": config.cache.max_size,
             "unfinished_writes": listing.temps.len(),
+            "regrid_weights": weights,
             "mount": mount,
             "mount_running": running,
         });
@@ -88,6 +91,13 @@ fn show_stats(config_path: &Path, as_json: bool) -> anyhow::Result<ExitCode> {
         listing.entries.len(),
         HumanBytes(bytes),
         HumanBytes(config.cache.max_size)
+    );
+    println!(
+        "  regrid weights: {} files, {} of {} budget (1/{} of max_size)",
+        weights.files,
+        HumanBytes(weights.bytes),
+        HumanBytes(weights.budget),
+        WeightsUsage::SHARE
     );
     match &mount {
         None => println!("  no mount has used this cache dir yet"),

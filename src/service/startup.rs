@@ -167,14 +167,16 @@ impl Indexed {
 }
 
 /// Data-range scans of pack views through the service's cache, remembered under the cache
-/// directory when the disk cache is on.
+/// directory when the disk cache is on (as are regrid weights, within a share of its bound).
 pub(crate) fn range_scans(
     config: &MountConfig,
     cache: &Arc<ChunkCache>,
     sources: &Arc<Sources>,
 ) -> RangeScans {
     let dir = cache.disk().is_some().then(|| config.cache.dir.clone());
-    RangeScans::new(cache.clone(), sources.clone(), dir).with_sources(sources.clone())
+    RangeScans::new(cache.clone(), sources.clone(), dir)
+        .with_weights_bound(config.cache.max_size)
+        .with_sources(sources.clone())
 }
 
 /// The chunk cache `config` asks for, opened as `cache` says.

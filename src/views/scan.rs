@@ -13,6 +13,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use super::decoded::Decoding;
+use super::regrid::weights_store::WeightsStore;
 use crate::cache::ChunkCache;
 use crate::keyspace::{CachedChunks, FreshKeys};
 use crate::operators::kernels::pack::ValueRange;
@@ -35,6 +36,8 @@ pub struct RangeScans {
     cache: Arc<ChunkCache>,
     source: Arc<dyn ByteSource>,
     dir: Option<PathBuf>,
+    /// Where regrid views persist their weights (under `dir`, bounded), if anywhere.
+    weights: Option<Arc<WeightsStore>>,
     skip: bool,
     /// Reads descriptor files on object stores (local files are read directly).
     texts: Option<Arc<crate::sources::router::Sources>>,
@@ -47,9 +50,20 @@ impl RangeScans {
             cache,
             source,
             dir,
+            weights: None,
             skip: false,
             texts: None,
         }
+    }
+
+    /// Lets regrid views persist their weights under the cache directory, bounded by a share
+    /// of the disk cache's `max_size` (without this they are kept in memory only).
+    pub fn with_weights_bound(mut self, max_size: u64) -> Self {
+        self.weights = self
+            .dir
+            .as_ref()
+            .map(|d| Arc::new(WeightsStore::new(d, max_size)));
+        self
     }
 
     /// Reads coordinates and object-store texts with `sources` (range scans stay as they are).
@@ -115,9 +129,9 @@ impl RangeScans {
         )
     }
 
-    /// Directory `name` under the cache directory, for what views persist besides ranges.
-    pub(crate) fn store(&self, name: &str) -> Option<PathBuf> {
-        self.dir.as_ref().map(|d| d.join(name))
+    /// Where regrid views persist their weights, if anywhere.
+    pub(crate) fn weights(&self) -> Option<Arc<WeightsStore>> {
+        self.weights.clone()
     }
 
     /// Min and max of `array`'s decoded values (`None` when every value is missing).

@@ -7,6 +7,7 @@ files, never from atlasfs.
 
 from __future__ import annotations
 
+import json
 import time
 import warnings
 
@@ -306,7 +307,9 @@ def test_weights_follow_the_grid_not_the_values(mounts, tmp_path):
             want = rf.conservative(src["v"].values, src_lat, np.arange(8) * 45.0, dst_lat, dst_lon)
         close(got, want, "small")
         m.unmount()
-        return {p.name: p.stat().st_mtime_ns for p in (cache / "weights").glob("*.bin")}
+        # a recomputed file is written anew (temp file + rename): a new inode; loading it
+        # only marks it as used (its mtime)
+        return {p.name: p.stat().st_ino for p in (cache / "weights").glob("*.bin")}
 
     first = read_and_check(lat)
     assert len(first) == 1, first
@@ -317,3 +320,60 @@ def test_weights_follow_the_grid_not_the_values(mounts, tmp_path):
     _write_small(path, shifted, rng.uniform(0, 10, (9, 8)))  # a new grid
     third = read_and_check(shifted)
     assert set(first) < set(third), "a new grid gets new weights"
+
+
+
+def test_weights_stay_within_their_share_of_max_size(mounts, tmp_path, archives, globe,
+                                                      atlasfs_bin):
+    """The weights dir is bounded by max_size / 8: with room for one pair's weights, the
+    second view's weights evict the first's, and both views still serve the right values."""
+    views = [{"name": "a", "from": "globe",
+              "regrid": {"method": "conservative", "grid": DEG10}},
+             {"name": "b", "from": "globe",
+              "regrid": {"method": "bilinear", "grid": INNER, "nan_threshold": 0.0,
+                         "chunk": 16}}]
+    cache = tmp_path / "cache"
+    config = vf.write_views_config(tmp_path / "c.toml", datasets(archives)[:1], views,
+                                   cache_dir=cache)
+    max_size = 25 * 1024
+    budget = max_size // 8
+    config.write_text(config.read_text().replace("[cache]\n", '[cache]\nmax_size = "25KiB"\n'))
+    weights = cache / "weights"
+
+    def on_disk():
+        return {p.name: p.stat().st_size for p in weights.iterdir()}
+
+    def check_a(m):
+        got = open_mounted(m / "a")["t2m"].values
+        want = rf.conservative(globe["t2m"].values, rf.GLOBE_LAT, rf.GLOBE_LON, DEG10_LAT,
+                               DEG10_LON, 1.0)
+        close(got, want, "a t2m")
+
+    def check_b(m):
+        got = open_mounted(m / "b")
+        want = globe.interp(lat=got.lat.values, lon=got.lon.values, method="linear")
+        close(got["t2m"].values, want["t2m"].values, "b t2m", rtol=2e-6)
+
+    m = mounts.mount_config(config, cache)
+    check_a(m)
+    first = on_disk()
+    assert len(first) == 1, first
+    check_b(m)
+    second = on_disk()
+    (a_name, a_size), = first.items()
+    b_size = sum(v for k, v in second.items() if k != a_name)
+    # two pairs' weights do not fit the budget, one does
+    assert max(a_size, b_size) <= budget < a_size + b_size, (a_size, b_size, budget)
+    assert sum(second.values()) <= budget, (second, budget)
+    assert a_name not in second, "the weights used longest ago are evicted"
+    m.unmount()
+    # after a remount (weights recomputed where evicted) the values and the bound hold
+    m = mounts.mount_config(config, cache)
+    check_a(m)
+    check_b(m)
+    assert sum(on_disk().values()) <= budget, (on_disk(), budget)
+    res = run_atlasfs(atlasfs_bin, "cache", "stats", config, "--json")
+    assert res.returncode == 0, res.stderr
+    shown = json.loads(res.stdout)["regrid_weights"]
+    assert shown == {"files": len(on_disk()), "bytes": sum(on_disk().values()),
+                     "budget": budget}, shown

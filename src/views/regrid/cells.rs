@@ -9,12 +9,12 @@
 
 use std::num::NonZeroUsize;
 use std::ops::Range;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use lru::LruCache;
 use parking_lot::Mutex;
 
+use super::weights_store::WeightsStore;
 use crate::operators::kernels::regrid::axis::Axis;
 use crate::operators::kernels::regrid::bins::Statistic;
 use crate::operators::kernels::regrid::general::{self, CellGrid, Method, SourceIndex};
@@ -122,7 +122,7 @@ pub(crate) struct Cells {
     source_shape: [usize; 2],
     /// Identifies both grids and the method, for file names.
     pub(crate) digest: u128,
-    pub(crate) store: Option<PathBuf>,
+    pub(crate) store: Option<Arc<WeightsStore>>,
     chunks: Mutex<LruCache<ChunkSpan, Arc<SparseWeights>>>,
 }
 
@@ -142,7 +142,7 @@ impl Cells {
         source_shape: [usize; 2],
         target: CellGrid,
         digest: u128,
-        store: Option<PathBuf>,
+        store: Option<Arc<WeightsStore>>,
     ) -> Cells {
         Cells {
             finder,
@@ -214,15 +214,13 @@ impl Cells {
             return known.clone();
         }
         let binned = self.statistic().is_some();
-        let file = self.store.as_ref().filter(|_| !binned).map(|d| {
-            d.join(format!(
-                "{:032x}-{}-{}-{}-{}.bin",
-                self.digest, ty.start, ty.end, tx.start, tx.end
-            ))
-        });
-        let loaded = file
-            .as_ref()
-            .and_then(|f| std::fs::read(f).ok())
+        let store = self.store.as_ref().filter(|_| !binned);
+        let name = format!(
+            "{:032x}-{}-{}-{}-{}.bin",
+            self.digest, ty.start, ty.end, tx.start, tx.end
+        );
+        let loaded = store
+            .and_then(|s| s.load(&name))
             .and_then(|b| SparseWeights::from_bytes(&b).ok());
         let weights = Arc::new(match loaded {
             Some(w) => w,
@@ -233,8 +231,8 @@ impl Cells {
                     .flat_map(|r| tx.clone().map(move |c| r * nx + c))
                     .collect();
                 let w = SparseWeights::from_triplets(targets.len(), self.triplets(&targets));
-                if let Some(file) = &file {
-                    super::pair::persist(file, &w.to_bytes());
+                if let Some(store) = store {
+                    store.save(&name, &w.to_bytes());
                 }
                 w
             }

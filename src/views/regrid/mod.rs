@@ -12,6 +12,7 @@ mod operator;
 mod pair;
 mod target;
 pub(crate) mod tiles;
+pub(crate) mod weights_store;
 
 use std::sync::Arc;
 
@@ -75,7 +76,7 @@ pub(super) fn apply(
             params.method
         )));
     }
-    let store = builder.scans.store("weights");
+    let store = builder.scans.weights();
     let pair = Arc::new(GridPair::new(
         grid.clone(),
         target.axes,

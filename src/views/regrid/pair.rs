@@ -5,13 +5,13 @@
 //! gets new weights and a changed value does not recompute them.
 
 use std::ops::Range;
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 
 use super::cells::{Cells, Finder};
 use super::grid::{GridKind, SourceGrid};
+use super::weights_store::WeightsStore;
 use crate::config::RegridMethod;
 use crate::operators::kernels::regrid::axis::{Axis, AxisKind};
 use crate::operators::kernels::regrid::bins::{self, Statistic};
@@ -59,7 +59,7 @@ pub(crate) struct GridPair {
     pub(crate) target: TargetAxes,
     pub(crate) method: RegridMethod,
     /// Where weights are persisted (`<cache dir>/weights`), if anywhere.
-    pub(crate) store: Option<PathBuf>,
+    pub(crate) store: Option<Arc<WeightsStore>>,
     memo: Mutex<Option<Arc<Weights>>>,
 }
 
@@ -175,7 +175,7 @@ impl GridPair {
         source: SourceGrid,
         target: TargetAxes,
         method: RegridMethod,
-        store: Option<PathBuf>,
+        store: Option<Arc<WeightsStore>>,
     ) -> Self {
         GridPair {
             source,
@@ -250,10 +250,7 @@ impl GridPair {
             &source,
             &target,
         ));
-        let file = self
-            .store
-            .as_ref()
-            .map(|d| d.join(format!("{digest:032x}.bin")));
+        let name = format!("{digest:032x}.bin");
         if let Some(statistic) = statistic_of(self.method) {
             // Binning is a search per source centre: cheaper than reading a file.
             return Ok(Weights::Binned {
@@ -263,7 +260,7 @@ impl GridPair {
                 statistic,
             });
         }
-        if let Some(known) = file.as_ref().and_then(|f| load(f)) {
+        if let Some(known) = self.store.as_ref().and_then(|s| load(s, &name)) {
             return Ok(known);
         }
         let one = |s: &Axis, t: &Axis| match self.method {
@@ -285,8 +282,8 @@ impl GridPair {
             target.1.len(),
             started.elapsed()
         );
-        if let Some(file) = file {
-            save(&file, &weights);
+        if let Some(store) = &self.store {
+            save(store, &name, &weights);
         }
         Ok(weights)
     }
@@ -505,8 +502,8 @@ fn polygons(grid: CellGrid, own: &Projection, target: &Projection, method: Metho
     }
 }
 
-fn load(file: &std::path::Path) -> Option<Weights> {
-    let bytes = std::fs::read(file).ok()?;
+fn load(store: &WeightsStore, name: &str) -> Option<Weights> {
+    let bytes = store.load(name)?;
     let (y, x): (Vec<u8>, Vec<u8>) = postcard::from_bytes(&bytes).ok()?;
     Some(Weights::Separable {
         y: AxisWeights::from_bytes(&y).ok()?,
@@ -514,27 +511,12 @@ fn load(file: &std::path::Path) -> Option<Weights> {
     })
 }
 
-fn save(file: &std::path::Path, weights: &Weights) {
+fn save(store: &WeightsStore, name: &str, weights: &Weights) {
     let Weights::Separable { y, x } = weights else {
         return;
     };
     if let Ok(bytes) = postcard::to_stdvec(&(y.to_bytes(), x.to_bytes())) {
-        persist(file, &bytes);
-    }
-}
-
-/// Writes `bytes` to `file` whole (a temporary file renamed into place); a failure is logged.
-pub(super) fn persist(file: &std::path::Path, bytes: &[u8]) {
-    let written = file
-        .parent()
-        .map_or(Ok(()), std::fs::create_dir_all)
-        .and_then(|()| {
-            let tmp = file.with_extension(format!("tmp{}", std::process::id()));
-            std::fs::write(&tmp, bytes)?;
-            std::fs::rename(&tmp, file)
-        });
-    if let Err(e) = written {
-        tracing::warn!("could not persist regrid weights {}: {e}", file.display());
+        store.save(name, &bytes);
     }
 }
 
