@@ -96,6 +96,22 @@ POLAR_X = np.arange(-1_000_000.0, 1_000_000.0 + 1, POLAR_STEP)  # 81 centres
 POLAR_Y = np.arange(1_200_000.0, -1_200_000.0 - 1, -POLAR_STEP)  # 97 centres, descending
 
 
+def dataset_entries(archives: dict) -> list[dict]:
+    """``[[dataset]]`` entries of the archives made here, by key: ``globe`` (``make_globe``),
+    ``polar`` (``make_polar``) and ``models`` (``make_models``)."""
+    entries = []
+    if "globe" in archives:
+        entries.append({"name": "globe", "files": str(archives["globe"][0].parent / "*.nc"),
+                        "concat_dim": "time"})
+    if "polar" in archives:
+        entries.append({"name": "polar", "files": str(archives["polar"])})
+    if "models" in archives:
+        models = archives["models"]
+        entries.append({"name": "models", "files": str(models["root"] / "*.nc"),
+                        "pattern": models["pattern"], "groups": models["groups"]})
+    return entries
+
+
 def open_globe(paths) -> "xr.Dataset":
     """The globe archive as xarray joins it from the files (the tests' reference)."""
     import xarray as xr

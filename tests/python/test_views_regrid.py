@@ -71,13 +71,7 @@ def archives(tmp_path_factory):
 
 
 def datasets(archives):
-    return [
-        {"name": "globe", "files": str(archives["globe"][0].parent / "*.nc"),
-         "concat_dim": "time"},
-        {"name": "polar", "files": str(archives["polar"])},
-        {"name": "models", "files": str(archives["models"]["root"] / "*.nc"),
-         "pattern": archives["models"]["pattern"], "groups": archives["models"]["groups"]},
-    ]
+    return rf.dataset_entries(archives)
 
 
 @pytest.fixture(scope="module")
