@@ -19,7 +19,8 @@ pub use regrid::weights_store::WeightsUsage;
 pub use scan::{RangeScans, ScanError};
 
 use crate::config::{
-    producer, MountConfig, Producer, RegridParams, TargetGrid, ViewConfig, ViewOperation,
+    producer, HealpixGrid, MountConfig, Producer, RegridParams, TargetGrid, ViewConfig,
+    ViewOperation,
 };
 use crate::operators::{Encoding, Recipe};
 use crate::sources::model::{Attr, AttrValue, DType};
@@ -36,6 +37,8 @@ pub(crate) struct Builder<'a> {
     pub(crate) scans: &'a RangeScans,
     /// The grid a regrid view's `like` names.
     pub(crate) like: Option<regrid::grid::SourceGrid>,
+    /// The HEALPix cells a regrid view's `like` names, when it names a group of cells.
+    pub(crate) like_cells: Option<HealpixGrid>,
 }
 
 impl Builder<'_> {
@@ -287,16 +290,19 @@ pub(crate) fn build(
             continue;
         }
         let source = group_at(tree, &view.from, &label)?;
-        let like = match &view.operation {
+        let (like, like_cells) = match &view.operation {
             ViewOperation::Regrid(RegridParams {
                 grid: TargetGrid::Like { like },
                 ..
             }) => {
                 let path = like.trim_matches('/');
+                let unlike =
+                    |e: String| TreeError::config(&label, format!("grid like {like:?}: {e}"));
                 match tree.node(path) {
-                    Some(NodeRef::Group(group)) => Some(regrid::grid_of(group).map_err(|e| {
-                        TreeError::config(&label, format!("grid like {like:?}: {e}"))
-                    })?),
+                    Some(NodeRef::Group(group)) => match regrid::healpix_grid_of(group) {
+                        Some(cells) => (None, Some(cells.map_err(unlike)?)),
+                        None => (Some(regrid::grid_of(group).map_err(unlike)?), None),
+                    },
                     _ => {
                         return Err(TreeError::config(
                             &label,
@@ -305,7 +311,7 @@ pub(crate) fn build(
                     }
                 }
             }
-            _ => None,
+            _ => (None, None),
         };
         let mut builder = Builder {
             view,
@@ -313,6 +319,7 @@ pub(crate) fn build(
             next_id,
             scans,
             like,
+            like_cells,
         };
         let skip: Vec<String> = views_built
             .iter()

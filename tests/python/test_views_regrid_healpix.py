@@ -39,6 +39,9 @@ def view_tables():
          "regrid": healpix(POINT_LEVEL, "bilinear")},
         {"name": "hp/models", "from": "models", "regrid": healpix(POINT_LEVEL, "mean")},
         {"name": "hp/polar", "from": "polar", "regrid": healpix(4, "mean")},
+        # the cells of another HEALPix view, by `like`
+        {"name": "hp/like", "from": "globe", "variables": ["t2m"],
+         "regrid": {"method": "max", "grid": {"like": "hp/stat/mean"}}},
     ]
     return tables
 
@@ -207,6 +210,29 @@ def test_a_projected_source_bins_its_centres_in_lon_lat(mount, archives):
     want = binned(thk, None, None, 4, "mean", lat2=lat2, lon2=lon2)
     close(got, want, "polar mean", rtol=1e-5)
     assert np.isfinite(got).sum() > 40 and np.isnan(got).any()
+
+
+def test_like_a_group_of_cells_targets_its_level(mount, globe):
+    got = open_mounted(mount / "hp" / "like")
+    assert got["t2m"].dims == ("time", "cell") and got.sizes["cell"] == 12 * 4**STAT_LEVEL
+    ids, _, _ = centres(STAT_LEVEL)
+    np.testing.assert_array_equal(got["cell_ids"].values, ids)
+    assert got["cell_ids"].attrs["level"] == STAT_LEVEL
+    want = binned(globe["t2m"].values, rf.GLOBE_LAT, rf.GLOBE_LON, STAT_LEVEL, "max")
+    close(got["t2m"].values, want, "like max", rtol=1e-6)
+
+
+def test_like_a_group_of_cells_refuses_conservative(tmp_path, archives, atlasfs_bin):
+    views = [{"name": "cells", "from": "globe", "variables": ["t2m"],
+              "regrid": healpix(POINT_LEVEL, "mean")},
+             {"name": "bad-like", "from": "globe",
+              "regrid": {"method": "conservative", "grid": {"like": "cells"}}}]
+    config = vf.write_views_config(tmp_path / "c.toml", datasets(archives), views,
+                                   cache_dir=tmp_path / "cache")
+    res = run_atlasfs(atlasfs_bin, "check", config)
+    out = res.stdout + res.stderr
+    assert res.returncode != 0 and "bad-like" in out, out
+    assert "conservative regridding to HEALPix cells is not supported" in out, out
 
 
 @pytest.mark.parametrize("regrid,needle", [

@@ -1,18 +1,20 @@
 //! A HEALPix target's coordinates on its one `cell` dimension, as xdggs reads them:
 //! `cell_ids` (uint64 nested ids, with `grid_name`, `level` and `indexing_scheme`) and the cell
-//! centres' `latitude` and `longitude` (degrees), each computed per chunk from the level alone.
+//! centres' `latitude` and `longitude` (degrees), each computed per chunk from the level alone;
+//! and [`grid_of`], which finds such cells in a group of the tree for `grid = { like = … }`.
 
 use std::sync::Arc;
 
 use xxhash_rust::xxh3::Xxh3;
 
+use crate::config::HealpixGrid;
 use crate::operators::kernels::regrid::healpix;
 use crate::operators::{
     ChunkError, Encoding, FingerprintWriter, Geometry, Operator, OperatorContext, Recipe, Region,
 };
 use crate::sources::model::{Attr, AttrValue, DType};
-use crate::tree::ArrayNode;
-use crate::views::decoded::{float_bytes, into_chunk, nan_fill_bytes};
+use crate::tree::{ArrayNode, GroupNode, Node};
+use crate::views::decoded::{attr_f64, float_bytes, into_chunk, nan_fill_bytes};
 use crate::views::Builder;
 
 /// The dimension of a HEALPix target.
@@ -85,6 +87,53 @@ fn text(name: &str, value: &str) -> Attr {
         name: name.into(),
         value: AttrValue::Text(value.into()),
     }
+}
+
+/// The HEALPix grid of `group`, when its `cell_ids` array says it is one as xdggs writes it
+/// (`grid_name = "healpix"`, `indexing_scheme = "nested"`, an integer `level`; what a regrid to
+/// HEALPix cells serves) along a `cell` dimension of all 12·4^level cells.
+///
+/// # Errors
+/// A message when `cell_ids` names HEALPix cells atlasfs cannot target (another indexing
+/// scheme, a bad level, or only some of the cells).
+pub(crate) fn grid_of(group: &GroupNode) -> Option<Result<HealpixGrid, String>> {
+    let Some(Node::Array(ids)) = group.children.get("cell_ids") else {
+        return None;
+    };
+    let text = |name: &str| {
+        ids.attrs
+            .iter()
+            .find(|a| a.name == name)
+            .and_then(|a| a.value.as_text())
+            .map(str::to_ascii_lowercase)
+    };
+    if text("grid_name").as_deref() != Some("healpix") {
+        return None;
+    }
+    let grid = match attr_f64(&ids.attrs, "level") {
+        Some(level) if level.fract() == 0.0 && (0.0..=20.0).contains(&level) => HealpixGrid {
+            level: level as i64,
+        },
+        _ => return Some(Err("its cell_ids have no HEALPix level within 0-20".into())),
+    };
+    let scheme = text("indexing_scheme");
+    if scheme.as_deref() != Some("nested") {
+        return Some(Err(format!(
+            "its HEALPix cells are indexed {}; only nested cells can be a target",
+            scheme.as_deref().unwrap_or("(no indexing_scheme)")
+        )));
+    }
+    let whole = grid
+        .depth()
+        .map(healpix::cell_count)
+        .is_some_and(|n| ids.geometry.shape == [n]);
+    if !whole {
+        return Some(Err(format!(
+            "its cell_ids hold {:?} cells, not all 12·4^{} of level {}",
+            ids.geometry.shape, grid.level, grid.level
+        )));
+    }
+    Some(Ok(grid))
 }
 
 /// The `cell_ids`, `latitude` and `longitude` arrays of a level-`level` target at `path`,

@@ -8,6 +8,7 @@
 mod cells;
 pub(crate) mod grid;
 mod healpix;
+pub(crate) use healpix::grid_of as healpix_grid_of;
 mod operator;
 mod pair;
 mod target;
@@ -18,7 +19,7 @@ use std::sync::Arc;
 
 use super::decoded::{nan_fill_attr, nan_fill_bytes, without_encoding_attrs, Decoding};
 use super::{arrays_of, is_coordinate, provenance, Builder};
-use crate::config::{RegridParams, TargetGrid};
+use crate::config::{RegridMethod, RegridParams, TargetGrid};
 use crate::operators::{Geometry, Recipe};
 use crate::sources::model::{Attr, AttrValue};
 use crate::tree::{GroupNode, Node, TreeError};
@@ -48,6 +49,18 @@ pub(super) fn apply(
     source: &GroupNode,
     path: &str,
 ) -> Result<GroupNode, TreeError> {
+    // `like` a group of HEALPix cells: the same view as naming their level.
+    let cells_like;
+    let params = match (&params.grid, builder.like_cells) {
+        (TargetGrid::Like { .. }, Some(healpix)) => {
+            cells_like = RegridParams {
+                grid: TargetGrid::Healpix { healpix },
+                ..params.clone()
+            };
+            &cells_like
+        }
+        _ => params,
+    };
     let arrays = arrays_of(source);
     let candidates = builder.gridded(source);
     let mut found = Err(format!(
@@ -64,6 +77,12 @@ pub(super) fn apply(
     let target = target::target(builder, &params.grid, &grid, path, chunk)
         .map_err(|e| builder.config_error(format!("{path}: {e}")))?;
     let cells = matches!(target.axes, pair::TargetAxes::Healpix { .. });
+    if cells && params.method == RegridMethod::Conservative {
+        return Err(builder.config_error(format!(
+            "{path}: conservative regridding to HEALPix cells is not supported; use mean or \
+             nearest"
+        )));
+    }
     if cells && !params.method.is_statistic() && grid.kind == grid::GridKind::Curvilinear {
         return Err(builder.config_error(format!(
             "{path}: {:?} to HEALPix cells needs a rectilinear source; use mean",
