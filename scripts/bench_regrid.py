@@ -823,7 +823,10 @@ class RegridBench(ViewsBench):
             self.regrid_rows(v, mp)
             self.weights_row(v, mp)
             self.tree_row(v, mp)
-            self.merc_row(v, mp)
+            if self.args.no_merc:
+                v["merc"] = {"available": False, "reason": "left out (--no-merc)"}
+            else:
+                self.merc_row(v, mp)
         finally:
             for m in list(self.mounts):
                 self.unmount(m)
@@ -846,6 +849,8 @@ def main() -> int:
     p.add_argument("--memory", default="512MiB", help="[cache] memory of the mounts (default 512MiB)")
     p.add_argument("--merc-batch", type=int, default=16,
                    help="days per ndpyramid pyramid_reproject call of the Web Mercator anchor (default 16)")
+    p.add_argument("--no-merc", action="store_true",
+                   help="leave out the Web Mercator pyramid row (about an hour for 365 files)")
     p.add_argument("--anchor-rtol", type=float, default=5e-3,
                    help="largest relative difference accepted against xarray-regrid (default 5e-3)")
     args, _unknown = p.parse_known_args()  # scripts/bench passes every script the same options
