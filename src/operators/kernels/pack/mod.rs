@@ -143,20 +143,24 @@ impl Packing {
             return self.dtype.fill();
         }
         let (lo, hi) = self.dtype.codes();
-        let scaled = ((value.to_f64() - self.add_offset) / self.scale_factor).round_ties_even();
-        // Clamp in f64 first: ±Inf and huge values saturate instead of wrapping.
-        scaled.clamp(f64::from(lo), f64::from(hi)) as i32
+        let scaled = (value.to_f64() - self.add_offset) / self.scale_factor;
+        // Clamp in f64 first (±Inf and huge values saturate instead of wrapping), then round:
+        // the same as rounding first, the bounds being integers.
+        round_half_even(scaled.clamp(f64::from(lo), f64::from(hi))) as i32
     }
 
     /// Appends the codes of `values` to `out` as little-endian integers of the packed type.
     pub fn pack_bytes<T: Float>(&self, values: &[T], missing: Option<T>, out: &mut Vec<u8>) {
         out.reserve(values.len() * self.dtype.size());
-        for &v in values {
-            let code = self.code(v, missing);
-            match self.dtype.size() {
-                2 => out.extend_from_slice(&(code as u16).to_le_bytes()),
-                _ => out.push(code as u8),
-            }
+        // One loop per width, so the per-value work is only the code's.
+        if self.dtype.size() == 2 {
+            out.extend(
+                values
+                    .iter()
+                    .flat_map(|&v| (self.code(v, missing) as u16).to_le_bytes()),
+            );
+        } else {
+            out.extend(values.iter().map(|&v| self.code(v, missing) as u8));
         }
     }
 
@@ -188,6 +192,16 @@ impl Packing {
         }
         f64::from(code) * self.scale_factor + self.add_offset
     }
+}
+
+/// `x` rounded to the nearest integer, ties to even, for |x| ≤ 2^51 (every packed code range):
+/// adding and subtracting 1.5·2^52 leaves no fraction bits, and IEEE round-to-nearest-even
+/// decides the tie. `f64::round_ties_even` is the same but a library call per value on CPUs
+/// without SSE4.1's `roundsd`, a fifth of the packing's time.
+#[inline]
+fn round_half_even(x: f64) -> f64 {
+    const SHIFT: f64 = 6_755_399_441_055_744.0; // 1.5 · 2^52
+    (x + SHIFT) - SHIFT
 }
 
 /// The integer element types a packing can be written as.
@@ -224,6 +238,24 @@ mod tests {
         PackedType::Int8,
         PackedType::Uint8,
     ];
+
+    #[test]
+    fn rounding_matches_round_ties_even() {
+        let mut rng = Rng(11);
+        let ties = (-70_000..70_000).map(|k| f64::from(k) + 0.5);
+        let near = (-2000..2000).flat_map(|k| {
+            let x = f64::from(k) * 0.5;
+            [x.next_down(), x, x.next_up()]
+        });
+        let random = (0..100_000).map(|_| rng.uniform(-65_535.0, 65_535.0));
+        for x in ties
+            .chain(near)
+            .chain(random)
+            .chain([0.0, -0.0, 65_534.0, -32_767.0])
+        {
+            assert_eq!(round_half_even(x), x.round_ties_even(), "{x:e}");
+        }
+    }
 
     #[test]
     fn fill_is_reserved_outside_the_codes() {
