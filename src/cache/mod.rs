@@ -51,9 +51,23 @@ use flight::{Flights, Joined};
 use shared::Lookup;
 use writeback::WriteBack;
 
-/// The least memory the decoded tier of input chunks gets, even with no memory tier (`warm`):
-/// a view's chunks read their inputs' chunks many times over.
-const DECODED_MIN: u64 = 256 << 20;
+/// The memory the decoded tier of input chunks gets with no memory tier (`warm`): a view's
+/// chunks read their inputs' chunks many times over.
+const DECODED_WITHOUT_TIER: u64 = 256 << 20;
+
+/// The least memory the decoded tier gets out of a memory budget.
+const DECODED_MIN: u64 = 64 << 20;
+
+/// How a memory budget of `memory` bytes is shared: (the memory tier, the decoded tier). The
+/// decoded tier takes a quarter (at least [`DECODED_MIN`]), so the two together hold no more
+/// than `memory` once it is 256 MiB or more — the daemon's chunk bytes are what was configured.
+fn memory_shares(memory: u64) -> (u64, u64) {
+    if memory == 0 {
+        return (0, DECODED_WITHOUT_TIER);
+    }
+    let decoded = memory / 4;
+    (memory - decoded, decoded.max(DECODED_MIN))
+}
 
 /// Where a chunk's bytes came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,9 +128,11 @@ pub struct ChunkCache {
 }
 
 impl ChunkCache {
-    /// A cache of `memory` bytes in memory over `disk` (none: memory only); decoded input
-    /// chunks take up to half as much again, and at least 256 MiB.
+    /// A cache of `memory` bytes in memory over `disk` (none: memory only): three quarters hold
+    /// chunks, a quarter (at least 64 MiB) decoded input chunks; with `memory` 0 there is no
+    /// memory tier and decoded input chunks get 256 MiB.
     pub fn new(memory: u64, disk: Option<DiskCache>) -> Self {
+        let (memory, decoded) = memory_shares(memory);
         let disk = disk.map(Arc::new);
         let writeback = match &disk {
             Some(disk) if memory > 0 => Some(WriteBack::start(disk.clone())),
@@ -127,7 +143,7 @@ impl ChunkCache {
             disk,
             writeback,
             flights: Flights::default(),
-            decoded: MemoryCache::new((memory / 2).max(DECODED_MIN)),
+            decoded: MemoryCache::new(decoded),
             decodes: Flights::default(),
             decoded_count: AtomicU64::new(0),
             computed: AtomicU64::new(0),
@@ -413,6 +429,25 @@ mod tests {
     fn disk(dir: &std::path::Path) -> DiskCache {
         let lock = CacheLock::acquire(dir, LockMode::Exclusive).unwrap();
         DiskCache::open(dir, 1 << 20, lock).unwrap()
+    }
+
+    #[test]
+    fn the_memory_budget_holds_both_memory_tiers() {
+        const MIB: u64 = 1 << 20;
+        for memory in [256 * MIB, 512 * MIB, 10 << 30] {
+            let cache = ChunkCache::new(memory, None);
+            let (tier, decoded) = (cache.memory.capacity(), cache.decoded.capacity());
+            assert_eq!(tier + decoded, memory, "{memory}");
+            assert_eq!(decoded, memory / 4);
+        }
+        let small = ChunkCache::new(MIB, None);
+        assert_eq!(
+            (small.memory.capacity(), small.decoded.capacity()),
+            (MIB - MIB / 4, 64 * MIB)
+        );
+        let off = ChunkCache::new(0, None);
+        assert!(!off.has_memory_tier());
+        assert_eq!(off.decoded.capacity(), 256 * MIB);
     }
 
     #[test]
