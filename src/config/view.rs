@@ -158,7 +158,8 @@ pub struct PyramidParams {
     #[serde(default = "tile")]
     pub chunk: u64,
     /// Chunk lengths by dimension name, overriding `chunk` and the one element per chunk along
-    /// the other dimensions, e.g. `{ time = 30 }` (native pyramids only).
+    /// the other dimensions, e.g. `{ time = 30 }` (a `crs` pyramid's tiles stay
+    /// `pixels_per_tile` along `x` and `y`: ndpyramid's `other_chunks`).
     #[serde(default)]
     pub chunks: BTreeMap<String, u64>,
     /// The codec (default none; gzip for a `crs` pyramid, which map viewers read).
@@ -299,11 +300,15 @@ fn check_pyramid(view: &str, pyramid: &PyramidParams) -> Result<(), String> {
         return Err(format!("view {view:?}: chunk must be at least 1"));
     }
     check_chunks(view, &pyramid.chunks)?;
-    if pyramid.crs.is_some() && !pyramid.chunks.is_empty() {
+    if let Some(tile_dim) = pyramid
+        .crs
+        .as_ref()
+        .and_then(|_| pyramid.chunks.keys().find(|d| *d == "x" || *d == "y"))
+    {
         return Err(format!(
-            "view {view:?}: chunks applies to native pyramids; a crs pyramid's chunks are one \
-             tile of pixels_per_tile along x and y and one element along the other dimensions, \
-             as map viewers read them"
+            "view {view:?}: chunks: {tile_dim:?} is a tile axis; a crs pyramid's chunks along x \
+             and y are tiles of pixels_per_tile, and chunks sets the other dimensions \
+             (e.g. {{ time = 16 }})"
         ));
     }
     if let Some(dims) = &pyramid.dims {

@@ -126,7 +126,8 @@ def test_pyramid_levels_in_several_day_chunks_equal_coarsen(mount, globe):
     ({"regrid": {"method": "conservative", "grid": DEG10, "chunks": {"tim": 4}}}, "tim"),
     ({"regrid": {"method": "conservative", "grid": DEG10, "chunks": {"time": 0}}}, "time"),
     ({"pyramid": {"levels": 2, "chunks": {"depth": 4}}}, "depth"),
-    ({"pyramid": {"levels": 2, "crs": "EPSG:3857", "chunks": {"time": 4}}}, "native"),
+    ({"pyramid": {"levels": 2, "crs": "EPSG:3857", "chunks": {"x": 4}}}, "tile axis"),
+    ({"pyramid": {"levels": 2, "crs": "EPSG:3857", "chunks": {"tim": 4}}}, "tim"),
 ])
 def test_chunks_naming_nothing_or_zero_is_an_error(tmp_path, archives, atlasfs_bin, operation,
                                                      needle):

@@ -21,6 +21,7 @@ import view_fixtures as vf
 from conftest import open_mounted
 
 PPT, LEVELS = 32, 3
+DAYS_PER_CHUNK = 4  # of 6 days: a chunk across files, and a partial last one
 R = 6378137.0
 HALF = 20037508.342789244
 
@@ -29,6 +30,10 @@ def views():
     return [
         {"name": "tiles/mean", "from": "globe",
          "pyramid": {"levels": LEVELS, "crs": "EPSG:3857", "pixels_per_tile": PPT}},
+        # several days per tile file (ndpyramid's other_chunks)
+        {"name": "tiles/days", "from": "globe", "variables": ["t2m", "smooth"],
+         "pyramid": {"levels": 2, "crs": "EPSG:3857", "pixels_per_tile": PPT,
+                     "chunks": {"time": DAYS_PER_CHUNK}}},
         {"name": "tiles/nearest", "from": "globe", "variables": ["smooth"],
          "pyramid": {"levels": 2, "crs": "EPSG:3857", "pixels_per_tile": PPT,
                      "method": "nearest", "codec": "none"}},
@@ -118,11 +123,12 @@ def test_average_values_close_to_ndpyramid(mount, source):
         assert np.max(np.abs(got[both] - want[both])) <= 0.01 * span, level
 
 
-def test_average_equals_the_exact_formula(mount, source):
+@pytest.mark.parametrize("view", ["tiles/mean", "tiles/days"])
+def test_average_equals_the_exact_formula(mount, source, view):
     """Each pixel: the area-weighted mean of the source cells it overlaps, its latitude bounds
-    from y by lat = atan(sinh(y / R)), masked cells skipped."""
+    from y by lat = atan(sinh(y / R)), masked cells skipped — in one-day and several-day tiles."""
     level = 1
-    got = open_mounted(mount / "tiles" / "mean" / str(level))
+    got = open_mounted(mount / view / str(level))
     dim = 2 ** level * PPT
     step = 2 * HALF / dim
     y_edges = HALF - step * np.arange(dim + 1)
@@ -137,6 +143,17 @@ def test_average_equals_the_exact_formula(mount, source):
         want = rf.nan_rule(wy, wx, source[var].values, 1.0)
         np.testing.assert_allclose(got[var].values, want, rtol=1e-5, equal_nan=True,
                                    err_msg=var)
+
+
+def test_other_chunks_hold_several_days_per_tile(mount):
+    root = mount / "tiles" / "days"
+    kwargs = vf.group_attrs(root)["multiscales"][0]["metadata"]["kwargs"]
+    assert kwargs["other_chunks"] == {"time": DAYS_PER_CHUNK}, kwargs
+    for k in range(2):
+        meta = vf.array_meta(root / str(k) / "t2m")
+        assert meta["chunks"] == [DAYS_PER_CHUNK, PPT, PPT], meta["chunks"]
+    assert vf.group_attrs(mount / "tiles" / "mean")["multiscales"][0]["metadata"]["kwargs"][
+        "other_chunks"] is None
 
 
 @pytest.mark.parametrize("fmt", [3, 2])

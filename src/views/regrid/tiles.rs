@@ -2,7 +2,8 @@
 //! `2^L · pixels_per_tile` square grid of the whole Web Mercator (or lon/lat) world, exactly
 //! ndpyramid's `pyramid_reproject` geometry — the affine transform
 //! `translation(−X, Y) · scale(2X/dim, −2Y/dim)` with y running north to south — with tile-sized
-//! chunks and the `multiscales` metadata map viewers read.
+//! chunks (one element along the other dimensions, or `chunks` there: ndpyramid's
+//! `other_chunks`) and the `multiscales` metadata map viewers read.
 
 use super::super::{provenance, Builder};
 use crate::config::{AxisRange, Codec, PyramidParams, RegridMethod, RegridParams, TargetGrid};
@@ -68,6 +69,11 @@ fn multiscales(
         "web-mercator"
     };
     let resampling = method(params.method).1;
+    let other_chunks = if params.chunks.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::json!(params.chunks)
+    };
     let kwargs = match level {
         Some(level) => serde_json::json!({
             "level": level,
@@ -81,7 +87,7 @@ fn multiscales(
             "levels": params.levels,
             "pixels_per_tile": ppt,
             "projection": projection,
-            "other_chunks": null,
+            "other_chunks": other_chunks,
             "resampling": resampling,
             "extra_dim": null,
             "clear_attrs": false,
@@ -156,7 +162,7 @@ pub(crate) fn apply(
             nan_threshold: 1.0,
             source_crs: None,
             chunk: Some(ppt),
-            chunks: Default::default(),
+            chunks: params.chunks.clone(),
             codec: params.codec.unwrap_or(Codec::Gzip),
             level: params.level.or(Some(1)),
         };
