@@ -107,6 +107,9 @@ pub struct CacheStats {
     /// The shared tier, when there is one.
     #[serde(default)]
     pub shared_tier: Option<SharedStats>,
+    /// The memory held by decoded input chunks (its share of `[cache] memory`).
+    #[serde(default)]
+    pub decoded_memory: MemoryStats,
 }
 
 /// The two-tier chunk cache.
@@ -409,6 +412,7 @@ impl ChunkCache {
             pending_writes: self.writeback.as_ref().map_or(0, |w| w.pending().0),
             decoded: self.decoded_count.load(Ordering::Relaxed),
             shared_tier: self.shared_tier.as_ref().map(SharedTier::stats),
+            decoded_memory: self.decoded.stats(),
         }
     }
 }

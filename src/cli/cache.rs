@@ -126,6 +126,12 @@ fn print_mount(m: &StatsReport, running: bool) {
         HumanBytes(c.memory.bytes),
         HumanBytes(c.memory.capacity)
     );
+    println!(
+        "    decoded inputs in memory: {} entries, {} of {}",
+        c.decoded_memory.entries,
+        HumanBytes(c.decoded_memory.bytes),
+        HumanBytes(c.decoded_memory.capacity)
+    );
     match &c.disk {
         Some(d) => {
             println!(

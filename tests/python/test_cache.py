@@ -298,6 +298,24 @@ def test_remount_serves_cached_chunks_without_recomputing(atlasfs_bin, tmp_path,
     assert text.returncode == 0 and "running" in text.stdout and "hits" in text.stdout, text.stdout
 
 
+@pytest.mark.parametrize("memory,tier,decoded", [
+    ("512MiB", 384 << 20, 128 << 20),  # a quarter for decoded inputs: within the budget
+    ("1MiB", 3 << 18, 64 << 20),  # decoded inputs keep at least 64 MiB
+])
+def test_memory_budget_is_shared_by_both_memory_tiers(atlasfs_bin, tmp_path, days, expected,
+                                                      cmounts, memory, tier, decoded):
+    cache = tmp_path / "cache"
+    config = cache_config(tmp_path / "c.toml", days, cache, memory=memory)
+    m = cmounts.mount(config, cache)
+    np.testing.assert_array_equal(read_sst(m.path), expected["decoded"])
+    got = mount_stats(atlasfs_bin, config, lambda c: c["cache"]["computed"] >= DAYS)["cache"]
+    assert got["memory"]["capacity"] == tier, got
+    assert got["decoded_memory"]["capacity"] == decoded, got
+    assert got["memory"]["bytes"] <= tier, got
+    text = run_atlasfs(atlasfs_bin, "cache", "stats", config, timeout=60)
+    assert text.returncode == 0 and "decoded inputs in memory" in text.stdout, text.stdout
+
+
 # --------------------------------------------------------------------------
 # damaged entries
 
