@@ -80,6 +80,17 @@ impl Operator for Pack {
             // whole-chunk intermediate buffers.
             let raw = context.regions.read_region(&self.input, &region)?;
             let mut packed = Vec::with_capacity(raw.len() / 4 * self.packing.dtype.size());
+            if self.keepbits.is_none() && missing.len() <= 1 {
+                // At most one missing value and no rounding: coded straight from the bytes.
+                self.packing
+                    .pack_f32_le_bytes(&raw, missing.first().copied(), &mut packed);
+                return Ok(into_chunk(
+                    packed,
+                    &region,
+                    &geometry.chunks,
+                    &geometry.fill,
+                ));
+            }
             let mut block = Vec::with_capacity(BLOCK);
             for bytes in raw.chunks(BLOCK * 4) {
                 block.clear();

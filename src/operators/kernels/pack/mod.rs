@@ -151,16 +151,38 @@ impl Packing {
 
     /// Appends the codes of `values` to `out` as little-endian integers of the packed type.
     pub fn pack_bytes<T: Float>(&self, values: &[T], missing: Option<T>, out: &mut Vec<u8>) {
-        out.reserve(values.len() * self.dtype.size());
-        // One loop per width, so the per-value work is only the code's.
+        self.write_codes(values.iter().copied(), values.len(), missing, out);
+    }
+
+    /// [`Packing::pack_bytes`] of `float32` values given as their little-endian bytes (whole
+    /// values; a trailing partial one is ignored), without decoding them into a buffer first.
+    pub fn pack_f32_le_bytes(&self, raw: &[u8], missing: Option<f32>, out: &mut Vec<u8>) {
+        let values = raw
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+        self.write_codes(values, raw.len() / 4, missing, out);
+    }
+
+    /// Writes the codes of `n` values into `n` slots appended to `out`, one loop per width so
+    /// the per-value work is only the code's (and the loop vectorizes).
+    fn write_codes<T: Float>(
+        &self,
+        values: impl Iterator<Item = T>,
+        n: usize,
+        missing: Option<T>,
+        out: &mut Vec<u8>,
+    ) {
+        let start = out.len();
+        out.resize(start + n * self.dtype.size(), 0);
+        let slots = &mut out[start..];
         if self.dtype.size() == 2 {
-            out.extend(
-                values
-                    .iter()
-                    .flat_map(|&v| (self.code(v, missing) as u16).to_le_bytes()),
-            );
+            for (slot, v) in slots.chunks_exact_mut(2).zip(values) {
+                slot.copy_from_slice(&(self.code(v, missing) as u16).to_le_bytes());
+            }
         } else {
-            out.extend(values.iter().map(|&v| self.code(v, missing) as u8));
+            for (slot, v) in slots.iter_mut().zip(values) {
+                *slot = self.code(v, missing) as u8;
+            }
         }
     }
 
@@ -363,6 +385,31 @@ mod tests {
         out.clear();
         p.pack_bytes(&[7.0f32, f32::NAN], None, &mut out);
         assert_eq!(out, [7, 255]);
+    }
+
+    #[test]
+    fn float32_bytes_pack_as_their_values() {
+        let mut rng = Rng(7);
+        let fill = -999.0f32;
+        let values: Vec<f32> = (0..10_001)
+            .map(|i| match i % 13 {
+                0 => f32::NAN,
+                1 => fill,
+                2 => f32::INFINITY,
+                _ => rng.uniform(-50.0, 50.0) as f32,
+            })
+            .collect();
+        let mut raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        raw.push(0xab); // a partial trailing value is ignored
+        for dtype in TYPES {
+            let p = Packing::new(dtype, -40.0, 40.0).unwrap();
+            for missing in [None, Some(fill)] {
+                let (mut want, mut got) = (vec![1u8], vec![1u8]);
+                p.pack_bytes(&values, missing, &mut want);
+                p.pack_f32_le_bytes(&raw, missing, &mut got);
+                assert_eq!(got, want, "{dtype:?} {missing:?}");
+            }
+        }
     }
 
     fn check_error_bound<T: Float>(rng: &mut Rng, dtype: PackedType) {
