@@ -10,7 +10,14 @@ make_archive.py when missing. atlasfs serves it with two views:
 
     [[view]]  name = "sst-packed",  from = "sst", [view.pack]    dtype = "int16", range = "data", codec = "zstd", level = 3
     [[view]]  name = "sst-pyramid", from = "sst", [view.pyramid] levels = 4, method = "mean", dims = ["lat", "lon"],
-                                                                  codec = "none" (the view's default; --pyramid-codec)
+                                                                  codec = "none" (the view's default; --pyramid-codec),
+                                                                  chunk = 720, chunks = { time = 8 }
+
+The benchmark reads every pyramid level whole, so the pyramid is chunked for readers of whole
+levels (--pyramid-layout levels, the default): each chunk holds whole levels of 8 days, as the
+anchor's `to_zarr` writes several days per chunk (zarr's automatic chunks). `--pyramid-layout
+tiles` keeps the view's default for map viewers, 256x256 tiles of one day, which on this
+360x720 grid pads edge tiles to 1.5x (finest level) up to 16x (coarsest) the level's values.
 
 Each load runs in a fresh interpreter with the imports done before the clock starts. Rounds
 alternate atlasfs and its anchor (which one goes first alternates too); the figures are medians.
@@ -58,6 +65,10 @@ from bench import VAR, Bench, BenchError, ratio, run_main, say, table, tail  # n
 PACK = "sst-packed"
 PYRAMID = "sst-pyramid"
 LEVELS = 4
+# --pyramid-layout levels: square chunks as long as the grid's longest side (a whole level per
+# chunk) and this many days per chunk (peak RSS stays within the goal; 16 days did not).
+PYRAMID_LEVEL_SIDE = 720
+PYRAMID_LEVEL_DAYS = 8
 FACTORS = [2 ** (LEVELS - 1 - k) for k in range(LEVELS)]  # [8, 4, 2, 1]: level "0" is the coarsest
 ZSTD_LEVEL = 3
 GOALS = {"pack_e2e": 2.5, "pack_compute": 3.0, "pack_warm": 0.9, "pyramid_e2e": 4.0, "pyramid_compute": 5.0}
@@ -230,7 +241,7 @@ class ViewsBench(Bench):
                      f'[view.pack]\ndtype = "int16"\nrange = "data"\ncodec = "zstd"\nlevel = {ZSTD_LEVEL}\n'),
             "pyramid": (f"[[view]]\nname = {json.dumps(PYRAMID)}\nfrom = {json.dumps(VAR)}\n"
                         f'[view.pyramid]\nlevels = {LEVELS}\nmethod = "mean"\ndims = ["lat", "lon"]\n'
-                        f"codec = {json.dumps(self.args.pyramid_codec)}\n"),
+                        f"codec = {json.dumps(self.args.pyramid_codec)}\n" + self.pyramid_layout()),
         }
         path.write_text(
             "# written by scripts/bench_views.py\n"
@@ -239,6 +250,17 @@ class ViewsBench(Bench):
             'concat_dim = "time"\n\n' + "\n".join(views[w] for w in works)
         )
         return path, cache
+
+    def pyramid_layout(self) -> str:
+        """The pyramid's chunk keys for --pyramid-layout."""
+        if self.args.pyramid_layout == "tiles":
+            return ""
+        return f"chunk = {PYRAMID_LEVEL_SIDE}\nchunks = {{ time = {PYRAMID_LEVEL_DAYS} }}\n"
+
+    def layout_note(self) -> str:
+        if self.args.pyramid_layout == "tiles":
+            return "256x256 tiles of 1 day"
+        return f"whole levels of {PYRAMID_LEVEL_DAYS} days per chunk"
 
     def reader(self, work: str) -> str:
         """How a view is read (--pack-reader, --pyramid-reader)."""
@@ -569,7 +591,7 @@ class ViewsBench(Bench):
                f"  medians of {v['rounds']} round(s), atlasfs and anchor alternating; every load in a fresh interpreter, "
                "imports not timed",
                f"  views: {PACK} (int16, range data, zstd {ZSTD_LEVEL}); {PYRAMID} ({LEVELS} levels, mean, lat/lon, "
-               f"codec {self.args.pyramid_codec}); [cache] memory = {self.args.memory}",
+               f"codec {self.args.pyramid_codec}, {self.layout_note()}); [cache] memory = {self.args.memory}",
                f"  readers: pack {self.args.pack_reader}, pyramid {self.args.pyramid_reader} (the same reader "
                "reads the local copies)"]
         rows: list[tuple[str, str, str]] = []
@@ -619,6 +641,7 @@ class ViewsBench(Bench):
             "started": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "cache_mode": self.mode, "quick": self.args.quick, "rounds": self.rounds,
             "memory_tier_mib": parse_mib(self.args.memory), "pyramid_codec": self.args.pyramid_codec,
+            "pyramid_layout": self.args.pyramid_layout,
             "pack_reader": self.args.pack_reader, "pyramid_reader": self.args.pyramid_reader,
             "environment": {
                 "cpus": os.cpu_count(), "memory_gib": psutil.virtual_memory().total / 2**30,
@@ -674,6 +697,10 @@ def main() -> int:
     p.add_argument("--memory", default="512MiB", help="[cache] memory of the views' mount (default 512MiB)")
     p.add_argument("--pyramid-codec", default="none", choices=["zstd", "gzip", "none"],
                    help="codec of the pyramid view (default none, the view's default)")
+    p.add_argument("--pyramid-layout", default="levels", choices=["levels", "tiles"],
+                   help="chunks of the pyramid view: levels (default: whole levels, 8 days per chunk, "
+                        "for the benchmark's whole-level reads) or tiles (the view's default, 256x256 "
+                        "tiles of one day, as map viewers read them)")
     p.add_argument("--pack-reader", default="xarray-raw", choices=["xarray", "xarray-raw", "zarr"],
                    help="how the pack view and its local copy are read (default xarray-raw: "
                         "xr.open_zarr(mask_and_scale=False), the packed integers the anchor writes)")
