@@ -5,6 +5,7 @@
 use std::ops::Range;
 use std::sync::Arc;
 
+use rayon::prelude::*;
 use xxhash_rust::xxh3::Xxh3;
 
 use super::pair::GridPair;
@@ -149,16 +150,8 @@ impl Operator for Regrid {
     ) -> Result<Vec<u8>, ChunkError> {
         let region = geometry.chunk_region(index);
         let values = match geometry.dtype {
-            DType::F32 => self
-                .regrid::<f32>(&region, context)?
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect(),
-            _ => self
-                .regrid::<f64>(&region, context)?
-                .iter()
-                .flat_map(|v| v.to_le_bytes())
-                .collect(),
+            DType::F32 => le_bytes(&self.regrid::<f32>(&region, context)?, f32::to_le_bytes),
+            _ => le_bytes(&self.regrid::<f64>(&region, context)?, f64::to_le_bytes),
         };
         Ok(into_chunk(
             values,
@@ -167,6 +160,15 @@ impl Operator for Regrid {
             &geometry.fill,
         ))
     }
+}
+
+/// The little-endian bytes of `values`, `N` bytes each.
+fn le_bytes<T: Copy, const N: usize>(values: &[T], bytes: fn(T) -> [u8; N]) -> Vec<u8> {
+    let mut out = vec![0; values.len() * N];
+    for (slot, &v) in out.chunks_exact_mut(N).zip(values) {
+        slot.copy_from_slice(&bytes(v));
+    }
+    out
 }
 
 /// Element types a regrid computes in: the view's (decoded) type.
@@ -232,11 +234,17 @@ impl Regrid {
         let window = self.source_window(region, ys.clone(), xs.clone());
         let values = T::read(self, context, &window)?;
         let source_plane = ys.len() * xs.len();
-        for (s, target) in out.chunks_exact_mut(plane).enumerate() {
-            let Some(source) = values.get(s * source_plane..(s + 1) * source_plane) else {
-                break;
-            };
-            plan.apply(ty.clone(), tx.clone(), source, self.nan_threshold, target);
+        let apply = |(s, target): (usize, &mut [T])| {
+            if let Some(source) = values.get(s * source_plane..(s + 1) * source_plane) {
+                plan.apply(ty.clone(), tx.clone(), source, self.nan_threshold, target);
+            }
+        };
+        // Several steps in one chunk are regridded on every core, so a chunk of many steps
+        // does not leave cores idle while a reader waits for it.
+        if slices > 1 {
+            out.par_chunks_exact_mut(plane).enumerate().for_each(apply);
+        } else {
+            out.chunks_exact_mut(plane).enumerate().for_each(apply);
         }
         Ok(out)
     }
