@@ -13,6 +13,9 @@ atlasfs serves it with regrid views to the 1° grid of the same longitude conven
               [view.regrid] method = "conservative", grid = { lat = -89.5..89.5, lon = -179.5..179.5, step 1 }
     [[view]]  name = "sst-1deg-bilinear", the same with method = "bilinear", nan_threshold = 0 (NaN as xarray.interp)
 
+both chunked for the benchmark's whole-array reads: chunk = 360 (the whole 1° grid) and
+chunks = { time = 8 } (--regrid-layout tiles: 256x256 tiles of one day, the views' default).
+
 Each load runs in a fresh interpreter with the imports done before the clock starts. Rounds
 alternate atlasfs and its anchor (which one goes first alternates too); the figures are medians.
 
@@ -82,6 +85,9 @@ VIEWS = {CONS: "sst-1deg-conservative", BILIN: "sst-1deg-bilinear"}
 ONE_DEG = {"lat": (-89.5, 89.5, 1.0), "lon": (-179.5, 179.5, 1.0)}
 QUARTER_DEG = {"lat": (-89.875, 89.875, 0.25), "lon": (-179.875, 179.875, 0.25)}
 CHUNK = 256
+# --regrid-layout steps (the default): the 1° views' chunks hold the whole grid of this many days,
+# for the benchmark's whole-array reads (`tiles`: CHUNK x CHUNK tiles of one day).
+STEPS_PER_CHUNK = 8
 MODELS = 10
 MODEL_GRIDS = (1.0, 0.75, 1.25)
 MODEL_STEPS = 12
@@ -302,12 +308,16 @@ def grid_toml(grid: dict) -> str:
     return "{ " + ", ".join(f"{k} = {{ start = {a}, stop = {b}, step = {s} }}" for k, (a, b, s) in grid.items()) + " }"
 
 
-def regrid_view(name: str, source: str, method: str, grid: dict) -> str:
+def regrid_view(name: str, source: str, method: str, grid: dict, whole_steps: bool = False) -> str:
+    """A regrid view's table: tiles of CHUNK x CHUNK cells of one step, or (`whole_steps`) the
+    whole target grid of STEPS_PER_CHUNK steps per chunk."""
     # bilinear with nan_threshold = 0 propagates NaN from any neighbour, as xarray.interp
     # (xarray-regrid's linear) does; the default 1.0 would fill cells next to land
     threshold = "nan_threshold = 0.0\n" if method == "bilinear" else ""
+    layout = (f"chunk = {max(round((b - a) / st) + 1 for a, b, st in grid.values())}\n"
+              f"chunks = {{ time = {STEPS_PER_CHUNK} }}\n") if whole_steps else f"chunk = {CHUNK}\n"
     return (f"[[view]]\nname = {json.dumps(name)}\nfrom = {json.dumps(source)}\n[view.regrid]\n"
-            f"method = {json.dumps(method)}\ngrid = {grid_toml(grid)}\nchunk = {CHUNK}\n{threshold}")
+            f"method = {json.dumps(method)}\ngrid = {grid_toml(grid)}\n{layout}{threshold}")
 
 
 def rel_diff(got, want) -> dict:
@@ -428,7 +438,9 @@ class RegridBench(ViewsBench):
         return an
 
     def regrid_rows(self, r: dict, mp: Path) -> None:
-        views = regrid_view(VIEWS[CONS], VAR, CONS, ONE_DEG) + "\n" + regrid_view(VIEWS[BILIN], VAR, BILIN, ONE_DEG)
+        steps = self.args.regrid_layout == "steps"
+        views = (regrid_view(VIEWS[CONS], VAR, CONS, ONE_DEG, steps) + "\n"
+                 + regrid_view(VIEWS[BILIN], VAR, BILIN, ONE_DEG, steps))
         config, cache = self.write_config("regrid", self.sst_dataset(self.pattern), views)
         ok, err = self.accepted(config)
         if not ok:
@@ -479,7 +491,8 @@ class RegridBench(ViewsBench):
 
         # End to end: the conservative view alone in its config.
         config, cache = self.write_config("regrid-e2e", self.sst_dataset(self.pattern),
-                                          regrid_view(VIEWS[CONS], VAR, CONS, ONE_DEG))
+                                          regrid_view(VIEWS[CONS], VAR, CONS, ONE_DEG,
+                                                      self.args.regrid_layout == "steps"))
         say(f"conservative, end to end ({self.mode}): atlasfs from an empty cache dir (mount included) against "
             "open_mfdataset + load + xarray-regrid")
 
@@ -795,7 +808,9 @@ class RegridBench(ViewsBench):
                f"  medians of {v['rounds']} round(s), atlasfs and anchor alternating; every load in a fresh interpreter, "
                "imports not timed",
                f"  source: {v['files']} daily files of sst 360x720 (0.5°); target 1° (lon -179.5..179.5); "
-               f"[cache] memory = {self.args.memory}"]
+               f"[cache] memory = {self.args.memory}",
+               "  1° views' chunks: " + (f"the whole grid, {STEPS_PER_CHUNK} days" if self.args.regrid_layout == "steps"
+                                         else f"{CHUNK}x{CHUNK} tiles of one day")]
         rows: list[tuple[str, str, str]] = []
 
         def runs(xs):
@@ -860,7 +875,7 @@ class RegridBench(ViewsBench):
         v.update({
             "started": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "cache_mode": self.mode, "quick": self.args.quick, "rounds": self.rounds, "files": len(self.files),
-            "memory_tier_mib": parse_mib(self.args.memory),
+            "memory_tier_mib": parse_mib(self.args.memory), "regrid_layout": self.args.regrid_layout,
             "environment": {
                 "cpus": os.cpu_count(), "memory_gib": psutil.virtual_memory().total / 2**30,
                 "kernel": platform.release(), "python": platform.python_version(),
@@ -899,6 +914,10 @@ def main() -> int:
     p.add_argument("--warm", action="store_true", help="measure with the sources in the OS page cache instead of dropping it")
     p.add_argument("--repeat", type=int, default=3, help="rounds of each measurement (median; default 3)")
     p.add_argument("--memory", default="512MiB", help="[cache] memory of the mounts (default 512MiB)")
+    p.add_argument("--regrid-layout", default="steps", choices=["steps", "tiles"],
+                   help="chunks of the 1° views: steps (default: the whole grid, "
+                        f"{STEPS_PER_CHUNK} days per chunk, for whole-array reads) or tiles "
+                        f"({CHUNK}x{CHUNK} cells of one day)")
     p.add_argument("--merc-batch", type=int, default=16,
                    help="days per ndpyramid pyramid_reproject call of the Web Mercator anchor (default 16)")
     p.add_argument("--no-merc", action="store_true",

@@ -206,6 +206,32 @@ fn pyramid_levels_are_nan_skipping_block_means_of_the_source() {
 }
 
 #[test]
+fn a_mean_level_computes_its_counts_with_its_values() {
+    // Level 0 reads level 1's values and the counts of valid values behind them. Computing a
+    // level-1 chunk keeps its counts too, so once level 1 is read, level 0 computes only its
+    // own chunks.
+    let dir = tempfile::tempdir().unwrap();
+    let service = start(&archive(dir.path()));
+    let keys = service.keys();
+    read_array(&keys, "pyramid/1/sst");
+    let before = keys.cache_stats().computed;
+    read_array(&keys, "pyramid/0/sst");
+    let level0 = meta(&keys, "pyramid/0/sst");
+    let chunks: u64 = numbers(&level0["shape"])
+        .iter()
+        .zip(numbers(
+            &level0["chunk_grid"]["configuration"]["chunk_shape"],
+        ))
+        .map(|(s, c)| s.div_ceil(c) as u64)
+        .product();
+    assert_eq!(
+        keys.cache_stats().computed - before,
+        chunks,
+        "reading level 0 after level 1 computed more than level 0's {chunks} chunks"
+    );
+}
+
+#[test]
 fn packed_values_decode_within_half_a_scale_step() {
     let dir = tempfile::tempdir().unwrap();
     let service = start(&archive(dir.path()));

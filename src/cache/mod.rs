@@ -306,6 +306,24 @@ impl ChunkCache {
         }
     }
 
+    /// Keeps `bytes` as chunk `key`, computed on the way by another chunk's computation, unless
+    /// the memory tier holds it already; counted as computed. Stored as a computed chunk is: in
+    /// memory, and on disk when `on_disk`. Not with a shared tier: there every chunk is looked
+    /// up in the tier first (a damaged entry is replaced, an intact one is not computed here),
+    /// so the chunk's own operator computes it when asked.
+    pub fn offer(&self, key: ChunkKey, bytes: Vec<u8>, on_disk: bool) {
+        if !self.takes_offer(key) {
+            return;
+        }
+        self.computed.fetch_add(1, Ordering::Relaxed);
+        self.keep(key, Arc::new(bytes), on_disk);
+    }
+
+    /// Whether [`ChunkCache::offer`] would keep chunk `key`.
+    pub fn takes_offer(&self, key: ChunkKey) -> bool {
+        self.shared_tier.is_none() && !self.memory.contains(&key)
+    }
+
     /// The decoded values of the input chunk `key`: kept from an earlier call, else `decode`d
     /// once however many callers ask at the same time. Errors are not kept.
     ///

@@ -319,6 +319,20 @@ impl RegionReader for CachedChunks<'_> {
         Ok(out)
     }
 
+    fn offer(&self, array: &ArrayNode, index: &[u64], values: Vec<u8>) {
+        let key = self.keys.key_of(array, index);
+        if !self.cache.takes_offer(key) {
+            return;
+        }
+        match array.recipe.encoding.encode(values) {
+            Ok(bytes) => {
+                let on_disk = array.recipe.operator.worth_keeping_on_disk();
+                self.cache.offer(key, bytes, on_disk);
+            }
+            Err(e) => tracing::debug!("{} {index:?}: not kept ({e})", array.path),
+        }
+    }
+
     fn check_region(&self, array: &ArrayNode, region: &Region) -> Result<(), ChunkError> {
         // Only what the region reads: a view reading one day of a chunk of many files depends
         // on that day's file alone.

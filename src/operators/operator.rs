@@ -149,6 +149,13 @@ pub trait RegionReader: Sync {
     /// # Errors
     /// The input chunk's [`ChunkError`], naming that chunk.
     fn check_region(&self, array: &ArrayNode, region: &Region) -> Result<(), ChunkError>;
+
+    /// Keeps `values` (the typed output of `array`'s operator, before its encoding) as chunk
+    /// `index` of `array`, unless the memory tier holds that chunk already: an operator that
+    /// computes another array's chunk on the way (a pyramid level's counts next to its values)
+    /// spares that array its own computation. Values that fail to encode are dropped: the
+    /// array's operator computes them when asked.
+    fn offer(&self, _array: &ArrayNode, _index: &[u64], _values: Vec<u8>) {}
 }
 
 /// The fingerprints of other arrays, for operators that read them.

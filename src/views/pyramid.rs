@@ -3,7 +3,8 @@
 //! 2^(levels−1−k) along two dimensions with trailing partial blocks trimmed — what
 //! `ds.coarsen({y: f, x: f}, boundary="trim").<method>()` gives. Each level is computed from
 //! the next finer level's cached chunks (the mean carries per-element counts of valid source
-//! values in hidden arrays, so it is never a mean of means). Chunks are square along the two
+//! values in hidden arrays, so it is never a mean of means; a level's values chunk offers the
+//! counts it computed on the way to the cache). Chunks are square along the two
 //! dimensions and one element along the others, as map viewers read them (`chunks` overrides
 //! both, e.g. several time steps per chunk for readers of whole levels); coordinates along
 //! the two dimensions are block means, as xarray's `coord_func` default.
@@ -36,6 +37,18 @@ struct Level {
     axes: [usize; 2],
     method: Reduction,
     counts: bool,
+    /// For a values level: its own level's counts array, which a coarser level reads; its
+    /// chunks are computed alongside the values and offered to the cache.
+    sibling_counts: Option<Arc<ArrayNode>>,
+}
+
+/// Counts of valid source values as the little-endian `u32` bytes of a counts chunk.
+fn counts_bytes(counts: &[u32]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(counts.len() * 4);
+    for n in counts {
+        bytes.extend_from_slice(&n.to_le_bytes());
+    }
+    bytes
 }
 
 impl Level {
@@ -163,12 +176,17 @@ impl Operator for Level {
                 }
             };
             if self.counts {
-                let mut bytes = Vec::with_capacity(reduced_counts.len() * 4);
-                for n in reduced_counts {
-                    bytes.extend_from_slice(&n.to_le_bytes());
-                }
-                bytes
+                counts_bytes(&reduced_counts)
             } else {
+                if let Some(sibling) = &self.sibling_counts {
+                    let sibling_chunk = into_chunk(
+                        counts_bytes(&reduced_counts),
+                        &region,
+                        &sibling.geometry.chunks,
+                        &sibling.geometry.fill,
+                    );
+                    context.regions.offer(sibling, index, sibling_chunk);
+                }
                 float_bytes(&reduced, geometry.dtype)
             }
         };
@@ -408,6 +426,7 @@ pub(super) fn apply(
                     axes,
                     method: params.method,
                     counts: false,
+                    sibling_counts: None,
                 }),
                 encoding,
             ),
@@ -421,7 +440,7 @@ pub(super) fn apply(
             let Some(finer_decoding) = plain(&finer) else {
                 break;
             };
-            let level = |counts: bool| Level {
+            let level = |counts: bool, sibling_counts: Option<Arc<ArrayNode>>| Level {
                 finer: finer.clone(),
                 finer_counts: finer_counts.clone(),
                 decoding: finer_decoding.clone(),
@@ -429,6 +448,7 @@ pub(super) fn apply(
                 axes,
                 method: params.method,
                 counts,
+                sibling_counts,
             };
             let counts = (params.method == Reduction::Mean).then(|| {
                 builder.array(
@@ -437,17 +457,19 @@ pub(super) fn apply(
                     geometry_at(factor, DType::U32, vec![0; 4]),
                     Vec::new(),
                     Recipe::new(
-                        Arc::new(level(true)),
+                        Arc::new(level(true, None)),
                         crate::operators::Encoding::Zstd { level: 1 },
                     ),
                 )
             });
+            // The coarsest level's counts are read by nothing: not computed alongside.
+            let sibling = counts.clone().filter(|_| k > 0);
             let values = builder.array(
                 format!("{path}/{k}/{name}"),
                 array.dims.clone(),
                 geometry_at(factor, float, nan_fill_bytes(float)),
                 attrs.clone(),
-                Recipe::new(Arc::new(level(false)), encoding),
+                Recipe::new(Arc::new(level(false, sibling)), encoding),
             );
             groups[k]
                 .children
