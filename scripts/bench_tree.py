@@ -23,9 +23,10 @@ probe predicts more than --anchor-budget seconds for all leaves, a random sample
 timed and extrapolated. For both the anchor and the atlasfs opens the source files are in the OS
 page cache (the anchor's best case); the index and the first mount run in the run's page-cache mode.
 
-The run also copies the store recursively out of the mount (`cp -r`) and opens that local copy
-the same way: the goal is that the mount opens within 1.1x of xarray on the local copy (the
-reader is the limit there).
+After the first mount the run copies the store recursively out of the mount (`cp -r`, which
+also leaves the chunks it reads in atlasfs's cache) and opens that local copy the same way, round
+by round with the mount's opens (which one goes first alternates): the goal is that the mount
+opens within 1.1x of xarray on the local copy (the reader is the limit there).
 
 Prints a table and adds the figures to results.json (key "tree") next to the archives.
 
@@ -398,7 +399,8 @@ class TreeBench:
             say(f"  warning: atlasfs reported files it could not use:\n{tail(proc.stdout + proc.stderr, 5)}")
 
         dest = self.mp / DATASET
-        opens, mounts = [], []
+        local = self.work / "tree-local-copy"
+        opens, local_opens, mounts = [], [], []
         self.prepare_cache()
         try:
             for i in range(self.args.opens):
@@ -408,13 +410,31 @@ class TreeBench:
                 mounts.append(mount_s)
                 if i == 0:
                     say(f"mounted at {self.mp} in {mount_s:.3f} s (catalog built; daemon pid {pid})")
+                    self.copy_out(dest, local)
                     self.warm_sources()  # the opens, like the anchor, run with the sources in the page cache
-                o = self.child(CHILD_OPEN, str(dest), "auto", "time")
+                    _, pid = self.mount()
+
+                def mine() -> dict:
+                    return self.child(CHILD_OPEN, str(dest), "auto", "time")
+
+                def theirs() -> dict:
+                    return self.child(CHILD_OPEN, str(local), "auto", "time")
+
+                # Rounds alternate which of the two opens goes first.
+                first, second = (mine, theirs) if i % 2 == 0 else (theirs, mine)
+                a, b = first(), second()
+                o, lo = (a, b) if i % 2 == 0 else (b, a)
                 opens.append(o["open_s"])
+                local_opens.append(lo["open_s"])
                 say(f"  open {i + 1}/{self.args.opens} (fresh mount): xr.open_datatree {o['open_s']:.3f} s, "
-                    f"{o['nodes']} nodes, {o['leaves']} leaves, {o['data_vars']} data variables")
+                    f"{o['nodes']} nodes, {o['leaves']} leaves, {o['data_vars']} data variables; "
+                    f"the local copy {lo['open_s']:.3f} s")
                 if i == 0:
                     r["tree_shape"] = {k: o[k] for k in ("nodes", "leaves", "data_vars")}
+            r["local_copy"]["open_s_all"] = local_opens
+            r["local_copy"]["open_s"] = statistics.median(local_opens)
+            say(f"  local copy of the store: xr.open_datatree median {r['local_copy']['open_s']:.3f} s "
+                f"({', '.join(f'{x:.3f}' for x in local_opens)})")
             r["mount_s"] = mounts[0]
             r["remount_s_all"] = mounts[1:]
             r["open_s_all"] = opens
@@ -461,28 +481,25 @@ class TreeBench:
                 picks.append([m, e, v, str(self.archive / m / e / f"{v}_AIS_{m}_{e}.nc")])
             r["verify"] = self.child(CHILD_VERIFY, str(dest), json.dumps(picks))
             r["values_match"] = all(x["match"] for x in r["verify"])
-            self.bench_local_copy(dest)
             say("  values through the mount equal netCDF4 reading the file: "
                 + ", ".join(f"{x['leaf']}/{x['variable']} {'yes' if x['match'] else 'NO'}" for x in r["verify"]))
         finally:
             if self.mounted or self.is_mounted():
                 self.unmount()
+            shutil.rmtree(local, ignore_errors=True)
 
-    def bench_local_copy(self, dest: Path) -> None:
-        """The store copied out of the mount (`cp -r`) and opened the same way, on local disk."""
-        r = self.r
-        local = self.work / "tree-local-copy"
+    def copy_out(self, dest: Path, local: Path) -> None:
+        """The store copied out of the mount (`cp -r`, which also leaves every chunk it reads in
+        atlasfs's cache), to be opened the same way on local disk, round by round with the
+        mount's opens."""
         shutil.rmtree(local, ignore_errors=True)
         t = time.perf_counter()
         subprocess.run(["cp", "-r", str(dest), str(local)], check=True)
         copy_s = time.perf_counter() - t
-        opens = [self.child(CHILD_OPEN, str(local), "auto", "time")["open_s"] for _ in range(self.args.opens)]
-        r["local_copy"] = {"copy_s": copy_s, "open_s_all": opens, "open_s": statistics.median(opens),
-                           "how": "cp -r MOUNT/ismip6 LOCAL, then xr.open_datatree(LOCAL, engine='zarr') "
-                                  "in fresh subprocesses (median)"}
-        say(f"  local copy of the store (cp -r, {copy_s:.1f} s): xr.open_datatree median "
-            f"{r['local_copy']['open_s']:.3f} s ({', '.join(f'{x:.3f}' for x in opens)})")
-        shutil.rmtree(local, ignore_errors=True)
+        self.r["local_copy"] = {"copy_s": copy_s,
+                                "how": "cp -r MOUNT/ismip6 LOCAL after the first mount, then xr.open_datatree(LOCAL, "
+                                       "engine='zarr') in fresh subprocesses, alternating with the mount's opens (median)"}
+        say(f"  local copy of the store: cp -r of the mount took {copy_s:.1f} s")
 
     def run_anchor(self, method: str, leaves: list[tuple[str, str]], label: str, timeout: float) -> dict:
         spec = self.work / "tree-anchor-leaves.json"
