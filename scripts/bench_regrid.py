@@ -774,22 +774,21 @@ class RegridBench(ViewsBench):
             f"goal < {WEIGHTS_GOAL_S:.0f} s and < 1 GiB — {'met' if ok else 'NOT MET'}")})
         speed("tree", f"DataTree of {MODELS} models -> 1°, concat + var, end to end", "a loop of xarray-regrid + concat + var")
         speed("merc", f"{MERC_LEVELS}-level Web Mercator pyramid, end to end", "ndpyramid pyramid_reproject + to_zarr")
-        t = v["tree"]
-        if t.get("reader_limit_s"):
-            best = t["anchor_s"] / t["reader_limit_s"]
-            lst.append({"key": "tree_limit", "met": None, "text": (
-                f"DataTree reader limit: the same open_datatree + concat + var over a local copy of the view (in the OS "
-                f"page cache) takes {t['reader_limit_s']:.3f} s, so no server of this view can be more than "
-                f"{best:.1f}× faster than the anchor ({t['anchor_s']:.3f} s) for this read"
-                + (f" — below the {GOALS['tree']}× goal" if best < GOALS["tree"] else ""))})
+        def reader_limit(key: str, what: str, read: str, server_of: str) -> None:
+            """The line of a row's reader limit: no server can beat the anchor by more."""
+            s = v[key]
+            if not s.get("reader_limit_s"):
+                return
+            best = s["anchor_s"] / s["reader_limit_s"]
+            lst.append({"key": f"{key}_limit", "met": None, "text": (
+                f"{what} reader limit: {read} (in the OS page cache) takes {s['reader_limit_s']:.3f} s, so no server "
+                f"of {server_of} can be more than {best:.1f}× faster than the anchor ({s['anchor_s']:.3f} s) for this read"
+                + (f" — below the {GOALS[key]}× goal" if best < GOALS[key] else ""))})
+
+        reader_limit("tree", "DataTree", "the same open_datatree + concat + var over a local copy of the view", "this view")
+        reader_limit("merc", "Web Mercator", "the same zarr-python reader over ndpyramid's finished local store",
+                     "this pyramid")
         m = v["merc"]
-        if m.get("reader_limit_s"):
-            best = m["anchor_s"] / m["reader_limit_s"]
-            lst.append({"key": "merc_limit", "met": None, "text": (
-                f"Web Mercator reader limit: the same zarr-python reader over ndpyramid's finished store (local, in the OS "
-                f"page cache) takes {m['reader_limit_s']:.3f} s, so no server of this pyramid can be more than "
-                f"{best:.1f}× faster than the anchor ({m['anchor_s']:.3f} s) for this read"
-                + (f" — below the {GOALS['merc']}× goal" if best < GOALS["merc"] else ""))})
         if m.get("peak_rss_mib") is not None:
             tier = v["memory_tier_mib"]
             ok = m["peak_rss_mib"] * 2**20 <= tier * 2**20 + RSS_ALLOWANCE_MB * 1e6
