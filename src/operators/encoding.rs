@@ -77,15 +77,19 @@ impl Encoding {
     /// # Errors
     /// [`ChunkErrorKind::Encoding`] when the codec fails.
     pub fn encode(self, values: Vec<u8>) -> Result<Vec<u8>, ChunkError> {
-        let Some(codec) = self.codec()? else {
-            return Ok(values);
+        let failed =
+            |e: String| ChunkError::new(ChunkErrorKind::Encoding, None, format!("encoding: {e}"));
+        let mut encoded = match (self, self.codec()?) {
+            (_, None) => return Ok(values),
+            // Without zstd's block pre-splitter (see `zstd_frame`); decoded by zarrs' codec.
+            (Encoding::Zstd { level }, Some(_)) => {
+                super::zstd_frame::compress(&values, level).map_err(failed)?
+            }
+            (_, Some(codec)) => codec
+                .encode(Cow::Owned(values), &CodecOptions::default())
+                .map(Cow::into_owned)
+                .map_err(|e| failed(e.to_string()))?,
         };
-        let mut encoded = codec
-            .encode(Cow::Owned(values), &CodecOptions::default())
-            .map(Cow::into_owned)
-            .map_err(|e| {
-                ChunkError::new(ChunkErrorKind::Encoding, None, format!("encoding: {e}"))
-            })?;
         // Compressors allocate their worst-case bound; the caches count (and keep) the length.
         encoded.shrink_to_fit();
         Ok(encoded)

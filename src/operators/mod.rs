@@ -19,6 +19,7 @@ mod parts;
 mod strings;
 mod transform;
 mod zarr_chunk;
+mod zstd_frame;
 
 use std::sync::Arc;
 
