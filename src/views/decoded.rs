@@ -155,6 +155,29 @@ impl Decoding {
             .then(|| self.missing.iter().map(|&m| m as f32).collect())
     }
 
+    /// Decoded `float32` values of raw little-endian bytes, in one pass, for `float32` stored
+    /// without scaling (missing values become NaN); `None` for any other type.
+    pub(crate) fn f32_values(&self, raw: &[u8]) -> Option<Vec<f32>> {
+        let missing = self.plain_f32_missing()?;
+        let value = |b: &[u8]| f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        let values = raw.chunks_exact(4);
+        Some(match missing.as_slice() {
+            [] => values.map(value).collect(),
+            &[m] => values
+                .map(|b| match value(b) {
+                    v if v == m => f32::NAN,
+                    v => v,
+                })
+                .collect(),
+            _ => values
+                .map(|b| match value(b) {
+                    v if missing.contains(&v) => f32::NAN,
+                    v => v,
+                })
+                .collect(),
+        })
+    }
+
     /// Decoded `float32` values as little-endian bytes, for `float32` stored without scaling:
     /// the raw bytes with missing values replaced by NaN, in place; other types get their
     /// bytes back as the error.
@@ -164,11 +187,17 @@ impl Decoding {
         }
         let missing: Vec<f32> = self.missing.iter().map(|&m| m as f32).collect();
         let nan = f32::NAN.to_le_bytes();
-        for b in raw.chunks_exact_mut(4) {
-            let v = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-            if missing.contains(&v) {
-                b.copy_from_slice(&nan);
-            }
+        let value = |b: &[u8]| f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        match missing.as_slice() {
+            [] => {}
+            &[m] => raw
+                .chunks_exact_mut(4)
+                .filter(|b| value(b) == m)
+                .for_each(|b| b.copy_from_slice(&nan)),
+            _ => raw
+                .chunks_exact_mut(4)
+                .filter(|b| missing.contains(&value(b)))
+                .for_each(|b| b.copy_from_slice(&nan)),
         }
         Ok(raw)
     }
@@ -302,5 +331,56 @@ pub(crate) fn nan_fill_bytes(dtype: DType) -> Vec<u8> {
     match dtype {
         DType::F32 | DType::F64 => float_bytes(&[f64::NAN], dtype),
         d => vec![0; d.size().unwrap_or(8)],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plain_f32(missing: &[f64]) -> Decoding {
+        Decoding {
+            raw: DType::F32,
+            missing: missing.to_vec(),
+            scale: None,
+            float: DType::F32,
+        }
+    }
+
+    /// The one-pass float32 decodings agree with the general decoding, with no, one and
+    /// several missing values.
+    #[test]
+    fn float32_fast_paths_decode_as_the_general_path() {
+        let values = [1.5f32, -999.0, 2.25, 1024.0, f32::NAN, 0.0, -999.0];
+        let raw: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        for (missing, nans) in [(&[][..], 1), (&[-999.0], 3), (&[-999.0, 1024.0], 4)] {
+            let decoding = plain_f32(missing);
+            let general: Vec<f64> = decoding.decode(&raw);
+            let same = |a: f64, b: f64| a == b || (a.is_nan() && b.is_nan());
+            let fast = decoding.f32_values(&raw).unwrap();
+            assert!(
+                fast.iter()
+                    .zip(&general)
+                    .all(|(&a, &b)| same(f64::from(a), b)),
+                "{missing:?}"
+            );
+            let bytes = decoding.decode_f32_bytes(raw.clone()).unwrap();
+            let from_bytes = bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+            assert!(
+                from_bytes
+                    .zip(&general)
+                    .all(|(a, &b)| same(f64::from(a), b)),
+                "{missing:?}"
+            );
+            assert_eq!(general.iter().filter(|v| v.is_nan()).count(), nans);
+        }
+        let scaled = Decoding {
+            scale: Some((2.0, 0.0)),
+            ..plain_f32(&[])
+        };
+        assert!(scaled.f32_values(&raw).is_none());
+        assert!(scaled.decode_f32_bytes(raw).is_err());
     }
 }

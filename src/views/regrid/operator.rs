@@ -187,13 +187,10 @@ impl Element for f32 {
         context: &OperatorContext<'_>,
         window: &Region,
     ) -> Result<Vec<f32>, ChunkError> {
-        if regrid.decoding.float == DType::F32 {
+        if regrid.decoding.plain_f32_missing().is_some() {
             let raw = context.regions.read_region(&regrid.source, window)?;
-            if let Ok(decoded) = regrid.decoding.decode_f32_bytes(raw) {
-                return Ok(decoded
-                    .chunks_exact(4)
-                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                    .collect());
+            if let Some(values) = regrid.decoding.f32_values(&raw) {
+                return Ok(values);
             }
         }
         Ok(regrid
