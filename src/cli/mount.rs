@@ -356,6 +356,16 @@ fn start(
     let (session, swapper) = fuse::mount(service.keys(), &args.mountpoint, &options)
         .with_context(|| format!("mounting at {}", args.mountpoint.display()))?;
     service.attach(Arc::new(swapper.clone()));
+    let keys = service.keys().clone();
+    let prerender = std::thread::Builder::new()
+        .name("prerender".into())
+        .spawn(move || {
+            let n = keys.prerender_dataset_documents();
+            tracing::debug!("rendered {n} consolidated metadata document(s) ahead of their reads");
+        });
+    if let Err(e) = prerender {
+        tracing::warn!("cannot render metadata documents ahead of their reads: {e}");
+    }
     Ok((session, swapper, Arc::new(service), summary))
 }
 

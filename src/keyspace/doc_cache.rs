@@ -57,7 +57,6 @@ impl RenderedDocs {
     }
 
     /// Bytes of documents held now.
-    #[cfg(test)]
     pub(super) fn held_bytes(&self) -> usize {
         self.inner.lock().bytes
     }

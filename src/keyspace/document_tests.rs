@@ -222,3 +222,23 @@ fn rendered_documents_are_bounded() {
     );
     assert_eq!(docs.held_bytes(), held);
 }
+
+#[test]
+fn dataset_documents_are_rendered_ahead_of_their_reads() {
+    let tree = tree(3, 2, 4);
+    let v2 = Documents::build(&tree, ZarrFormat::V2, 1 << 20);
+    let names = |docs: &Documents| -> Vec<String> {
+        docs.dataset_documents()
+            .iter()
+            .map(|(k, _)| k.to_string())
+            .collect()
+    };
+    assert_eq!(names(&v2), ["ds/.zmetadata"]);
+    let keys = KeySpace::new(tree, ZarrFormat::V3);
+    assert_eq!(names(&keys.documents), ["ds/zarr.json"]);
+    assert_eq!(keys.documents.held_bytes(), 0);
+    assert_eq!(keys.prerender_dataset_documents(), 1);
+    // Held as rendered: the first read finds it.
+    let len = keys.documents.len_of("ds/zarr.json").unwrap();
+    assert_eq!(keys.documents.held_bytes() as u64, len);
+}

@@ -84,9 +84,25 @@ impl Documents {
     }
 
     /// Bytes of rendered documents held now.
-    #[cfg(test)]
     pub(super) fn held_bytes(&self) -> usize {
         self.rendered.held_bytes()
+    }
+
+    /// The consolidated documents of the mount root's groups (`<group>/zarr.json` with the
+    /// subtree inline, or `<group>/.zmetadata`) with their lengths, by key: what a reader
+    /// opening a dataset or a DataTree reads first.
+    pub(super) fn dataset_documents(&self) -> Vec<(&str, u64)> {
+        let mut docs: Vec<(&str, u64)> = self
+            .entries
+            .iter()
+            .filter(|(key, e)| {
+                matches!(e.kind, DocKind::GroupV3 | DocKind::ZMetadata)
+                    && key.matches('/').count() == 1
+            })
+            .map(|(key, e)| (&**key, e.len))
+            .collect();
+        docs.sort_unstable();
+        docs
     }
 
     /// Every document key.

@@ -188,6 +188,24 @@ impl KeySpace {
             .unwrap_or_default()
     }
 
+    /// Renders the consolidated metadata documents of the mount root's groups ahead of their
+    /// first read, as long as they fit together in the rendered-document cache; returns how
+    /// many. Rendering the document of a large tree takes tens of milliseconds (about
+    /// 0.1 s for 12 MB, 12,000 nodes), which the first open would otherwise wait for. Call it
+    /// off the request path, e.g. on a thread of its own right after mounting.
+    pub fn prerender_dataset_documents(&self) -> usize {
+        let mut rendered = 0;
+        for (key, len) in self.documents.dataset_documents() {
+            if self.documents.held_bytes() + len as usize > DOCUMENT_CACHE_BYTES {
+                continue;
+            }
+            if self.documents.bytes(&self.tree, key).is_some() {
+                rendered += 1;
+            }
+        }
+        rendered
+    }
+
     /// The cache key of chunk `index` of `array`.
     pub fn chunk_key(&self, array: &ArrayNode, index: &[u64]) -> ChunkKey {
         let own = self
