@@ -79,16 +79,18 @@ impl Encoding {
     pub fn encode(self, values: Vec<u8>) -> Result<Vec<u8>, ChunkError> {
         let failed =
             |e: String| ChunkError::new(ChunkErrorKind::Encoding, None, format!("encoding: {e}"));
-        let mut encoded = match (self, self.codec()?) {
-            (_, None) => return Ok(values),
+        let mut encoded = match self {
             // Without zstd's block pre-splitter (see `zstd_frame`); decoded by zarrs' codec.
-            (Encoding::Zstd { level }, Some(_)) => {
+            Encoding::Zstd { level } => {
                 super::zstd_frame::compress(&values, level).map_err(failed)?
             }
-            (_, Some(codec)) => codec
-                .encode(Cow::Owned(values), &CodecOptions::default())
-                .map(Cow::into_owned)
-                .map_err(|e| failed(e.to_string()))?,
+            _ => match self.codec()? {
+                None => return Ok(values),
+                Some(codec) => codec
+                    .encode(Cow::Owned(values), &CodecOptions::default())
+                    .map(Cow::into_owned)
+                    .map_err(|e| failed(e.to_string()))?,
+            },
         };
         // Compressors allocate their worst-case bound; the caches count (and keep) the length.
         encoded.shrink_to_fit();
