@@ -58,15 +58,30 @@ const DECODED_WITHOUT_TIER: u64 = 256 << 20;
 /// The least memory the decoded tier gets out of a memory budget.
 const DECODED_MIN: u64 = 64 << 20;
 
+/// The most of a memory budget set aside for freed chunk-sized buffers the daemon's allocator
+/// keeps for reuse.
+const REUSED_BUFFERS_MAX: u64 = 64 << 20;
+
+/// The share of a memory budget of `memory` bytes the daemon's allocator may keep in freed
+/// chunk-sized buffers for reuse: an eighth, at most [`REUSED_BUFFERS_MAX`] (none with no
+/// memory tier). [`ChunkCache::new`] leaves it out of the two memory tiers.
+pub fn reused_buffer_share(memory: u64) -> u64 {
+    (memory / 8).min(REUSED_BUFFERS_MAX)
+}
+
 /// How a memory budget of `memory` bytes is shared: (the memory tier, the decoded tier). The
-/// decoded tier takes a quarter (at least [`DECODED_MIN`]), so the two together hold no more
-/// than `memory` once it is 256 MiB or more — the daemon's chunk bytes are what was configured.
+/// decoded tier takes a quarter (at least [`DECODED_MIN`]) and the memory tier what the
+/// [`reused_buffer_share`] leaves of the rest, so all three together hold no more than
+/// `memory` once it is 256 MiB or more — the daemon's chunk bytes are what was configured.
 fn memory_shares(memory: u64) -> (u64, u64) {
     if memory == 0 {
         return (0, DECODED_WITHOUT_TIER);
     }
     let decoded = memory / 4;
-    (memory - decoded, decoded.max(DECODED_MIN))
+    (
+        memory - decoded - reused_buffer_share(memory),
+        decoded.max(DECODED_MIN),
+    )
 }
 
 /// Where a chunk's bytes came from.
@@ -454,22 +469,25 @@ mod tests {
     }
 
     #[test]
-    fn the_memory_budget_holds_both_memory_tiers() {
+    fn the_memory_budget_holds_both_memory_tiers_and_the_reused_buffers() {
         const MIB: u64 = 1 << 20;
         for memory in [256 * MIB, 512 * MIB, 10 << 30] {
             let cache = ChunkCache::new(memory, None);
             let (tier, decoded) = (cache.memory.capacity(), cache.decoded.capacity());
-            assert_eq!(tier + decoded, memory, "{memory}");
+            let reused = reused_buffer_share(memory);
+            assert_eq!(tier + decoded + reused, memory, "{memory}");
             assert_eq!(decoded, memory / 4);
+            assert_eq!(reused, (memory / 8).min(64 * MIB));
         }
-        let small = ChunkCache::new(MIB, None);
+        let small = ChunkCache::new(8 * MIB, None);
         assert_eq!(
             (small.memory.capacity(), small.decoded.capacity()),
-            (MIB - MIB / 4, 64 * MIB)
+            (8 * MIB - 2 * MIB - MIB, 64 * MIB)
         );
         let off = ChunkCache::new(0, None);
         assert!(!off.has_memory_tier());
         assert_eq!(off.decoded.capacity(), 256 * MIB);
+        assert_eq!(reused_buffer_share(0), 0);
     }
 
     #[test]

@@ -207,11 +207,13 @@ fn daemonize(args: &MountArgs, config: &MountConfig) -> anyhow::Result<ExitCode>
 /// Keeps the daemon's resident memory near what its caches count. glibc raises its mmap
 /// threshold each time a large block is freed, after which chunk-sized buffers come from
 /// per-thread arenas that keep freed memory; a fixed threshold keeps every chunk-sized buffer
-/// in its own mapping, returned to the system when freed. Smaller blocks stay in the two
+/// in its own mapping, returned to the system when freed unless the process allocator keeps it
+/// for reuse within its share of the memory budget `memory`. Smaller blocks stay in the two
 /// arenas, each of which keeps up to [`ARENA_KEPT_FREE`] of freed memory at its top instead of
 /// giving every freed page back: at glibc's default of 128 KiB, buffers of a few hundred KiB
 /// (a tile, a row of weights) were faulted in and zeroed again on every chunk.
-pub(super) fn bound_allocator_retention() {
+pub(super) fn bound_allocator_retention(memory: u64) {
+    crate::ALLOCATOR.limit(atlasfs::cache::reused_buffer_share(memory));
     #[cfg(target_env = "gnu")]
     // SAFETY: mallopt only changes allocator parameters; called before the worker threads.
     unsafe {
@@ -227,7 +229,7 @@ const ARENA_KEPT_FREE: i32 = 16 << 20;
 
 /// Indexes, builds the tree, mounts, reports readiness and serves until unmounted or signalled.
 fn serve(args: &MountArgs, config: &MountConfig) -> anyhow::Result<ExitCode> {
-    bound_allocator_retention();
+    bound_allocator_retention(config.cache.memory);
     let ready = args.ready_fd.map(|fd| {
         // SAFETY: the parent passed this fd to us for exactly this purpose.
         std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) })

@@ -65,7 +65,7 @@ pub(super) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
             args.listen
         );
     }
-    super::mount::bound_allocator_retention();
+    super::mount::bound_allocator_retention(config.cache.memory);
     // Taken over first, so a SIGHUP while indexing queues a reload instead of ending the server.
     let mut signals = signal_hook::iterator::Signals::new([SIGHUP])?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
