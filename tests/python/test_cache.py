@@ -299,11 +299,12 @@ def test_remount_serves_cached_chunks_without_recomputing(atlasfs_bin, tmp_path,
 
 
 @pytest.mark.parametrize("memory,tier,decoded", [
-    ("512MiB", 384 << 20, 128 << 20),  # a quarter for decoded inputs: within the budget
-    ("1MiB", 3 << 18, 64 << 20),  # decoded inputs keep at least 64 MiB
+    # a quarter for decoded inputs, an eighth (at most 64 MiB) for reused buffers: within the budget
+    ("512MiB", (512 - 128 - 64) << 20, 128 << 20),
+    ("1MiB", (1024 - 256 - 128) << 10, 64 << 20),  # decoded inputs keep at least 64 MiB
 ])
-def test_memory_budget_is_shared_by_both_memory_tiers(atlasfs_bin, tmp_path, days, expected,
-                                                      cmounts, memory, tier, decoded):
+def test_memory_budget_is_shared_by_both_memory_tiers_and_reused_buffers(
+        atlasfs_bin, tmp_path, days, expected, cmounts, memory, tier, decoded):
     cache = tmp_path / "cache"
     config = cache_config(tmp_path / "c.toml", days, cache, memory=memory)
     m = cmounts.mount(config, cache)
