@@ -19,8 +19,9 @@ use std::sync::Mutex;
 /// Blocks at least this large are recycled; smaller ones come from malloc's arenas, which keep
 /// freed memory of their own.
 const SMALLEST: usize = 1 << 20;
-/// Most bytes of freed blocks kept at once, unless limited by [`RecyclingAllocator::limit`].
-const KEPT_BYTES: usize = 64 << 20;
+/// Most bytes of freed blocks kept at once, unless limited by [`RecyclingAllocator::limit`]:
+/// the most the memory budget sets aside for them.
+const KEPT_BYTES: usize = atlasfs::cache::REUSED_BUFFERS_MAX as usize;
 /// Most freed blocks kept at once.
 const KEPT_BLOCKS: usize = 16;
 

@@ -60,7 +60,7 @@ const DECODED_MIN: u64 = 64 << 20;
 
 /// The most of a memory budget set aside for freed chunk-sized buffers the daemon's allocator
 /// keeps for reuse.
-const REUSED_BUFFERS_MAX: u64 = 64 << 20;
+pub const REUSED_BUFFERS_MAX: u64 = 64 << 20;
 
 /// The share of a memory budget of `memory` bytes the daemon's allocator may keep in freed
 /// chunk-sized buffers for reuse: an eighth, at most [`REUSED_BUFFERS_MAX`] (none with no
