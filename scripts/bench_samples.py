@@ -17,6 +17,16 @@ same store. atlasfs serves the store as dataset `era5` with
 Every loader runs in a fresh interpreter with 2 worker processes (pool start-up not timed) over
 the baseline's split: the sample indices shuffled with Random(9), worker w taking items[w::2].
 The atlasfs loader reads each sample with `np.fromfile` of its chunk file (`t2m/c.<s>.0.0.0`).
+The mount has `[mount] open = "kernel"`, the setting the README gives for training loaders: the
+kernel opens sample files without a round trip to the daemon. Epoch 2 after a remount is also
+measured with the default (`open = "daemon"`: each open asks the daemon, which checks the
+sample's sources and passes cached entries through), for information.
+
+The FUSE floor: examples/fuse_floor.rs, a FUSE filesystem that does no work per request, serves
+the same sample files from memory with atlasfs's mount options and threads; the same loader reads
+them in each atlasfs round, on a fresh mount and again on the same mount (the kernel opening files
+itself, as with `open = "kernel"`), and on a fresh mount answering every open. What no FUSE daemon
+can beat on this machine: a goal above it is reported as below the FUSE floor.
 Rounds alternate atlasfs and the anchors (which goes first alternates too); figures are medians.
 
 - Epoch 1 (cold): a fresh cache dir and a fresh mount (not timed; its time is reported), the OS
@@ -60,6 +70,8 @@ from pathlib import Path
 SCRIPTS = Path(__file__).resolve().parent
 sys.path.insert(0, str(SCRIPTS))
 from bench import CHILD_CHUNK_LATENCY, REPO, BenchError, run_main, say, tail  # noqa: E402
+
+FLOOR = REPO / "target" / "release" / "examples" / "fuse_floor"
 from bench_views import ViewsBench, pkg_version  # noqa: E402
 
 STEPS = 48
@@ -293,12 +305,14 @@ class SamplesBench(ViewsBench):
 
     # --- configuration -------------------------------------------------------------------------
     def write_config(self, name: str, zarr: str, storage: str = "", memory: str | None = None,
-                     max_size: int | None = None, kinds: tuple[str, ...] = ("16k", "256k")) -> tuple[Path, Path]:
-        cache = self.work / f"cache-{name}"
+                     max_size: int | None = None, kinds: tuple[str, ...] = ("16k", "256k"),
+                     open_by: str = "kernel", cache_name: str | None = None) -> tuple[Path, Path]:
+        cache = self.work / f"cache-{cache_name or name}"
         path = self.work / f"{name}.toml"
         sets = "".join(f"\n[[samples]]\nname = {json.dumps(SETS[k][0])}\nfrom = \"era5\"\n"
                        f"descriptors = {json.dumps(str(self.dir / SETS[k][1]))}\n" for k in kinds)
         path.write_text("# written by scripts/bench_samples.py\n"
+                        f"[mount]\nopen = {json.dumps(open_by)}\n\n"
                         f"[cache]\ndir = {json.dumps(str(cache))}\nmemory = {json.dumps(memory or self.args.memory)}\n"
                         + (f"max_size = {max_size}\n" if max_size is not None else "")
                         + f"\n[[dataset]]\nname = \"era5\"\nzarr = {json.dumps(zarr)}\n{storage}{sets}")
@@ -387,9 +401,51 @@ class SamplesBench(ViewsBench):
                                                what="the .npy limit, page cache dropped")["rate"]
         return out
 
-    def atlas_round(self, config: Path, cache: Path, kind: str, steps: int) -> dict:
+    def floor_epochs(self, layout: dict, kind: str) -> dict:
+        """The loader over the FUSE floor serving copies of the same sample files (copied from
+        the mount at the first call): a fresh mount and the same mount again with the kernel
+        opening files itself, and a fresh mount answering every open."""
+        if not FLOOR.is_file():
+            raise BenchError(f"{FLOOR} is missing: `cargo build --release --example fuse_floor` "
+                             "(scripts/bench does)")
+        src = self.work / f"floor-files-{kind}"
+        if not src.is_dir():
+            tmp = src.with_name(src.name + ".tmp")
+            self.discard(tmp)
+            tmp.mkdir(parents=True)
+            for k in range(SAMPLES):
+                name = f"c.{k}.0.0.0"
+                (tmp / name).write_bytes(Path(layout["root"], name).read_bytes())
+            tmp.rename(src)
+        mp = self.work / "mnt-floor"
+        out = {}
+        for flags, epochs in ((["--no-open"], ("floor_fresh", "floor_same")), ([], ("floor_fresh_opens",))):
+            if self.is_mounted(mp):
+                subprocess.run(["umount", "-l", str(mp)], capture_output=True)
+            mp.mkdir(parents=True, exist_ok=True)
+            proc = subprocess.Popen([str(FLOOR), str(src), str(mp), *flags])
+            try:
+                deadline = time.monotonic() + 20
+                while not self.is_mounted(mp):
+                    if proc.poll() is not None or time.monotonic() > deadline:
+                        raise BenchError(f"fuse_floor did not mount at {mp} (exit {proc.poll()})")
+                    time.sleep(0.05)
+                for name in epochs:
+                    out[name] = self.epoch(dict(layout, root=str(mp)))["rate"]
+            finally:
+                subprocess.run(["umount", str(mp)], capture_output=True)
+                try:
+                    proc.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    subprocess.run(["umount", "-l", str(mp)], capture_output=True)
+        return out
+
+    def atlas_round(self, config: Path, cache: Path, kind: str, steps: int, daemon_open: Path) -> dict:
         """Epoch 1 cold (fresh cache dir and mount), epoch 2 on the same mount, epoch 2 after a
-        remount with the OS page cache dropped."""
+        remount with the cache's entries in the OS page cache (also with `daemon_open`, the same
+        config but for `[mount] open = "daemon"`), epoch 2 after a remount with the OS page cache
+        dropped."""
         r: dict = {}
         r["mount_s"], pid = self.fresh_mount(config, cache)
         layout = self.set_layout(kind)
@@ -402,6 +458,9 @@ class SamplesBench(ViewsBench):
         r["epoch2_same_mount"] = self.epoch(layout)["rate"]
         self.unmount(self.mp)
         self.read_into_os_cache(self.cache_entries(cache))
+        self.mount(daemon_open, self.mp)
+        r["epoch2_remount_warm_daemon_open"] = self.epoch(layout)["rate"]
+        self.unmount(self.mp)
         self.mount(config, self.mp)
         r["epoch2_remount_warm"] = self.epoch(layout)["rate"]
         self.unmount(self.mp)
@@ -410,6 +469,7 @@ class SamplesBench(ViewsBench):
         self.mount(config, self.mp)
         r["epoch2_remount"] = self.epoch(layout)["rate"]
         r["stats_epoch2_remount"] = self.counters(self.settled_stats(config))
+        r.update(self.floor_epochs(layout, kind))
         r["layout"] = layout
         return r
 
@@ -446,7 +506,11 @@ class SamplesBench(ViewsBench):
 
     # --- parts ---------------------------------------------------------------------------------
     def local_epochs(self, v: dict) -> None:
+        for kind in SETS:
+            self.discard(self.work / f"floor-files-{kind}")  # copied from this run's mount
         config, cache = self.write_config("samples-local", str(self.dir / "era5.zarr"))
+        daemon_open, _ = self.write_config("samples-local-daemon-open", str(self.dir / "era5.zarr"),
+                                           open_by="daemon", cache_name="samples-local")
         self.atlas("check", str(config), timeout=300)
         tree = self.atlas("tree", str(config)).stdout
         v["tree_notes"] = [l.strip() for l in tree.splitlines() if "samples" in l and ("line" in l or "left out" in l)][:10]
@@ -458,12 +522,14 @@ class SamplesBench(ViewsBench):
                 f"cache), epoch 2 on the same mount and after a remount, against baseline_samples.py run")
 
             def atlas_run(i: int, kind=kind) -> dict:
-                r = self.atlas_round(config, cache, kind, len(steps[kind]))
+                r = self.atlas_round(config, cache, kind, len(steps[kind]), daemon_open)
                 s1 = r["stats_epoch1"]
                 say(f"  round {i + 1}: atlasfs epoch 1 {r['epoch1']:.0f}/s (mount {r['mount_s']:.2f} s; decoded "
                     f"{s1['decoded']}, computed {s1['computed']}), epoch 2 same mount {r['epoch2_same_mount']:.0f}/s, "
-                    f"after a remount {r['epoch2_remount_warm']:.0f}/s (entries in the OS page cache), "
-                    f"{r['epoch2_remount']:.0f}/s (page cache dropped)")
+                    f"after a remount {r['epoch2_remount_warm']:.0f}/s (entries in the OS page cache; "
+                    f"{r['epoch2_remount_warm_daemon_open']:.0f}/s with open = \"daemon\"), "
+                    f"{r['epoch2_remount']:.0f}/s (page cache dropped); FUSE floor {r['floor_fresh']:.0f}/s fresh "
+                    f"mount, {r['floor_same']:.0f}/s same mount, {r['floor_fresh_opens']:.0f}/s fresh answering opens")
                 return r
 
             def anchor_run(i: int, kind=kind) -> dict:
@@ -478,7 +544,9 @@ class SamplesBench(ViewsBench):
                 if any(x.get(k) is not None for x in xs) else None  # noqa: E731
             v[kind] = {
                 "atlasfs": {k: med(mine, k) for k in ("epoch1", "epoch2_same_mount", "epoch2_remount_warm",
-                                                      "epoch2_remount", "mount_s", "amplification")},
+                                                      "epoch2_remount_warm_daemon_open", "epoch2_remount",
+                                                      "mount_s", "amplification", "floor_fresh", "floor_same",
+                                                      "floor_fresh_opens")},
                 "anchor": {k: med(theirs, k) for k in ("sodeda_epoch1", "sodeda_epoch2", "xbatcher", "npy_limit",
                                                        "npy_limit_cold")},
                 "atlasfs_runs": [{k: x[k] for k in x if k != "layout"} for x in mine],
@@ -630,16 +698,22 @@ class SamplesBench(ViewsBench):
         v = self.res
         rows = []
 
-        def add(work, atlas, anchor, ratio, goal, met, note=""):
+        def add(work, atlas, anchor, ratio, goal, met, note="", limit=""):
             rows.append({"work": work, "atlasfs": atlas, "anchor": anchor, "ratio": ratio, "goal": goal, "met": met,
-                         "note": note})
+                         "note": note, "limit": limit})
 
-        def speed(work, mine, theirs, anchor_name, goal):
+        def speed(work, mine, theirs, anchor_name, goal, floor=None):
+            """`floor`: what a FUSE daemon doing no work reads in the same conditions; a goal
+            above it cannot be met through FUSE on this machine, and the row says so."""
             if mine is None or not theirs:
                 add(work, "—", anchor_name, "—", goal, None)
                 return
             f = mine / theirs
-            add(work, f"{mine:,.0f}/s", f"{theirs:,.1f}/s {anchor_name}", f"{f:.2f}×", f"≥ {goal}×", f >= goal)
+            limit = ""
+            if floor and f < goal and floor < goal * theirs:
+                limit = f"FUSE floor {floor / theirs:.2f}×"
+            add(work, f"{mine:,.0f}/s", f"{theirs:,.1f}/s {anchor_name}", f"{f:.2f}×", f"≥ {goal}×", f >= goal,
+                limit=limit)
 
         a16, n16 = v["16k"]["atlasfs"], v["16k"]["anchor"]
         faster = max(n16["sodeda_epoch1"], n16["xbatcher"])
@@ -654,7 +728,7 @@ class SamplesBench(ViewsBench):
             label = "16 KB" if kind == "16k" else "256 KB"
             speed(f"epoch 2 (warm), {label}, same mount", a["epoch2_same_mount"], n["npy_limit"], ".npy limit", GOALS[key])
             speed(f"epoch 2 (warm), {label}, remount, entries in page cache", a["epoch2_remount_warm"], n["npy_limit"],
-                  ".npy limit", GOALS[key])
+                  ".npy limit", GOALS[key], a.get("floor_fresh"))
             if n.get("npy_limit_cold"):
                 speed(f"epoch 2 (warm), {label}, remount, page cache dropped", a["epoch2_remount"], n["npy_limit_cold"],
                       ".npy, dropped", GOALS[key])
@@ -690,12 +764,15 @@ class SamplesBench(ViewsBench):
                f"  store: {STEPS} global 721x1440 float32 steps, one per chunk, zstd, Zarr v3; {SAMPLES} samples of "
                f"{WINDOW}x32x32 (16 KB) and {WINDOW}x128x128 (256 KB); {WORKERS} loader processes, random order "
                f"(Random({SEED}), items[w::{WORKERS}]); medians of {v['rounds']} round(s); [cache] memory = {self.args.memory}",
+               "  mount: [mount] open = \"kernel\" (the kernel opens sample files without asking the daemon; "
+               "S3 and hit-rate rows too)",
                ""]
         rows = self.goal_rows()
         v["goals"] = rows
         head = ("work", "atlasfs", "anchor", "ratio", "goal", "met")
         cells = [head] + [(r["work"], r["atlasfs"], r["anchor"], r["ratio"], r["goal"],
-                           "—" if r["met"] is None else ("met" if r["met"] else "NOT MET")) for r in rows]
+                           ("—" if r["met"] is None else ("met" if r["met"] else "NOT MET"))
+                           + (f" ({r['limit']})" if r.get("limit") else "")) for r in rows]
         w = [max(len(c[i]) for c in cells) for i in range(len(head))]
         for k, c in enumerate(cells):
             out.append("  ".join(x.ljust(w[i]) if i == 0 else x.rjust(w[i]) for i, x in enumerate(c)).rstrip())
@@ -708,12 +785,20 @@ class SamplesBench(ViewsBench):
             label = "16 KB" if kind == "16k" else "256 KB"
             out.append(f"  {label}: atlasfs epoch 1 {a['epoch1']:,.0f}/s (mount {a['mount_s']:.2f} s, not in the rate), "
                        f"epoch 2 {a['epoch2_same_mount']:,.0f}/s same mount, after a remount {a['epoch2_remount_warm']:,.0f}/s "
-                       f"(entries in the OS page cache) and {a['epoch2_remount']:,.0f}/s (page cache dropped: "
+                       f"(entries in the OS page cache; {a['epoch2_remount_warm_daemon_open']:,.0f}/s with "
+                       f"[mount] open = \"daemon\", {a['epoch2_remount_warm_daemon_open'] / n['npy_limit']:.2f}× the "
+                       f".npy limit) and {a['epoch2_remount']:,.0f}/s (page cache dropped: "
                        f"{a['epoch2_remount'] / n['npy_limit']:.2f}× the .npy limit read from the page cache); "
                        f"sodeda-like epoch 1 {n['sodeda_epoch1']:.1f}/s, epoch 2 (pickles) {n['sodeda_epoch2']:,.0f}/s, "
                        f"xbatcher {n['xbatcher']:.1f}/s (1 process), .npy limit {n['npy_limit']:,.0f}/s (files just "
                        f"written, in the page cache)"
                        + (f", {n['npy_limit_cold']:,.0f}/s with the page cache dropped" if n.get("npy_limit_cold") else ""))
+            if a.get("floor_fresh"):
+                out.append(f"  {label}: FUSE floor (examples/fuse_floor.rs, no work per request, same files and loader): "
+                           f"{a['floor_fresh']:,.0f}/s on a fresh mount ({a['floor_fresh'] / n['npy_limit']:.2f}× the .npy "
+                           f"limit), {a['floor_same']:,.0f}/s again on the same mount ({a['floor_same'] / n['npy_limit']:.2f}×), "
+                           f"{a['floor_fresh_opens']:,.0f}/s on a fresh mount answering every open "
+                           f"({a['floor_fresh_opens'] / n['npy_limit']:.2f}×)")
             ver = v[kind]["values"]
             out.append(f"  {label}: {ver['checked'] - ver['n_bad']} of {ver['checked']} samples equal xarray's .sel "
                        "(the baseline's .npy)")
@@ -722,7 +807,9 @@ class SamplesBench(ViewsBench):
             m, l = oc["mount"]["p50_s"], oc["local"]["p50_s"]
             out.append(f"  one open + read + close of a cached 16 KB sample: mount p50 {m * 1e3:.3f} ms (p99 "
                        f"{oc['mount']['p99_s'] * 1e3:.3f}), local file p50 {l * 1e3:.3f} ms (p99 {oc['local']['p99_s'] * 1e3:.3f}); "
-                       f"the FUSE open costs {max(0.0, m - l) * 1e3:.3f} ms more, a bound of {1 / m:,.0f} samples/s per reader")
+                       f"the mount costs {max(0.0, m - l) * 1e3:.3f} ms more (with open = \"kernel\" one round trip "
+                       f"to the daemon: the isatty() ioctl Python's open() makes), a bound of {1 / m:,.0f} samples/s "
+                       "per reader")
         if "s3" in v:
             s = v["s3"]
             out.append(f"  S3: mount {s['atlasfs']['mount_s']:.2f} s (listing through the proxy); {s['objects']} objects, "

@@ -363,6 +363,11 @@ impl DiskCache {
         (meta.len() == len).then_some(file)
     }
 
+    /// Counts a hit served from an entry [`DiskCache::open_verified`] opened.
+    pub fn count_hit(&self) {
+        bump(&self.counters.hits);
+    }
+
     /// Counts an entry handed to the kernel (a disk hit served by passthrough).
     pub fn count_passthrough(&self) {
         bump(&self.counters.hits);

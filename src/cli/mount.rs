@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use atlasfs::cache::{CacheLock, LockError, LockMode};
-use atlasfs::config::MountConfig;
+use atlasfs::config::{MountConfig, OpenBy};
 use atlasfs::frontend::fuse::{self, FuseOptions, Swapper};
 use atlasfs::keyspace::ReadAheadConfig;
 use atlasfs::service::{Reloader, Service, ServiceOptions, Startup};
@@ -347,6 +347,7 @@ fn start(
     );
     let mut options = FuseOptions {
         allow_other: args.allow_other,
+        kernel_opens: config.mount.open == OpenBy::Kernel,
         ..FuseOptions::default()
     };
     if let Some(threads) = args.threads {

@@ -82,6 +82,22 @@ pub struct MountSection {
     /// (the default) re-indexes only on SIGHUP.
     #[serde(default, deserialize_with = "de_refresh")]
     pub refresh: Option<Duration>,
+    /// Who opens files: the daemon (checks each open) or the kernel (no round trip per open).
+    #[serde(default)]
+    pub open: OpenBy,
+}
+
+/// `[mount] open`: who handles the opening of a file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OpenBy {
+    /// Every open asks the daemon, which checks the file's sources and may hand a cached chunk
+    /// to the kernel (passthrough).
+    #[default]
+    Daemon,
+    /// The kernel opens files without asking the daemon, saving a round trip per open; it keeps
+    /// the pages it has read until a reload retires the file.
+    Kernel,
 }
 
 /// The `[cache]` table.
@@ -676,5 +692,17 @@ mod tests {
         let err = config("[mount]\nrefresh = \"100ms\"\n").unwrap_err();
         assert!(err.to_string().contains("at least"), "{err}");
         assert!(config("[mount]\nrefresh = 600\n").is_err());
+    }
+
+    #[test]
+    fn open_names_who_opens_files() {
+        let config = |text: &str| MountConfig::parse(text, Path::new("x.toml"));
+        assert_eq!(config("").unwrap().mount.open, OpenBy::Daemon);
+        assert_eq!(
+            config("[mount]\nopen = \"kernel\"\n").unwrap().mount.open,
+            OpenBy::Kernel
+        );
+        let err = config("[mount]\nopen = \"kernal\"\n").unwrap_err();
+        assert!(err.to_string().contains("kernal"), "{err}");
     }
 }

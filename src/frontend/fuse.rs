@@ -7,6 +7,10 @@
 //! with FUSE passthrough: the kernel reads the entry's file directly, at local-disk speed. That
 //! needs the kernel to offer it (≥ 6.9) and `CAP_SYS_ADMIN`; without either, or when handing a
 //! file over fails, chunks are served through `read` as before.
+//!
+//! With [`FuseOptions::kernel_opens`], the first `open` answers `ENOSYS`, after which the kernel
+//! opens files itself, keeping their pages, and sends no `open` or `release` again: reads that
+//! miss its page cache arrive without a file handle and resolve by inode.
 
 use std::ffi::OsStr;
 use std::path::Path;
@@ -24,11 +28,14 @@ use super::errno::errno;
 use super::handles::{Handles, Io, OpenFile};
 use super::inodes::child_path;
 use super::snapshot::{Resolved, Snapshots};
-use crate::keyspace::{KeyError, KeySpace, Kind};
+use crate::keyspace::{KeyError, KeySpace, Kind, OpenKey};
 
 /// Attribute and entry lifetime in the kernel: a snapshot never changes, and a swap retires the
 /// inodes whose paths change and invalidates their entries.
 const TTL: Duration = Duration::from_secs(24 * 3600);
+
+/// The file handle of reads of files the kernel opened itself (ours start at 1).
+const NO_HANDLE: u64 = 0;
 
 /// Mount options, threading and kernel tuning for [`mount`].
 #[derive(Debug, Clone)]
@@ -39,6 +46,9 @@ pub struct FuseOptions {
     pub allow_other: bool,
     /// The kernel's read-ahead window for the mount in bytes (0 keeps the kernel's default).
     pub read_ahead: u64,
+    /// The kernel opens files without asking the daemon (`[mount] open = "kernel"`): no round
+    /// trip per open, no passthrough, and a file's pages are kept until a reload retires it.
+    pub kernel_opens: bool,
 }
 
 impl Default for FuseOptions {
@@ -50,6 +60,7 @@ impl Default for FuseOptions {
                 * 2,
             allow_other: false,
             read_ahead: 4 << 20,
+            kernel_opens: false,
         }
     }
 }
@@ -64,11 +75,13 @@ pub struct AtlasFs {
     /// Whether verified disk-cache entries are handed to the kernel (decided at `init`, turned
     /// off if the kernel refuses a backing file).
     passthrough: AtomicBool,
+    /// Whether the kernel opens files itself (see the module doc).
+    kernel_opens: bool,
 }
 
 impl AtlasFs {
     /// A filesystem serving the current snapshot of `snapshots`.
-    pub fn new(snapshots: Arc<Snapshots>) -> Self {
+    pub fn new(snapshots: Arc<Snapshots>, kernel_opens: bool) -> Self {
         // SAFETY: getuid/getgid cannot fail and touch no memory.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
         AtlasFs {
@@ -78,6 +91,7 @@ impl AtlasFs {
             gid,
             mounted_at: SystemTime::now(),
             passthrough: AtomicBool::new(false),
+            kernel_opens,
         }
     }
 
@@ -102,6 +116,57 @@ impl AtlasFs {
                 Io::Daemon
             }
         }
+    }
+
+    /// Replies to a read of `size` bytes at `offset` of an open key; a chunk that fails gets
+    /// `EIO` and one log line naming the file.
+    fn reply_read(
+        &self,
+        keys: &KeySpace,
+        key: &OpenKey,
+        ino: INodeNo,
+        offset: u64,
+        size: u32,
+        reply: ReplyData,
+    ) {
+        match keys.read_open(key, offset, size as usize) {
+            Ok(bytes) => reply.data(&bytes),
+            Err(e) => {
+                if matches!(e, KeyError::Chunk { .. }) {
+                    let path = self.snapshots.path(ino.0).unwrap_or_default();
+                    tracing::error!("read {path}: {e}");
+                }
+                reply.error(errno(&e))
+            }
+        }
+    }
+
+    /// A read of a file the kernel opened itself: resolved by inode in the current snapshot,
+    /// and read from the chunk's disk-cache entry when it has one (through a buffer each FUSE
+    /// thread reuses), else as an open file's. An inode a reload retired no longer names what
+    /// the reader opened: `ESTALE`.
+    fn read_unopened(&self, ino: INodeNo, offset: u64, size: u32, reply: ReplyData) {
+        thread_local! {
+            static ENTRY_READS: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+        }
+        let (path, keys) = match self.snapshots.resolve(ino.0) {
+            Some(Resolved::Current { path, keys }) => (path, keys),
+            Some(Resolved::Retired(_)) => return reply.error(Errno::ESTALE),
+            None => return reply.error(Errno::ENOENT),
+        };
+        let Some(key) = keys.open(&path) else {
+            return reply.error(Errno::ENOENT);
+        };
+        let mut buf = ENTRY_READS.take();
+        match keys.read_cached_entry(&key, offset, size as usize, &mut buf) {
+            Some(Ok(n)) => reply.data(&buf[..n]),
+            Some(Err(e)) => {
+                tracing::warn!("read {path}: its disk-cache entry: {e}; computing it instead");
+                self.reply_read(&keys, &key, ino, offset, size, reply);
+            }
+            None => self.reply_read(&keys, &key, ino, offset, size, reply),
+        }
+        ENTRY_READS.set(buf);
     }
 
     fn attr(&self, ino: u64, kind: Kind) -> FileAttr {
@@ -136,7 +201,9 @@ impl Filesystem for AtlasFs {
         if let Err(max) = config.set_max_readahead(4 << 20) {
             let _ = config.set_max_readahead(max);
         }
-        let on = if !self.snapshots.current().has_disk_cache() {
+        let on = if self.kernel_opens {
+            Err("the kernel opens files itself, [mount] open = \"kernel\"")
+        } else if !self.snapshots.current().has_disk_cache() {
             Err("no disk cache")
         } else if !config.capabilities().contains(InitFlags::FUSE_PASSTHROUGH) {
             Err("the kernel does not offer it (needs 6.9 or later)")
@@ -190,6 +257,10 @@ impl Filesystem for AtlasFs {
         if flags.0 & libc::O_ACCMODE != libc::O_RDONLY {
             return reply.error(Errno::EROFS);
         }
+        if self.kernel_opens {
+            // The kernel takes this open as done and handles every later one itself.
+            return reply.error(Errno::ENOSYS);
+        }
         let (path, keys) = match self.snapshots.resolve(ino.0) {
             Some(Resolved::Current { path, keys }) => (path, keys),
             // Its path serves something else now: the kernel looks the path up again.
@@ -242,19 +313,13 @@ impl Filesystem for AtlasFs {
         reply: ReplyData,
     ) {
         tracing::trace!("read {ino:?} at {offset}: {size} bytes");
+        if self.kernel_opens && fh.0 == NO_HANDLE {
+            return self.read_unopened(ino, offset, size, reply);
+        }
         let Some(open) = self.handles.get(fh.0) else {
             return reply.error(Errno::EBADF);
         };
-        match open.keys.read_open(&open.key, offset, size as usize) {
-            Ok(bytes) => reply.data(&bytes),
-            Err(e) => {
-                if matches!(e, KeyError::Chunk { .. }) {
-                    let path = self.snapshots.path(ino.0).unwrap_or_default();
-                    tracing::error!("read {path}: {e}");
-                }
-                reply.error(errno(&e))
-            }
-        }
+        self.reply_read(&open.keys, &open.key, ino, offset, size, reply);
     }
 
     fn release(
@@ -417,7 +482,11 @@ pub fn mount(
     config.n_threads = Some(options.threads.max(1));
     config.clone_fd = true;
     let snapshots = Arc::new(Snapshots::new(keys));
-    let session = fuser::spawn_mount(AtlasFs::new(snapshots.clone()), mountpoint, &config)?;
+    let session = fuser::spawn_mount(
+        AtlasFs::new(snapshots.clone(), options.kernel_opens),
+        mountpoint,
+        &config,
+    )?;
     let swapper = Swapper {
         snapshots,
         notifier: session.notifier(),

@@ -51,6 +51,35 @@ impl KeySpace {
         disk.open_verified(self.chunk_key(array, index), self.chunk_len(array, index))
     }
 
+    /// Reads up to `size` bytes at `offset` of an open chunk straight from its disk-cache entry
+    /// (one [`KeySpace::passthrough_file`] would hand out) into `buf`, counted as a disk hit:
+    /// no chunk-sized buffer is filled, hashed and kept per read. `None` when there is no such
+    /// entry; the caller then reads through [`KeySpace::read_open`].
+    pub fn read_cached_entry(
+        &self,
+        open: &OpenKey,
+        offset: u64,
+        size: usize,
+        buf: &mut Vec<u8>,
+    ) -> Option<std::io::Result<usize>> {
+        use std::os::unix::fs::FileExt;
+        let file = self.passthrough_file(open)?;
+        if let Some(disk) = self.cache.disk() {
+            disk.count_hit();
+        }
+        buf.resize(size, 0);
+        let mut filled = 0;
+        while filled < size {
+            match file.read_at(&mut buf[filled..], offset + filled as u64) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        Some(Ok(filled))
+    }
+
     /// Counts a chunk handed to the kernel (a disk hit served by passthrough).
     pub fn count_passthrough(&self) {
         if let Some(disk) = self.cache.disk() {
