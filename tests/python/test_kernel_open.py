@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 
 import numpy as np
 import pytest
@@ -99,3 +100,25 @@ def test_cached_chunks_are_read_from_their_entries(atlasfs_bin, tmp_path, days, 
     # Nothing went through the daemon's chunk path: the memory tier was never consulted.
     assert counters["cache"]["memory"]["hits"] + counters["cache"]["memory"]["misses"] == 0, \
         counters
+
+
+def test_a_file_held_open_across_a_reload_that_retires_it_fails_with_estale(tmp_path, mounts):
+    """The kernel opened it, so the daemon cannot know which snapshot the reader opened: once
+    a reload retired the file, a read the kernel asks for fails with ESTALE instead of mixing
+    bytes of two snapshots; a new open reads the new bytes."""
+    src = tmp_path / "src"
+    files = [write_day(src, d) for d in range(2)]
+    m = mounts.mount([sst_dataset(src, chunks={"time": 1})], mount={"open": "kernel"})
+    chunk = m / "sst" / "sst" / "c" / "1" / "0" / "0"
+    fd = os.open(chunk, os.O_RDONLY)
+    try:
+        assert os.pread(fd, DAY_BYTES, 0) == day_bytes(files, 1)
+        rewrite_day(src, 1)
+        reload(m)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)  # the kernel forgets its pages
+        with pytest.raises(OSError) as stale:
+            os.pread(fd, DAY_BYTES, 0)
+        assert stale.value.errno == errno.ESTALE
+    finally:
+        os.close(fd)
+    assert chunk.read_bytes() == day_bytes(files, 1)
