@@ -52,9 +52,10 @@ impl KeySpace {
     }
 
     /// Reads up to `size` bytes at `offset` of an open chunk straight from its disk-cache entry
-    /// (one [`KeySpace::passthrough_file`] would hand out) into `buf`, counted as a disk hit:
-    /// no chunk-sized buffer is filled, hashed and kept per read. `None` when there is no such
-    /// entry; the caller then reads through [`KeySpace::read_open`].
+    /// (one [`KeySpace::passthrough_file`] would hand out) into `buf`: no chunk-sized buffer is
+    /// filled, hashed and kept per read. A read from the start counts as a disk hit (a chunk
+    /// read in several requests counts once). `None` when there is no such entry; the caller
+    /// then reads through [`KeySpace::read_open`].
     pub fn read_cached_entry(
         &self,
         open: &OpenKey,
@@ -64,7 +65,7 @@ impl KeySpace {
     ) -> Option<std::io::Result<usize>> {
         use std::os::unix::fs::FileExt;
         let file = self.passthrough_file(open)?;
-        if let Some(disk) = self.cache.disk() {
+        if let (0, Some(disk)) = (offset, self.cache.disk()) {
             disk.count_hit();
         }
         buf.resize(size, 0);
