@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use futures::TryStreamExt;
 use object_store::local::LocalFileSystem;
@@ -26,6 +27,9 @@ pub struct Destination {
     shown: String,
     /// The local directory, when it is one (written through staging files `<key>#<n>`).
     local: Option<std::path::PathBuf>,
+    /// When this export opened the destination: a staging file last written before then was
+    /// left by a writer that stopped; a newer one may be another worker's write in flight.
+    opened_at: SystemTime,
 }
 
 impl Destination {
@@ -54,6 +58,7 @@ impl Destination {
             prefix,
             shown: dest.to_owned(),
             local: (!dest.contains("://")).then(|| std::path::PathBuf::from(dest)),
+            opened_at: SystemTime::now(),
         })
     }
 
@@ -125,7 +130,9 @@ impl Destination {
 
     /// Removes the staging files a killed writer left in a local directory (`<key>#<n>`: a
     /// key being written before its rename, which `object_store` listings leave out); returns
-    /// how many. Object stores have none.
+    /// how many. Only files last written before this export opened the destination go: a
+    /// newer one is another worker's write in flight (two last shards finalizing at once).
+    /// Object stores have none.
     ///
     /// # Errors
     /// [`ExportError::Store`] when the directory cannot be walked or a file removed.
@@ -145,7 +152,9 @@ impl Destination {
                 let kind = entry.file_type().map_err(failed)?;
                 if kind.is_dir() {
                     dirs.push(entry.path());
-                } else if is_staging(&entry.file_name().to_string_lossy()) {
+                } else if is_staging(&entry.file_name().to_string_lossy())
+                    && self.left_before_open(&entry)
+                {
                     match std::fs::remove_file(entry.path()) {
                         Ok(()) => removed += 1,
                         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -155,6 +164,15 @@ impl Destination {
             }
         }
         Ok(removed)
+    }
+
+    /// Whether the file of `entry` was last written before this export opened the
+    /// destination (a file that vanished or has no time is left alone).
+    fn left_before_open(&self, entry: &std::fs::DirEntry) -> bool {
+        entry
+            .metadata()
+            .and_then(|meta| meta.modified())
+            .is_ok_and(|modified| modified < self.opened_at)
     }
 
     /// Every key present under the destination, relative to it, with its size.
@@ -196,7 +214,39 @@ impl std::fmt::Display for Destination {
 
 #[cfg(test)]
 mod tests {
-    use super::is_staging;
+    use std::time::{Duration, SystemTime};
+
+    use super::{is_staging, Destination};
+    use crate::config::StorageSection;
+
+    /// Writes a staging file at `path` last modified at `when`.
+    fn staging_file(path: &std::path::Path, when: SystemTime) {
+        let file = std::fs::File::create(path).unwrap();
+        file.set_modified(when).unwrap();
+    }
+
+    #[test]
+    fn only_staging_files_older_than_the_export_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("store");
+        std::fs::create_dir_all(root.join("sst/c/0")).unwrap();
+        let now = SystemTime::now();
+        let stopped = root.join("sst/c/0/0#1");
+        staging_file(&stopped, now - Duration::from_secs(3600));
+        let dest = Destination::open(root.to_str().unwrap(), &StorageSection::default()).unwrap();
+        let in_flight = root.join("sst/zarr.json#1");
+        staging_file(&in_flight, now + Duration::from_secs(3600));
+        let key = root.join("sst/c/0/1");
+        std::fs::write(&key, b"chunk").unwrap();
+
+        assert_eq!(dest.remove_staging_files().unwrap(), 1);
+        assert!(!stopped.exists(), "a stopped writer's staging file stays");
+        assert!(
+            in_flight.exists(),
+            "another worker's write in flight was removed"
+        );
+        assert!(key.exists());
+    }
 
     #[test]
     fn staging_files_are_told_from_keys() {
