@@ -163,14 +163,33 @@ fn documents_are_byte_identical_to_the_serialised_tree_with_exact_sizes() {
     let tree = tree(3, 2, 4);
     for format in [ZarrFormat::V3, ZarrFormat::V2] {
         let want = reference(&tree, format);
-        let docs = Documents::build(&tree, format, 1 << 20);
-        let mut keys: Vec<&str> = docs.keys().collect();
+        let docs = Documents::new(format, 1 << 20);
+        let mut keys = docs.keys(&tree);
         keys.sort_unstable();
-        assert_eq!(keys, want.keys().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(keys, want.keys().cloned().collect::<Vec<_>>());
         assert_eq!(docs.held_bytes(), 0, "nothing is rendered to index");
+        let dataset = match format {
+            ZarrFormat::V3 => "ds/zarr.json",
+            ZarrFormat::V2 => "ds/.zmetadata",
+        };
+        assert!(docs.len_of(&tree, dataset).is_some());
+        assert_eq!(
+            docs.held_bytes(),
+            0,
+            "a consolidated document is measured, not rendered"
+        );
+        for key in [
+            "nope/zarr.json",
+            "ds//zarr.json",
+            "/zarr.json",
+            ".zmetadata",
+            "ds/c/0",
+        ] {
+            assert_eq!(docs.len_of(&tree, key), None, "{format:?} {key}");
+        }
         for (key, bytes) in &want {
             assert_eq!(
-                docs.len_of(key),
+                docs.len_of(&tree, key),
                 Some(bytes.len() as u64),
                 "{format:?} {key}"
             );
@@ -200,20 +219,19 @@ fn rendered_documents_are_bounded() {
     // 2,000 arrays: their documents add up to far more than the 64 KiB kept.
     let tree = tree(10, 10, 20);
     let cap = 64 << 10;
-    let docs = Documents::build(&tree, ZarrFormat::V3, cap);
+    let docs = Documents::new(ZarrFormat::V3, cap);
     assert_eq!(docs.held_bytes(), 0);
     let mut total = 0u64;
-    let keys: Vec<String> = docs.keys().map(str::to_owned).collect();
-    for key in &keys {
+    for key in &docs.keys(&tree) {
         let bytes = docs.bytes(&tree, key).unwrap();
-        assert_eq!(Some(bytes.len() as u64), docs.len_of(key), "{key}");
+        assert_eq!(Some(bytes.len() as u64), docs.len_of(&tree, key), "{key}");
         total += bytes.len() as u64;
         assert!(docs.held_bytes() <= cap, "{} > {cap}", docs.held_bytes());
     }
     assert!(total > 20 * cap as u64, "{total}");
     assert!(docs.held_bytes() > 0);
     // The dataset's consolidated document is larger than the bound: served whole, not kept.
-    let root = docs.len_of("ds/zarr.json").unwrap();
+    let root = docs.len_of(&tree, "ds/zarr.json").unwrap();
     assert!(root > cap as u64);
     let held = docs.held_bytes();
     assert_eq!(
@@ -226,19 +244,19 @@ fn rendered_documents_are_bounded() {
 #[test]
 fn dataset_documents_are_rendered_ahead_of_their_reads() {
     let tree = tree(3, 2, 4);
-    let v2 = Documents::build(&tree, ZarrFormat::V2, 1 << 20);
+    let v2 = Documents::new(ZarrFormat::V2, 1 << 20);
     let names = |docs: &Documents| -> Vec<String> {
-        docs.dataset_documents()
-            .iter()
-            .map(|(k, _)| k.to_string())
+        docs.dataset_documents(&tree)
+            .into_iter()
+            .map(|(k, _)| k)
             .collect()
     };
     assert_eq!(names(&v2), ["ds/.zmetadata"]);
-    let keys = KeySpace::new(tree, ZarrFormat::V3);
+    let keys = KeySpace::new(tree.clone(), ZarrFormat::V3);
     assert_eq!(names(&keys.documents), ["ds/zarr.json"]);
     assert_eq!(keys.documents.held_bytes(), 0);
     assert_eq!(keys.prerender_dataset_documents(), 1);
     // Held as rendered: the first read finds it.
-    let len = keys.documents.len_of("ds/zarr.json").unwrap();
+    let len = keys.documents.len_of(&tree, "ds/zarr.json").unwrap();
     assert_eq!(keys.documents.held_bytes() as u64, len);
 }

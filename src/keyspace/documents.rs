@@ -1,14 +1,17 @@
 //! The metadata documents of a tree snapshot: which keys are documents, what each one renders
 //! and its exact length, without holding the documents themselves. Keys are paths from the
-//! mount root, e.g. `sst/lat/.zarray`. A document is rendered from its node when it is read
+//! mount root, e.g. `sst/lat/.zarray`. Nothing is rendered or measured when a snapshot is
+//! built: a key is a document when its directory is a node of the tree and its name one of
+//! that node's documents. A document is rendered when it is read or its length asked
 //! ([`Documents::bytes`]) and kept in a bounded cache of rendered documents ([`RenderedDocs`]);
-//! its length is measured once when the index is built (per-node documents rendered once,
-//! consolidated ones summed from their parts, see [`consolidated`](super::consolidated)), so
-//! `stat` answers exactly without rendering.
+//! a consolidated document's length is summed from its subtree's parts (see
+//! [`consolidated`](super::consolidated)), measured once per group, so `stat` answers exactly
+//! without rendering it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use parking_lot::Mutex;
 use serde_json::{json, Map, Value};
 
 use super::consolidated::{self, Parts};
@@ -42,44 +45,55 @@ pub(super) enum DocKind {
     ZMetadata,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct DocEntry {
-    kind: DocKind,
-    len: u64,
-}
-
-/// The document keys of a snapshot with their kinds and lengths, and the rendered ones kept.
+/// The documents of a snapshot's tree, measured and rendered when asked, the rendered ones
+/// kept.
 pub(super) struct Documents {
     format: ZarrFormat,
-    entries: HashMap<Box<str>, DocEntry>,
+    /// The parts of each measured group's subtree (what its consolidated metadata holds), by
+    /// the group's path.
+    subtrees: Mutex<HashMap<Box<str>, Parts>>,
     rendered: RenderedDocs,
 }
 
 impl Documents {
-    /// Indexes every metadata document of `tree` in `format`, keeping rendered documents up to
-    /// `cache_bytes`.
-    pub(super) fn build(tree: &Tree, format: ZarrFormat, cache_bytes: usize) -> Documents {
-        let mut docs = Documents {
+    /// The documents of a tree served in `format`, keeping rendered documents up to
+    /// `cache_bytes`. Renders and measures nothing.
+    pub(super) fn new(format: ZarrFormat, cache_bytes: usize) -> Documents {
+        Documents {
             format,
-            entries: HashMap::new(),
+            subtrees: Mutex::new(HashMap::new()),
             rendered: RenderedDocs::new(cache_bytes),
-        };
-        docs.walk(&tree.root, "", true);
-        docs
+        }
     }
 
-    /// The exact length of document `key`; `None` when `key` is no document.
-    pub(super) fn len_of(&self, key: &str) -> Option<u64> {
-        self.entries.get(key).map(|e| e.len)
+    /// The exact length of document `key` of `tree` (the tree these documents are of);
+    /// `None` when `key` is no document. A per-node document is rendered (and kept) to
+    /// measure it; a consolidated one is summed from its subtree.
+    pub(super) fn len_of(&self, tree: &Tree, key: &str) -> Option<u64> {
+        let (dir, node, kind) = self.locate(tree, key)?;
+        match (node, kind) {
+            (NodeRef::Group(group), DocKind::GroupV3 | DocKind::ZMetadata) => {
+                Some(self.consolidated_len(group, dir, kind))
+            }
+            _ => self
+                .rendered
+                .get_or_render(key, || render(node, kind, self.format, 0))
+                .map(|bytes| bytes.len() as u64),
+        }
     }
 
-    /// The bytes of document `key` of `tree` (the tree this index was built from), rendered or
+    /// The bytes of document `key` of `tree` (the tree these documents are of), rendered or
     /// from the cache; `None` when `key` is no document.
     pub(super) fn bytes(&self, tree: &Tree, key: &str) -> Option<Arc<Vec<u8>>> {
-        let entry = *self.entries.get(key)?;
+        let (dir, node, kind) = self.locate(tree, key)?;
         self.rendered.get_or_render(key, || {
-            let (dir, _) = key.rsplit_once('/').unwrap_or(("", key));
-            render(tree.node(dir)?, entry.kind, self.format, entry.len)
+            let capacity = match (node, kind) {
+                (NodeRef::Group(group), DocKind::GroupV3 | DocKind::ZMetadata) => {
+                    self.consolidated_len(group, dir, kind)
+                }
+                _ => 0,
+            };
+            render(node, kind, self.format, capacity)
         })
     }
 
@@ -90,43 +104,100 @@ impl Documents {
 
     /// The consolidated documents of the mount root's groups (`<group>/zarr.json` with the
     /// subtree inline, or `<group>/.zmetadata`) with their lengths, by key: what a reader
-    /// opening a dataset or a DataTree reads first.
-    pub(super) fn dataset_documents(&self) -> Vec<(&str, u64)> {
-        let mut docs: Vec<(&str, u64)> = self
-            .entries
+    /// opening a dataset or a DataTree reads first. Measures each group's subtree.
+    pub(super) fn dataset_documents(&self, tree: &Tree) -> Vec<(String, u64)> {
+        let file = match self.format {
+            ZarrFormat::V3 => "zarr.json",
+            ZarrFormat::V2 => ".zmetadata",
+        };
+        tree.root
+            .children
             .iter()
-            .filter(|(key, e)| {
-                matches!(e.kind, DocKind::GroupV3 | DocKind::ZMetadata)
-                    && key.matches('/').count() == 1
+            .filter(|(_, child)| matches!(child, Node::Group(_)))
+            .filter_map(|(name, _)| {
+                let key = format!("{name}/{file}");
+                let len = self.len_of(tree, &key)?;
+                Some((key, len))
             })
-            .map(|(key, e)| (&**key, e.len))
-            .collect();
-        docs.sort_unstable();
-        docs
+            .collect()
     }
 
-    /// Every document key.
+    /// Every document key of `tree`.
     #[cfg(test)]
-    pub(super) fn keys(&self) -> impl Iterator<Item = &str> {
-        self.entries.keys().map(|k| &**k)
+    pub(super) fn keys(&self, tree: &Tree) -> Vec<String> {
+        fn walk(group: &GroupNode, path: &str, format: ZarrFormat, out: &mut Vec<String>) {
+            let own: &[&str] = match format {
+                ZarrFormat::V3 => &["zarr.json"],
+                ZarrFormat::V2 if path.is_empty() => &[".zgroup", ".zattrs"],
+                ZarrFormat::V2 => &[".zgroup", ".zattrs", ".zmetadata"],
+            };
+            out.extend(own.iter().map(|file| join(path, file)));
+            for (name, child) in &group.children {
+                let child_path = join(path, name);
+                match child {
+                    Node::Group(g) => walk(g, &child_path, format, out),
+                    Node::Array(_) => out.extend(
+                        array_docs(format)
+                            .iter()
+                            .map(|(file, _)| join(&child_path, file)),
+                    ),
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&tree.root, "", self.format, &mut out);
+        out
     }
 
-    fn insert(&mut self, dir: &str, name: &str, kind: DocKind, len: u64) {
-        self.entries
-            .insert(join(dir, name).into_boxed_str(), DocEntry { kind, len });
+    /// The directory, node and kind of document `key`; `None` when `key` is no document.
+    fn locate<'t>(&self, tree: &'t Tree, key: &'t str) -> Option<(&'t str, NodeRef<'t>, DocKind)> {
+        let (dir, file) = key.rsplit_once('/').unwrap_or(("", key));
+        let dir_ok = (dir.is_empty() && !key.contains('/')) || !dir.split('/').any(str::is_empty);
+        if !DOC_NAMES.contains(&file) || !dir_ok {
+            return None;
+        }
+        let node = tree.node(dir)?;
+        let kind = match (node, self.format, file) {
+            (NodeRef::Array(_), ZarrFormat::V3, "zarr.json") => DocKind::ArrayV3,
+            (NodeRef::Array(_), ZarrFormat::V2, ".zarray") => DocKind::ZArray,
+            (NodeRef::Array(_), ZarrFormat::V2, ".zattrs") => DocKind::ArrayAttrs,
+            (NodeRef::Group(_), ZarrFormat::V3, "zarr.json") if dir.is_empty() => DocKind::RootV3,
+            (NodeRef::Group(_), ZarrFormat::V3, "zarr.json") => DocKind::GroupV3,
+            (NodeRef::Group(_), ZarrFormat::V2, ".zgroup") => DocKind::ZGroup,
+            (NodeRef::Group(_), ZarrFormat::V2, ".zattrs") => DocKind::GroupAttrs,
+            (NodeRef::Group(_), ZarrFormat::V2, ".zmetadata") if !dir.is_empty() => {
+                DocKind::ZMetadata
+            }
+            _ => return None,
+        };
+        Some((dir, node, kind))
     }
 
-    /// Indexes the documents of `group` at `path` and below; returns the parts of its
-    /// descendants' documents keyed relative to it (what its consolidated metadata holds).
-    fn walk(&mut self, group: &GroupNode, path: &str, is_root: bool) -> Parts {
+    /// The length of the consolidated document (`kind`) of `group` at `path`.
+    fn consolidated_len(&self, group: &GroupNode, path: &str, kind: DocKind) -> u64 {
+        let mut parts = self.subtree(group, path);
+        if kind == DocKind::ZMetadata {
+            for &(file, kind) in GROUP_DOCS_V2 {
+                let (len, newlines) = measure(&node_value(NodeRef::Group(group), kind));
+                parts.add(file, len, newlines);
+            }
+        }
+        consolidated::len(&outer(group, self.format), &parts)
+    }
+
+    /// The parts of the documents below `group` at `path`, keyed relative to it (what its
+    /// consolidated metadata holds), measured once: the parts of each group below are kept
+    /// too.
+    fn subtree(&self, group: &GroupNode, path: &str) -> Parts {
+        if let Some(parts) = self.subtrees.lock().get(path) {
+            return parts.clone();
+        }
         let mut below = Parts::default();
         for (name, child) in &group.children {
-            let child_path = join(path, name);
             match child {
                 Node::Array(a) => {
                     for &(file, kind) in array_docs(self.format) {
                         let (len, newlines) = measure(&node_value(NodeRef::Array(a), kind));
-                        self.insert(&child_path, file, kind, len);
                         let key = if file == "zarr.json" {
                             name.clone()
                         } else {
@@ -136,7 +207,7 @@ impl Documents {
                     }
                 }
                 Node::Group(g) => {
-                    let nested = self.walk(g, &child_path, false);
+                    let nested = self.subtree(g, &join(path, name));
                     match self.format {
                         ZarrFormat::V3 => {
                             let entry = node_value(NodeRef::Group(g), DocKind::GroupEntryV3);
@@ -154,32 +225,13 @@ impl Documents {
                 }
             }
         }
-        let node = NodeRef::Group(group);
-        match self.format {
-            ZarrFormat::V3 if is_root => {
-                let (len, _) = measure(&node_value(node, DocKind::RootV3));
-                self.insert(path, "zarr.json", DocKind::RootV3, len);
-            }
-            ZarrFormat::V3 => {
-                let len = consolidated::len(&outer(group, self.format), &below);
-                self.insert(path, "zarr.json", DocKind::GroupV3, len);
-            }
-            ZarrFormat::V2 => {
-                let mut own = below.clone();
-                for &(file, kind) in GROUP_DOCS_V2 {
-                    let (len, newlines) = measure(&node_value(node, kind));
-                    self.insert(path, file, kind, len);
-                    own.add(file, len, newlines);
-                }
-                if !is_root {
-                    let len = consolidated::len(&outer(group, self.format), &own);
-                    self.insert(path, ".zmetadata", DocKind::ZMetadata, len);
-                }
-            }
-        }
+        self.subtrees.lock().insert(path.into(), below.clone());
         below
     }
 }
+
+/// Every file name a document can have.
+const DOC_NAMES: &[&str] = &["zarr.json", ".zarray", ".zattrs", ".zgroup", ".zmetadata"];
 
 /// The documents of a group directory in v2 besides `.zmetadata`: file name and kind.
 pub(super) const GROUP_DOCS_V2: &[(&str, DocKind)] = &[

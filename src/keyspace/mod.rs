@@ -124,7 +124,7 @@ impl KeySpace {
         source: Arc<dyn ByteSource>,
         cache: Arc<ChunkCache>,
     ) -> Self {
-        let documents = Documents::build(&tree, format, DOCUMENT_CACHE_BYTES);
+        let documents = Documents::new(format, DOCUMENT_CACHE_BYTES);
         let mut arrays = tree.arrays();
         arrays.extend(tree.hidden.iter().cloned());
         let mut fingerprints: Vec<(usize, OnceLock<RecipeFingerprint>)> =
@@ -195,11 +195,11 @@ impl KeySpace {
     /// off the request path, e.g. on a thread of its own right after mounting.
     pub fn prerender_dataset_documents(&self) -> usize {
         let mut rendered = 0;
-        for (key, len) in self.documents.dataset_documents() {
+        for (key, len) in self.documents.dataset_documents(&self.tree) {
             if self.documents.held_bytes() + len as usize > DOCUMENT_CACHE_BYTES {
                 continue;
             }
-            if self.documents.bytes(&self.tree, key).is_some() {
+            if self.documents.bytes(&self.tree, &key).is_some() {
                 rendered += 1;
             }
         }
@@ -231,7 +231,7 @@ impl KeySpace {
 
     fn resolve(&self, key: &str) -> Option<Resolved<'_>> {
         let key = key.trim_matches('/');
-        if let Some(len) = self.documents.len_of(key) {
+        if let Some(len) = self.documents.len_of(&self.tree, key) {
             return Some(Resolved::Document(len));
         }
         let segments: Vec<&str> = key.split('/').filter(|s| !s.is_empty()).collect();
