@@ -32,7 +32,7 @@ Prints a table and adds the figures to results.json (key "tree") next to the arc
 
 With --scale (`scripts/bench --tree-only --scale`) it measures growth instead: archives of 10^3,
 10^4 and 10^5 files from the same generator (5, 50 and 500 models), each with the cold `atlasfs
-index` (empty cache dir), a warm re-index (nothing changed), the mount, `xr.open_datatree` of one
+index` (empty cache dir), a warm re-index (nothing changed) and the mount (medians of 3 runs), `xr.open_datatree` of one
 model subtree in a fresh subprocess, the daemon's RSS after that open and catalog.bin bytes per
 file, and the growth factor of each between sizes (10x files: 10 is linear). Generating the
 10^5-file archive takes about 5-6 minutes on 2 cores (once; reused); --scale-max 10000 leaves it
@@ -110,6 +110,8 @@ print(json.dumps(out))
 
 GOAL_LOCAL_COPY = 1.1
 SCALE_SIZES = (1_000, 10_000, 100_000)
+# Runs of each timed step per size (the median is reported).
+SCALE_ROUNDS = 3
 FILES_PER_MODEL = 10 * 20
 
 CHILD_ANCHOR = r"""
@@ -722,19 +724,29 @@ class ScaleBench(TreeBench):
         shutil.rmtree(self.cache, ignore_errors=True)
         self.cache.mkdir(parents=True)
         self.warm_sources()  # one page-cache mode for every size: sources warm
-        t = time.perf_counter()
-        out = self.atlas("index", str(self.config), timeout=3600).stdout
-        row["cold_index_s"] = time.perf_counter() - t
-        m = re.search(r"(\d+) usable", out)
-        if not m or int(m.group(1)) != self.nfiles:
-            raise BenchError(f"atlasfs index used {m.group(1) if m else '?'} of {self.nfiles} files:\n{tail(out)}")
-        t = time.perf_counter()
-        self.atlas("index", str(self.config), timeout=3600)
-        row["warm_reindex_s"] = time.perf_counter() - t
+        cold, warm, mounts = [], [], []
+        for _ in range(SCALE_ROUNDS):
+            shutil.rmtree(self.cache, ignore_errors=True)
+            self.cache.mkdir(parents=True)
+            t = time.perf_counter()
+            out = self.atlas("index", str(self.config), timeout=3600).stdout
+            cold.append(time.perf_counter() - t)
+            m = re.search(r"(\d+) usable", out)
+            if not m or int(m.group(1)) != self.nfiles:
+                raise BenchError(f"atlasfs index used {m.group(1) if m else '?'} of {self.nfiles} files:\n{tail(out)}")
+            t = time.perf_counter()
+            self.atlas("index", str(self.config), timeout=3600)
+            warm.append(time.perf_counter() - t)
+        row["cold_index_runs"], row["warm_reindex_runs"] = cold, warm
+        row["cold_index_s"], row["warm_reindex_s"] = statistics.median(cold), statistics.median(warm)
         row["catalog_bytes"] = (self.cache / "catalog.bin").stat().st_size
         row["catalog_bytes_per_file"] = row["catalog_bytes"] / self.nfiles
         try:
-            row["mount_s"], pid = self.mount()
+            for _ in range(SCALE_ROUNDS):
+                secs, pid = self.mount()
+                mounts.append(secs)
+            row["mount_runs"] = mounts
+            row["mount_s"] = statistics.median(mounts)
             sub = self.mp / DATASET / self.models[0]
             o = self.child(CHILD_OPEN_SUBTREE, str(sub))
             row["open_subtree_s"] = o["open_s"]
@@ -757,7 +769,8 @@ class ScaleBench(TreeBench):
                 ("RSS MiB", "rss_mib", "{:.0f}"), ("catalog B/file", "catalog_bytes_per_file", "{:.0f}"),
                 ("root zarr.json MiB", "root_doc_bytes", "{:.1f}")]
         out = ["", f"atlasfs DataTree scaling  {self.r['started']}  ({os.cpu_count()} CPUs; sources in the OS page cache)",
-               "  the same generator at every size (more models; 10 experiments x 20 variables per model); open = "
+               "  the same generator at every size (more models; 10 experiments x 20 variables per model); index, re-index and mount: medians of "
+               f"{SCALE_ROUNDS} runs; open = "
                "xr.open_datatree(MOUNT/ismip6/<first model>) in a fresh subprocess on a fresh mount; RSS = daemon after it", ""]
         head = f"{'files':>9}" + "".join(f"{c[0]:>20}" for c in cols)
         out += [head, "-" * len(head)]
