@@ -52,6 +52,9 @@ pub(super) struct Documents {
     /// The parts of each measured group's subtree (what its consolidated metadata holds), by
     /// the group's path.
     subtrees: Mutex<HashMap<Box<str>, Parts>>,
+    /// Held while a subtree is measured, so a reader asking for a document that the
+    /// pre-rendering thread is measuring waits for its figure instead of walking the tree too.
+    measuring: Mutex<()>,
     rendered: RenderedDocs,
 }
 
@@ -62,6 +65,7 @@ impl Documents {
         Documents {
             format,
             subtrees: Mutex::new(HashMap::new()),
+            measuring: Mutex::new(()),
             rendered: RenderedDocs::new(cache_bytes),
         }
     }
@@ -175,7 +179,11 @@ impl Documents {
 
     /// The length of the consolidated document (`kind`) of `group` at `path`.
     fn consolidated_len(&self, group: &GroupNode, path: &str, kind: DocKind) -> u64 {
-        let mut parts = self.subtree(group, path);
+        let known = self.subtrees.lock().get(path).cloned();
+        let mut parts = known.unwrap_or_else(|| {
+            let _one_at_a_time = self.measuring.lock();
+            self.subtree(group, path)
+        });
         if kind == DocKind::ZMetadata {
             for &(file, kind) in GROUP_DOCS_V2 {
                 let (len, newlines) = measure(&node_value(NodeRef::Group(group), kind));
