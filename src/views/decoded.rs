@@ -155,29 +155,6 @@ impl Decoding {
             .then(|| self.missing.iter().map(|&m| m as f32).collect())
     }
 
-    /// Decoded `float32` values of raw little-endian bytes, in one pass, for `float32` stored
-    /// without scaling (missing values become NaN); `None` for any other type.
-    pub(crate) fn f32_values(&self, raw: &[u8]) -> Option<Vec<f32>> {
-        let missing = self.plain_f32_missing()?;
-        let value = |b: &[u8]| f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-        let values = raw.chunks_exact(4);
-        Some(match missing.as_slice() {
-            [] => values.map(value).collect(),
-            &[m] => values
-                .map(|b| match value(b) {
-                    v if v == m => f32::NAN,
-                    v => v,
-                })
-                .collect(),
-            _ => values
-                .map(|b| match value(b) {
-                    v if missing.contains(&v) => f32::NAN,
-                    v => v,
-                })
-                .collect(),
-        })
-    }
-
     /// Decoded `float32` values as little-endian bytes, for `float32` stored without scaling:
     /// the raw bytes with missing values replaced by NaN, in place; other types get their
     /// bytes back as the error.
@@ -347,7 +324,7 @@ mod tests {
         }
     }
 
-    /// The one-pass float32 decodings agree with the general decoding, with no, one and
+    /// The in-place float32 decoding agrees with the general decoding, with no, one and
     /// several missing values.
     #[test]
     fn float32_fast_paths_decode_as_the_general_path() {
@@ -357,13 +334,6 @@ mod tests {
             let decoding = plain_f32(missing);
             let general: Vec<f64> = decoding.decode(&raw);
             let same = |a: f64, b: f64| a == b || (a.is_nan() && b.is_nan());
-            let fast = decoding.f32_values(&raw).unwrap();
-            assert!(
-                fast.iter()
-                    .zip(&general)
-                    .all(|(&a, &b)| same(f64::from(a), b)),
-                "{missing:?}"
-            );
             let bytes = decoding.decode_f32_bytes(raw.clone()).unwrap();
             let from_bytes = bytes
                 .chunks_exact(4)
@@ -380,7 +350,6 @@ mod tests {
             scale: Some((2.0, 0.0)),
             ..plain_f32(&[])
         };
-        assert!(scaled.f32_values(&raw).is_none());
         assert!(scaled.decode_f32_bytes(raw).is_err());
     }
 }

@@ -172,13 +172,32 @@ fn le_bytes<T: Copy, const N: usize>(values: &[T], bytes: fn(T) -> [u8; N]) -> V
 }
 
 /// Element types a regrid computes in: the view's (decoded) type.
-pub(crate) trait Element: Float {
+pub(crate) trait Element: Float + bytemuck::Pod {
     /// The decoded values of `window` of the operator's source.
     fn read(
         regrid: &Regrid,
         context: &OperatorContext<'_>,
         window: &Region,
-    ) -> Result<Vec<Self>, ChunkError>;
+    ) -> Result<SourceValues<Self>, ChunkError>;
+}
+
+/// The decoded source values a regrid reads: converted values, or the source's own bytes
+/// when they already are the values (`float32` without scaling, missing values replaced by
+/// NaN in place), which saves copying a whole window of a large grid.
+pub(crate) enum SourceValues<T> {
+    /// Values converted from the source.
+    Converted(Vec<T>),
+    /// The values as native bytes, checked to be aligned for `T` and a whole number of them.
+    InPlace(Vec<u8>),
+}
+
+impl<T: bytemuck::Pod> SourceValues<T> {
+    fn as_slice(&self) -> &[T] {
+        match self {
+            SourceValues::Converted(values) => values,
+            SourceValues::InPlace(bytes) => bytemuck::try_cast_slice(bytes).unwrap_or(&[]),
+        }
+    }
 }
 
 impl Element for f32 {
@@ -186,19 +205,32 @@ impl Element for f32 {
         regrid: &Regrid,
         context: &OperatorContext<'_>,
         window: &Region,
-    ) -> Result<Vec<f32>, ChunkError> {
+    ) -> Result<SourceValues<f32>, ChunkError> {
         if regrid.decoding.plain_f32_missing().is_some() {
             let raw = context.regions.read_region(&regrid.source, window)?;
-            if let Some(values) = regrid.decoding.f32_values(&raw) {
-                return Ok(values);
+            if let Ok(bytes) = regrid.decoding.decode_f32_bytes(raw) {
+                let castable = cfg!(target_endian = "little")
+                    && bytemuck::try_cast_slice::<u8, f32>(&bytes).is_ok();
+                return Ok(if castable {
+                    SourceValues::InPlace(bytes)
+                } else {
+                    SourceValues::Converted(
+                        bytes
+                            .chunks_exact(4)
+                            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                            .collect(),
+                    )
+                });
             }
         }
-        Ok(regrid
-            .decoding
-            .read(context, &regrid.source, window)?
-            .into_iter()
-            .map(|v| v as f32)
-            .collect())
+        Ok(SourceValues::Converted(
+            regrid
+                .decoding
+                .read(context, &regrid.source, window)?
+                .into_iter()
+                .map(|v| v as f32)
+                .collect(),
+        ))
     }
 }
 
@@ -207,8 +239,12 @@ impl Element for f64 {
         regrid: &Regrid,
         context: &OperatorContext<'_>,
         window: &Region,
-    ) -> Result<Vec<f64>, ChunkError> {
-        regrid.decoding.read(context, &regrid.source, window)
+    ) -> Result<SourceValues<f64>, ChunkError> {
+        Ok(SourceValues::Converted(regrid.decoding.read(
+            context,
+            &regrid.source,
+            window,
+        )?))
     }
 }
 
@@ -229,7 +265,8 @@ impl Regrid {
             return Ok(out);
         }
         let window = self.source_window(region, ys.clone(), xs.clone());
-        let values = T::read(self, context, &window)?;
+        let read = T::read(self, context, &window)?;
+        let values = read.as_slice();
         let source_plane = ys.len() * xs.len();
         let apply = |(s, target): (usize, &mut [T])| {
             if let Some(source) = values.get(s * source_plane..(s + 1) * source_plane) {
