@@ -32,7 +32,8 @@ Prints a table and adds the figures to results.json (key "tree") next to the arc
 
 With --scale (`scripts/bench --tree-only --scale`) it measures growth instead: archives of 10^3,
 10^4 and 10^5 files from the same generator (5, 50 and 500 models), each with the cold `atlasfs
-index` (empty cache dir), a warm re-index (nothing changed) and the mount (medians of 3 runs), `xr.open_datatree` of one
+index` (empty cache dir), a warm re-index (nothing changed) and the mount (medians of 3 runs),
+a yardstick of linear work (os.walk + os.stat of every file into a dict, in a fresh interpreter), `xr.open_datatree` of one
 model subtree in a fresh subprocess, the daemon's RSS after that open and catalog.bin bytes per
 file, and the growth factor of each between sizes (10x files: 10 is linear). Generating the
 10^5-file archive takes about 5-6 minutes on 2 cores (once; reused); --scale-max 10000 leaves it
@@ -689,6 +690,21 @@ class TreeBench:
         return 0 if self.r["values_match"] else 1
 
 
+# The scale rows' yardstick of linear work on this machine: walk the archive, stat every file and
+# keep a small record per file in a dict (what any index does first), in a fresh interpreter.
+CHILD_WALK = r"""
+import json, os, sys, time
+root = sys.argv[1]
+t = time.perf_counter()
+seen = {}
+for dirpath, _, names in os.walk(root):
+    for name in names:
+        path = os.path.join(dirpath, name)
+        st = os.stat(path)
+        seen[path] = (st.st_size, st.st_mtime_ns, name.split("_"))
+print(json.dumps({"walk_s": time.perf_counter() - t, "files": len(seen)}))
+"""
+
 CHILD_OPEN_SUBTREE = r"""
 import json, sys, time, warnings
 warnings.filterwarnings("ignore")
@@ -737,6 +753,9 @@ class ScaleBench(TreeBench):
             t = time.perf_counter()
             self.atlas("index", str(self.config), timeout=3600)
             warm.append(time.perf_counter() - t)
+        walks = [self.child(CHILD_WALK, str(self.archive), what="walking the archive")["walk_s"]
+                 for _ in range(SCALE_ROUNDS)]
+        row["walk_runs"], row["walk_s"] = walks, statistics.median(walks)
         row["cold_index_runs"], row["warm_reindex_runs"] = cold, warm
         row["cold_index_s"], row["warm_reindex_s"] = statistics.median(cold), statistics.median(warm)
         row["catalog_bytes"] = (self.cache / "catalog.bin").stat().st_size
@@ -757,14 +776,15 @@ class ScaleBench(TreeBench):
         finally:
             self.unmount()
         shutil.rmtree(self.cache, ignore_errors=True)
-        say(f"  {self.nfiles:>7,} files: cold index {row['cold_index_s']:.2f} s, re-index {row['warm_reindex_s']:.2f} s, "
+        say(f"  {self.nfiles:>7,} files: walk+stat {row['walk_s']:.2f} s, cold index {row['cold_index_s']:.2f} s, re-index {row['warm_reindex_s']:.2f} s, "
             f"mount {row['mount_s']:.2f} s, open of {self.models[0]} {row['open_subtree_s']:.3f} s, "
             f"RSS {row['rss_mib']:.0f} MiB, catalog {row['catalog_bytes_per_file']:.0f} B/file")
         return row
 
     def report(self) -> str:
         rows = self.r["rows"]
-        cols = [("cold index s", "cold_index_s", "{:.2f}"), ("re-index s", "warm_reindex_s", "{:.2f}"),
+        cols = [("walk+stat s (ref)", "walk_s", "{:.2f}"),
+                ("cold index s", "cold_index_s", "{:.2f}"), ("re-index s", "warm_reindex_s", "{:.2f}"),
                 ("mount s", "mount_s", "{:.2f}"), ("open 1 model s", "open_subtree_s", "{:.3f}"),
                 ("RSS MiB", "rss_mib", "{:.0f}"), ("catalog B/file", "catalog_bytes_per_file", "{:.0f}"),
                 ("root zarr.json MiB", "root_doc_bytes", "{:.1f}")]
@@ -784,6 +804,8 @@ class ScaleBench(TreeBench):
         out.append("")
         out.append("  growth rows: each figure's factor for the step in files (a factor at or below the files' factor "
                    "is linear or better)")
+        out.append("  walk+stat (ref): os.walk of the archive, os.stat of every file and a small record per file in a "
+                   "dict, in a fresh interpreter (median of the runs): how a linear job grows on this machine")
         gen = [r for r in rows if r.get("generated_s")]
         for r in gen:
             out.append(f"  generating {r['files']:,} files took {r['generated_s']:.0f} s")
