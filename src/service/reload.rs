@@ -144,6 +144,7 @@ impl Service {
                 .successor(Arc::new(tree), config.mount.zarr_format),
         );
         let (new, removed) = served.serve_files(&config, &catalog);
+        super::startup::free_in_background(catalog);
         let next = Arc::new(Snapshot {
             config,
             report,
