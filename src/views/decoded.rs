@@ -2,6 +2,7 @@
 //! `scale_factor` / `add_offset` are applied, and the result is `float32` or `float64` as
 //! xarray's CF decoder chooses it. Every view operates on decoded values.
 
+use crate::operators::kernels::avx2::has_avx2;
 use crate::operators::{element_f64, ChunkError, ChunkErrorKind, Region};
 use crate::sources::model::{Attr, AttrValue, DType};
 use crate::tree::ArrayNode;
@@ -137,8 +138,23 @@ impl Decoding {
     }
 
     /// Decodes little-endian raw values, `N` bytes each, read with `read`.
-    fn decode_with<const N: usize>(&self, raw: &[u8], read: impl Fn([u8; N]) -> f64) -> Vec<f64> {
+    fn decode_with<const N: usize>(
+        &self,
+        raw: &[u8],
+        read: impl Fn([u8; N]) -> f64 + Copy,
+    ) -> Vec<f64> {
         let (m0, m1) = self.missing_pair();
+        if self.scale.is_none() && self.missing.len() <= 2 {
+            let mut out = vec![0.0; raw.len() / N];
+            #[cfg(target_arch = "x86_64")]
+            if has_avx2() {
+                // SAFETY: the CPU has AVX2, checked just above.
+                unsafe { missing_as_nan_avx2(raw, read, [m0, m1], &mut out) };
+                return out;
+            }
+            missing_as_nan(raw, read, [m0, m1], &mut out);
+            return out;
+        }
         raw.chunks_exact(N)
             .map(|b| {
                 let mut bytes = [0u8; N];
@@ -228,6 +244,39 @@ impl Decoding {
     }
 }
 
+/// [`Decoding::decode_one`] without scaling and with at most two missing values, as a loop
+/// without branches over whole values (an AVX2 twin below, see
+/// [`crate::operators::kernels::avx2`]).
+#[inline(always)]
+fn missing_as_nan<const N: usize>(
+    raw: &[u8],
+    read: impl Fn([u8; N]) -> f64,
+    [m0, m1]: [f64; 2],
+    out: &mut [f64],
+) {
+    for (value, b) in out.iter_mut().zip(raw.chunks_exact(N)) {
+        let mut bytes = [0u8; N];
+        bytes.copy_from_slice(b);
+        let v = read(bytes);
+        *value = if v.is_nan() | (v == m0) | (v == m1) {
+            f64::NAN
+        } else {
+            v
+        };
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn missing_as_nan_avx2<const N: usize>(
+    raw: &[u8],
+    read: impl Fn([u8; N]) -> f64,
+    missing: [f64; 2],
+    out: &mut [f64],
+) {
+    missing_as_nan(raw, read, missing, out);
+}
+
 /// Writes `values` (the shape of `region`, C order) into a whole chunk of shape `chunks`,
 /// each element with `push`; elements past the array's edge get `fill`.
 pub(crate) fn into_chunk(values: Vec<u8>, region: &Region, chunks: &[u64], fill: &[u8]) -> Vec<u8> {
@@ -255,8 +304,10 @@ pub(crate) fn into_chunk(values: Vec<u8>, region: &Region, chunks: &[u64], fill:
 pub(crate) fn float_bytes(values: &[f64], dtype: DType) -> Vec<u8> {
     let mut out = Vec::with_capacity(values.len() * dtype.size().unwrap_or(8));
     if dtype == DType::F32 {
-        for &v in values {
-            out.extend_from_slice(&(v as f32).to_le_bytes());
+        // Into slots made first: a loop that vectorizes, where pushing value by value does not.
+        out.resize(values.len() * 4, 0);
+        for (slot, &v) in out.chunks_exact_mut(4).zip(values) {
+            slot.copy_from_slice(&(v as f32).to_le_bytes());
         }
     } else {
         for &v in values {

@@ -9,6 +9,7 @@
 //! - [`expr`]: a small expression language over named n-d arrays, with xarray's broadcasting
 //!   by dimension name and numpy's type promotion.
 
+pub(crate) mod avx2;
 pub mod bitround;
 pub mod coarsen;
 pub mod expr;

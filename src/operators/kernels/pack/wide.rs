@@ -1,10 +1,11 @@
-//! The codes of little-endian `float32` bytes in one branch-free loop per code width, compiled
-//! a second time for AVX2 and chosen when the CPU has it.
+//! The codes of little-endian `float32` bytes in one branch-free loop per code width, with an
+//! AVX2 twin (see [`super::super::avx2`]).
 //!
 //! The arithmetic is [`Packing::code`]'s, value for value: the `f64` division that matches
 //! xarray's encoding bit for bit is most of a code's cost, and AVX2 divides four values at a
 //! time where the baseline x86-64 target divides one or two.
 
+use super::super::avx2::has_avx2;
 use super::{Packing, ROUNDING_SHIFT};
 
 /// What the loop needs of a packing, as plain numbers.
@@ -33,7 +34,7 @@ pub(super) fn codes_le(packing: &Packing, raw: &[u8], missing: Option<f32>, slot
     };
     let two_bytes = packing.dtype.size() == 2;
     #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx2") {
+    if has_avx2() {
         // SAFETY: the CPU has AVX2, checked just above.
         unsafe {
             match two_bytes {
