@@ -43,7 +43,7 @@ use std::sync::Arc;
 pub use disk::{DiskCache, DiskError, DiskStats};
 pub use entry_file::{read_entry, CheckedEntry, ReadError};
 pub use key::ChunkKey;
-pub use lock::{CacheLock, LockError, LockMode};
+pub use lock::{CacheLock, Holder, LockError, LockMode};
 pub use memory::{MemoryCache, MemoryStats};
 pub use shared::{SharedStats, SharedTier};
 

@@ -2,6 +2,7 @@
 
 mod batch;
 mod cache;
+mod cache_dir;
 mod check;
 mod export;
 mod index;

@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use atlasfs::cache::{CacheLock, LockError, LockMode};
 use atlasfs::config::{MountConfig, OpenBy};
 use atlasfs::frontend::fuse::{self, FuseOptions, Swapper};
 use atlasfs::keyspace::ReadAheadConfig;
@@ -83,11 +82,7 @@ pub(super) fn run(args: MountArgs) -> anyhow::Result<ExitCode> {
     // Refuse a busy cache dir before starting a daemon (which would log into the other
     // mount's log); the daemon takes the lock for real.
     if args.ready_fd.is_none() && config.cache.max_size > 0 {
-        if let Err(busy @ LockError::Busy { .. }) =
-            CacheLock::acquire(&config.cache.dir, LockMode::Exclusive)
-        {
-            return Err(busy.into());
-        }
+        super::cache_dir::ensure_free(&config.cache.dir)?;
     }
     if args.foreground {
         match &args.log_file {

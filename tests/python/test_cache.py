@@ -596,6 +596,57 @@ def test_full_cache_disk_degrades_to_uncached_reads(atlasfs_bin, tmp_path, days,
 # sharing a cache dir
 
 
+# A stand-in for a mount daemon on its way out: its command line reads "<python> mount", it
+# holds the cache dir's lock (and /dev/fuse when argv[2] says so) and lets go after argv[3] s.
+LEAVING_DAEMON = """\
+import fcntl, sys, time
+lock = open(sys.argv[1], "a")
+fcntl.flock(lock, fcntl.LOCK_EX)
+fuse = open("/dev/fuse", "rb") if sys.argv[2] == "fuse" else None
+print("held", flush=True)
+time.sleep(float(sys.argv[3]))
+"""
+
+
+def leaving_daemon(tmp_path: Path, cache: Path, fuse: bool, seconds: float) -> subprocess.Popen:
+    (tmp_path / "mount").write_text(LEAVING_DAEMON)
+    cache.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen([sys.executable, "mount", str(cache / "lock"), "fuse" if fuse else "-",
+                             str(seconds)], cwd=tmp_path, stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_a_mount_waits_for_an_unmounted_daemon_to_let_go_of_the_cache_dir(
+        atlasfs_bin, tmp_path, days, expected, cmounts):
+    cache = tmp_path / "cache"
+    config = cache_config(tmp_path / "c.toml", days, cache)
+    leaving = leaving_daemon(tmp_path, cache, fuse=False, seconds=1.5)
+    t = time.monotonic()
+    m, res = cmounts.mount(config, cache, expect_ok=False)
+    waited = time.monotonic() - t
+    assert res.returncode == 0 and is_mounted(m.path), res.stderr
+    assert f"waiting for the unmounted daemon (pid {leaving.pid})" in res.stderr, res.stderr
+    assert leaving.wait(timeout=10) == 0 and waited >= 1.0, waited
+    np.testing.assert_array_equal(read_sst(m.path), expected["decoded"])
+
+
+def test_a_mount_is_refused_at_once_while_the_holder_still_serves(atlasfs_bin, tmp_path, days,
+                                                                    cmounts):
+    cache = tmp_path / "cache"
+    config = cache_config(tmp_path / "c.toml", days, cache)
+    serving = leaving_daemon(tmp_path, cache, fuse=True, seconds=30)
+    try:
+        t = time.monotonic()
+        _, res = cmounts.mount(config, cache, expect_ok=False)
+        assert res.returncode != 0 and time.monotonic() - t < 10
+        assert "in use" in res.stderr and f"pid {serving.pid}" in res.stderr, res.stderr
+        assert "waiting" not in res.stderr, res.stderr
+    finally:
+        serving.kill()
+        serving.wait()
+
+
 def test_a_second_process_on_a_mounted_cache_dir_is_refused(atlasfs_bin, tmp_path, days,
                                                             expected, cmounts):
     cache = tmp_path / "cache"
