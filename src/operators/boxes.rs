@@ -118,14 +118,24 @@ pub(crate) fn strides(shape: &[u64]) -> Vec<u64> {
     out
 }
 
-/// Fills `buf` with copies of the element `fill`.
+/// Fills `buf` with copies of the element `fill` (whole elements; a trailing partial one is
+/// left as it is). The filled prefix is copied onto what follows it, doubling each time: a
+/// few large copies instead of one small copy per element.
 pub(super) fn fill_with(buf: &mut [u8], fill: &[u8]) {
     if fill.iter().all(|&b| b == 0) {
         buf.fill(0);
         return;
     }
-    for element in buf.chunks_exact_mut(fill.len()) {
-        element.copy_from_slice(fill);
+    let whole = buf.len() / fill.len() * fill.len();
+    if whole == 0 {
+        return;
+    }
+    buf[..fill.len()].copy_from_slice(fill);
+    let mut done = fill.len();
+    while done < whole {
+        let take = done.min(whole - done);
+        buf.copy_within(..take, done);
+        done += take;
     }
 }
 
@@ -140,6 +150,24 @@ pub(super) fn swap_bytes(buf: &mut [u8], elem: usize) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn fill_repeats_the_element_over_whole_elements() {
+        for (len, fill) in [
+            (0, &[1u8, 2, 3][..]),
+            (2, &[1, 2, 3]),
+            (3, &[7]),
+            (10, &[1, 2, 3]),
+            (1000, &[9, 8, 7, 6]),
+        ] {
+            let mut buf = vec![0xeeu8; len];
+            super::fill_with(&mut buf, fill);
+            let whole = len / fill.len() * fill.len();
+            let want: Vec<u8> = fill.iter().copied().cycle().take(whole).collect();
+            assert_eq!(&buf[..whole], &want[..], "{len} {fill:?}");
+            assert!(buf[whole..].iter().all(|&b| b == 0xee), "{len} {fill:?}");
+        }
+    }
+
     use super::*;
 
     #[test]

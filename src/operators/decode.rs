@@ -62,16 +62,38 @@ fn unshuffle(data: &[u8], element_size: usize) -> Vec<u8> {
     }
     let count = data.len() / element_size;
     let mut out = vec![0u8; data.len()];
+    match element_size {
+        2 => unshuffle_whole::<2>(data, count, &mut out),
+        4 => unshuffle_whole::<4>(data, count, &mut out),
+        8 => unshuffle_whole::<8>(data, count, &mut out),
+        _ => unshuffle_any(data, element_size, count, &mut out),
+    }
+    // Trailing bytes that do not fill an element are stored unshuffled.
+    let tail = count * element_size;
+    out[tail..].copy_from_slice(&data[tail..]);
+    out
+}
+
+/// Interleaves the `N` byte planes of `count` elements of `data` into `out`, element by
+/// element: each output element is written once, in order (the per-plane scatter of
+/// [`unshuffle_any`] strides through the whole chunk `N` times).
+fn unshuffle_whole<const N: usize>(data: &[u8], count: usize, out: &mut [u8]) {
+    let planes: [&[u8]; N] = std::array::from_fn(|b| &data[b * count..(b + 1) * count]);
+    for (i, element) in out[..count * N].chunks_exact_mut(N).enumerate() {
+        for (byte, plane) in element.iter_mut().zip(&planes) {
+            *byte = plane[i];
+        }
+    }
+}
+
+/// Interleaves byte planes of any element size, one plane at a time.
+fn unshuffle_any(data: &[u8], element_size: usize, count: usize, out: &mut [u8]) {
     for byte in 0..element_size {
         let plane = &data[byte * count..(byte + 1) * count];
         for (i, &b) in plane.iter().enumerate() {
             out[i * element_size + byte] = b;
         }
     }
-    // Trailing bytes that do not fill an element are stored unshuffled.
-    let tail = count * element_size;
-    out[tail..].copy_from_slice(&data[tail..]);
-    out
 }
 
 /// HDF5's Fletcher-32 over 16-bit big-endian words, stored big-endian after the data.
@@ -126,6 +148,29 @@ fn fletcher32(data: &[u8]) -> u32 {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    /// HDF5's shuffle written from its definition: byte `b` of element `i` goes to plane `b`.
+    fn shuffle(values: &[u8], size: usize) -> Vec<u8> {
+        let count = values.len() / size;
+        let mut out = Vec::with_capacity(values.len());
+        for b in 0..size {
+            out.extend((0..count).map(|i| values[i * size + b]));
+        }
+        out.extend_from_slice(&values[count * size..]);
+        out
+    }
+
+    #[test]
+    fn unshuffle_inverts_shuffle_for_every_element_size() {
+        let values: Vec<u8> = (0..1003u32).map(|i| (i * 37 % 251) as u8).collect();
+        for size in [1, 2, 3, 4, 5, 8, 16] {
+            assert_eq!(
+                unshuffle(&shuffle(&values, size), size),
+                values,
+                "element size {size}"
+            );
+        }
+    }
 
     #[test]
     fn shuffle_then_deflate_round_trips() {
