@@ -222,9 +222,6 @@ fn with_shared_tier(
     Ok(cache.with_shared_tier(SharedTier::new(Arc::new(store), wait_for_room)))
 }
 
-/// Hands the memory freed after a build (the catalog, the index's and the tree's scratch) back to
-/// the system: glibc keeps freed heap pages mapped, which for an archive of 10,000 files would
-/// leave the daemon's RSS at twice what it holds.
 /// Frees the catalog on a thread of its own, then gives the freed memory back to the OS: at
 /// 10^5 files that is about 10^6 small allocations, a seventh of a re-index when freed in line.
 pub(super) fn free_in_background(catalog: Catalog) {
@@ -235,10 +232,13 @@ pub(super) fn free_in_background(catalog: Catalog) {
             release_freed_memory();
         });
     if let Err(err) = freeing {
-        tracing::debug!(%err, "no thread to free the catalog on; it stays allocated");
+        tracing::debug!(%err, "no thread to free the catalog on; freed here instead");
     }
 }
 
+/// Hands the memory freed after a build (the catalog, the index's and the tree's scratch) back to
+/// the system: glibc keeps freed heap pages mapped, which for an archive of 10,000 files would
+/// leave the daemon's RSS at twice what it holds.
 fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only releases free memory of the allocator's own heap.

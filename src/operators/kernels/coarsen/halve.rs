@@ -49,49 +49,27 @@ pub fn halve_last_two(
                     row + nx + 2 * x,
                     row + nx + 2 * x + 1,
                 ];
-                let (value, n) = match method {
-                    Reduction::Nearest => {
-                        let v = values[at[0]];
-                        (v, count_at(at[0], v))
-                    }
-                    Reduction::Mean | Reduction::Sum => {
-                        let (mut sum, mut n) = (0.0, 0u32);
-                        for i in at {
-                            let v = values[i];
-                            let c = count_at(i, v);
-                            if c > 0 {
-                                sum += if method == Reduction::Mean {
-                                    v * f64::from(c)
-                                } else {
-                                    v
-                                };
-                                n = n.saturating_add(c);
-                            }
+                // The mean and the sum returned above: the nearest, or the min or max.
+                let (value, n) = if method == Reduction::Nearest {
+                    let v = values[at[0]];
+                    (v, count_at(at[0], v))
+                } else {
+                    let (mut best, mut n) = (f64::NAN, 0u32);
+                    for i in at {
+                        let v = values[i];
+                        let c = count_at(i, v);
+                        if c == 0 {
+                            continue;
                         }
-                        match method {
-                            Reduction::Mean if n == 0 => (f64::NAN, 0),
-                            Reduction::Mean => (sum / f64::from(n), n),
-                            _ => (sum, n),
+                        let better = n == 0
+                            || (method == Reduction::Min && v < best)
+                            || (method == Reduction::Max && v > best);
+                        if better {
+                            best = v;
                         }
+                        n = n.saturating_add(c);
                     }
-                    Reduction::Min | Reduction::Max => {
-                        let (mut best, mut n) = (f64::NAN, 0u32);
-                        for i in at {
-                            let v = values[i];
-                            let c = count_at(i, v);
-                            if c == 0 {
-                                continue;
-                            }
-                            let better = n == 0
-                                || (method == Reduction::Min && v < best)
-                                || (method == Reduction::Max && v > best);
-                            if better {
-                                best = v;
-                            }
-                            n = n.saturating_add(c);
-                        }
-                        (best, n)
-                    }
+                    (best, n)
                 };
                 out.push(value);
                 out_counts.push(n);
