@@ -393,66 +393,68 @@ pub(crate) fn apply<T: Float>(
         .windows(2)
         .map(|o| x_entries[o[0]..o[1]].iter().map(|e| e.1).sum())
         .collect();
-
-    // x pass: every source row used onto the target columns (value and valid sums).
-    let mut used = vec![false; nsy];
+    // Which source rows hold a NaN (only rows some target row uses are looked at).
+    let mut has_nan = vec![false; nsy];
+    let mut seen = vec![false; nsy];
     for &(r, _) in &y_entries {
-        used[r] = true;
-    }
-    let mut sums = vec![0.0f64; nsy * ntx];
-    let mut valids = vec![0.0f64; nsy * ntx];
-    let mut clean = vec![true; nsy];
-    for r in (0..nsy).filter(|&r| used[r]) {
-        let row = &source[r * nsx..(r + 1) * nsx];
-        let sum_row = &mut sums[r * ntx..(r + 1) * ntx];
-        clean[r] = !row.iter().any(|v| v.is_nan());
-        if clean[r] {
-            for (j, s) in sum_row.iter_mut().enumerate() {
-                let mut acc = 0.0;
-                for &(c, w) in &x_entries[x_offsets[j]..x_offsets[j + 1]] {
-                    acc += w * row[c].to_f64();
-                }
-                *s = acc;
-            }
-        } else {
-            let valid_row = &mut valids[r * ntx..(r + 1) * ntx];
-            for (j, (s, v)) in sum_row.iter_mut().zip(valid_row.iter_mut()).enumerate() {
-                let (mut acc, mut ok) = (0.0, 0.0);
-                for &(c, w) in &x_entries[x_offsets[j]..x_offsets[j + 1]] {
-                    let value = row[c].to_f64();
-                    if !value.is_nan() {
-                        acc += w * value;
-                        ok += w;
-                    }
-                }
-                *s = acc;
-                *v = ok;
-            }
+        if !seen[r] {
+            seen[r] = true;
+            has_nan[r] = source[r * nsx..(r + 1) * nsx].iter().any(|v| v.is_nan());
         }
     }
 
-    // y pass: target rows from the x-regridded source rows.
-    let mut acc = vec![0.0f64; ntx];
-    let mut ok = vec![0.0f64; ntx];
+    // Per target row: the y pass combines whole source rows (contiguous, vectorised) into one
+    // row of the source's width, then the x pass gathers it onto the target columns. Doing y
+    // first leaves the gathers to the target's rows only, and needs no per-slice buffers.
+    let mut acc = vec![0.0f64; nsx];
+    let mut ok = vec![0.0f64; nsx];
     for (i, out_row) in out.chunks_exact_mut(ntx.max(1)).take(nty).enumerate() {
+        let rows = &y_entries[y_offsets[i]..y_offsets[i + 1]];
         acc.fill(0.0);
-        ok.fill(0.0);
-        for &(r, w) in &y_entries[y_offsets[i]..y_offsets[i + 1]] {
-            let sum_row = &sums[r * ntx..(r + 1) * ntx];
-            for (a, s) in acc.iter_mut().zip(sum_row) {
-                *a += w * s;
-            }
-            let valid_row = if clean[r] {
-                &x_total[..]
+        let clean = rows.iter().all(|&(r, _)| !has_nan[r]);
+        if !clean {
+            ok.fill(0.0);
+        }
+        for &(r, w) in rows {
+            let row = &source[r * nsx..(r + 1) * nsx];
+            if clean {
+                add_row(&mut acc, w, row);
+            } else if has_nan[r] {
+                add_valid_row(&mut acc, &mut ok, w, row);
             } else {
-                &valids[r * ntx..(r + 1) * ntx]
-            };
-            for (o, v) in ok.iter_mut().zip(valid_row) {
-                *o += w * v;
+                add_row(&mut acc, w, row);
+                ok.iter_mut().for_each(|o| *o += w);
             }
         }
-        for ((o, a), v) in out_row.iter_mut().zip(&acc).zip(&ok) {
-            *o = T::from_f64(finish(*a, *v, threshold));
+        let row_weight: f64 = rows.iter().map(|e| e.1).sum();
+        for (j, o) in out_row.iter_mut().enumerate() {
+            let entries = &x_entries[x_offsets[j]..x_offsets[j + 1]];
+            let sum: f64 = entries.iter().map(|&(c, w)| w * acc[c]).sum();
+            let valid = if clean {
+                row_weight * x_total[j]
+            } else {
+                entries.iter().map(|&(c, w)| w * ok[c]).sum()
+            };
+            *o = T::from_f64(finish(sum, valid, threshold));
         }
+    }
+}
+
+/// `acc += weight × row` over a source row without NaN.
+#[inline]
+fn add_row<T: Float>(acc: &mut [f64], weight: f64, row: &[T]) {
+    for (a, v) in acc.iter_mut().zip(row) {
+        *a += weight * v.to_f64();
+    }
+}
+
+/// `acc += weight × value` and `ok += weight` where the row's value is not NaN.
+#[inline]
+fn add_valid_row<T: Float>(acc: &mut [f64], ok: &mut [f64], weight: f64, row: &[T]) {
+    for ((a, o), v) in acc.iter_mut().zip(ok.iter_mut()).zip(row) {
+        let value = v.to_f64();
+        let valid = !value.is_nan();
+        *a += if valid { weight * value } else { 0.0 };
+        *o += if valid { weight } else { 0.0 };
     }
 }
