@@ -156,6 +156,25 @@ class BenchError(Exception):
     pass
 
 
+# Guest memory that a process frees is handed back to the host after a few seconds on some VMs
+# (free page reporting), and the next first touch of each page then costs a host fault: measured
+# here, a reader of every pyramid level spent 1.0 s of its 1.9 s zeroing huge pages on first touch,
+# against 0.3 s when it had written and freed 1 GiB just before its clock. The view benchmarks'
+# timed children (atlasfs readers and anchors alike) therefore call PREFAULT's prefault() right
+# before their clock: it writes and frees --prefault-mib MiB (default 1024; 0 turns it off), so
+# no side's timing depends on how long ago memory was last used on the machine.
+PREFAULT = r"""
+def prefault():
+    import os
+    import numpy
+    mib = int(os.environ.get("BENCH_PREFAULT_MIB", "0"))
+    if mib > 0:
+        block = numpy.ones(mib << 20, dtype=numpy.uint8)
+        del block
+"""
+PREFAULT_MIB = 1024
+
+
 def ratio(key: str, what: str, atlas_s: float, anchor_s: float, anchor_name: str,
           goal_text: str | None = None, met: bool | None = None) -> dict:
     """One entry of the ratio list of results.json, with its printed line."""
@@ -516,7 +535,8 @@ class Bench:
 
     def child(self, code: str, *argv: str, what: str = "reading through the mount", timeout: float = 900) -> dict:
         """Runs `code` in a fresh interpreter of this environment; returns its last stdout line as JSON."""
-        env = dict(os.environ, PYTHONWARNINGS="ignore")
+        env = dict(os.environ, PYTHONWARNINGS="ignore",
+                   BENCH_PREFAULT_MIB=str(getattr(self.args, "prefault_mib", 0)))
         try:
             proc = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, env=env,
                                   timeout=timeout)

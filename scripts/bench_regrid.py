@@ -73,7 +73,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench  # noqa: E402
-from bench import VAR, BenchError, run_main, say, table, tail  # noqa: E402
+from bench import PREFAULT, PREFAULT_MIB, VAR, BenchError, run_main, say, table, tail  # noqa: E402
 from bench_views import RSS_ALLOWANCE_MB, ViewsBench, parse_mib, pkg_version  # noqa: E402
 
 # The 0.1° one-step archive of the weights row, generated once like the standard ones.
@@ -109,7 +109,7 @@ EXACT_TOL_TREE_VAR = 1e-5
 
 # The xarray-regrid anchor. argv: mode (e2e | compute), method (conservative | linear), glob,
 # variable, JSON grid. "compute" loads first (not timed).
-CHILD_ANCHOR = r"""
+CHILD_ANCHOR = PREFAULT + r"""
 import glob, json, sys, time, warnings
 warnings.filterwarnings("ignore")
 import numpy as np
@@ -120,10 +120,12 @@ axis = lambda a, b, s: np.arange(a, b + s / 2, s)
 target = xr.Dataset(coords={k: axis(*v) for k, v in grid.items()})
 files = sorted(glob.glob(pattern))
 r = {}
+prefault()
 t0 = time.perf_counter()
 ds = xr.open_mfdataset(files, combine="by_coords")[[var]].load()
 r["load_s"] = time.perf_counter() - t0
 if mode == "compute":
+    prefault()
     t0 = time.perf_counter()
 if method == "conservative":
     out = ds.regrid.conservative(target, latitude_coord="lat", skipna=True, nan_threshold=1.0).load()
@@ -167,11 +169,12 @@ print(json.dumps(out))
 
 # Time to the first chunk of a view with zarr-python (open included); saves the chunk. argv: view
 # group, variable, chunk side, output .npy.
-CHILD_FIRST_CHUNK = r"""
+CHILD_FIRST_CHUNK = PREFAULT + r"""
 import json, sys, time, warnings
 warnings.filterwarnings("ignore")
 import numpy as np, zarr
 group, var, side, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+prefault()
 t = time.perf_counter()
 a = zarr.open_group(group, mode="r")[var]
 block = a[0, :side, :side]
@@ -182,7 +185,7 @@ print(json.dumps(r))
 
 # xarray-regrid conservative of one time step in memory (load not timed); saves the first chunk's
 # block. argv: glob, variable, JSON grid, chunk side, output .npy.
-CHILD_WEIGHTS_ANCHOR = r"""
+CHILD_WEIGHTS_ANCHOR = PREFAULT + r"""
 import glob, json, sys, time, warnings
 warnings.filterwarnings("ignore")
 import numpy as np, xarray as xr, xarray_regrid
@@ -190,6 +193,7 @@ pattern, var, grid, side, out = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]
 axis = lambda a, b, s: np.arange(a, b + s / 2, s)
 ds = xr.open_dataset(sorted(glob.glob(pattern))[0])[[var]].isel(time=slice(0, 1)).load()
 target = xr.Dataset(coords={k: axis(*v) for k, v in grid.items()})
+prefault()
 t = time.perf_counter()
 res = ds.regrid.conservative(target, latitude_coord="lat", skipna=True, nan_threshold=1.0).load()
 r = {"total_s": time.perf_counter() - t, "shape": list(res[var].shape)}
@@ -199,7 +203,7 @@ print(json.dumps(r))
 
 # The DataTree row. argv: side (atlasfs | anchor), the view group or the files' directory, JSON
 # grid, output .npy. Both end with xr.concat([...], "m").var("m") computed; imports not timed.
-CHILD_TREE = r"""
+CHILD_TREE = PREFAULT + r"""
 import glob, json, os, sys, time, warnings
 warnings.filterwarnings("ignore")
 import numpy as np, xarray as xr, zarr, dask.array, xarray_regrid
@@ -221,6 +225,7 @@ with tempfile.TemporaryDirectory() as d:
         coarse = xr.Dataset(coords={"lat": np.linspace(-45, 45, 3), "lon": np.linspace(0, 240, 3)})
         r = w.regrid.conservative(coarse, latitude_coord="lat", skipna=True, nan_threshold=1.0)["lithk"]
         xr.concat([r, r], "m").var("m").load()
+prefault()
 t = time.perf_counter()
 if side == "atlasfs":
     dt = xr.open_datatree(where, engine="zarr")
@@ -242,11 +247,12 @@ print(json.dumps(r))
 # Reads every level of a pyramid with zarr-python a few time steps at a time (the finest level of a
 # year is ~24 GB: a whole-array read does not fit in memory), as a tile server reads chunks.
 # argv: JSON list of level groups. Imports are done before the clock starts.
-CHILD_LEVELS_READ = r"""
+CHILD_LEVELS_READ = PREFAULT + r"""
 import json, sys, time, warnings
 warnings.filterwarnings("ignore")
 import numpy as np, zarr
 paths = json.loads(sys.argv[1])
+prefault()
 t = time.perf_counter()
 sums, shapes = [], []
 for p in paths:
@@ -268,13 +274,14 @@ print(json.dumps(r))
 
 # ndpyramid's Web Mercator pyramid, appended along time in batches of days. argv: glob, variable,
 # output store, levels, pixels per tile, batch days, .npy for the coarsest level's values.
-CHILD_MERC_ANCHOR = r"""
+CHILD_MERC_ANCHOR = PREFAULT + r"""
 import glob, json, os, sys, time, warnings
 warnings.filterwarnings("ignore")
 import numpy as np, xarray as xr, dask.array, rioxarray
 from ndpyramid import pyramid_reproject
 pattern, var, out, levels, pixels, batch, npy = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6]), sys.argv[7]
 files = sorted(glob.glob(pattern))
+prefault()
 t0 = time.perf_counter()
 r = {"load_s": 0.0, "build_s": 0.0, "write_s": 0.0, "batches": 0}
 for i in range(0, len(files), batch):
@@ -839,6 +846,8 @@ class RegridBench(ViewsBench):
                f"  load average (1 min) at start {env['load_average_start'][0]:.2f}, at end {env['load_average_end'][0]:.2f}",
                f"  medians of {v['rounds']} round(s), atlasfs and anchor alternating; every load in a fresh interpreter, "
                "imports not timed",
+               f"  every timed child (both sides) writes and frees {self.args.prefault_mib} MiB before its clock "
+               "(--prefault-mib; see bench.PREFAULT)",
                f"  source: {v['files']} daily files of sst 360x720 (0.5°); target 1° (lon -179.5..179.5); "
                f"[cache] memory = {self.args.memory}",
                "  1° views' chunks: " + (f"the whole grid, {STEPS_PER_CHUNK} days" if self.args.regrid_layout == "steps"
@@ -907,7 +916,7 @@ class RegridBench(ViewsBench):
         v.update({
             "started": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
             "cache_mode": self.mode, "quick": self.args.quick, "rounds": self.rounds, "files": len(self.files),
-            "memory_tier_mib": parse_mib(self.args.memory), "regrid_layout": self.args.regrid_layout,
+            "memory_tier_mib": parse_mib(self.args.memory), "regrid_layout": self.args.regrid_layout, "prefault_mib": self.args.prefault_mib,
             "environment": {
                 "cpus": os.cpu_count(), "memory_gib": psutil.virtual_memory().total / 2**30,
                 "kernel": platform.release(), "python": platform.python_version(),
@@ -945,6 +954,9 @@ def main() -> int:
     p.add_argument("--quick", action="store_true", help="one round of everything on January's 31 files (a smoke test)")
     p.add_argument("--warm", action="store_true", help="measure with the sources in the OS page cache instead of dropping it")
     p.add_argument("--repeat", type=int, default=3, help="rounds of each measurement (median; default 3)")
+    p.add_argument("--prefault-mib", type=int, default=PREFAULT_MIB,
+                   help=f"MiB each timed child writes and frees before its clock (default {PREFAULT_MIB}; 0: off; "
+                        "see bench.PREFAULT)")
     p.add_argument("--memory", default="512MiB", help="[cache] memory of the mounts (default 512MiB)")
     p.add_argument("--regrid-layout", default="steps", choices=["steps", "tiles"],
                    help="chunks of the 1° views: steps (default: the whole grid, "

@@ -24,10 +24,11 @@ alternate atlasfs and its anchor (which one goes first alternates too); the figu
 
 - End to end: atlasfs from an empty cache dir with the OS page cache dropped, each view alone in
   its config, the mount (which indexes the archive and, for the pack view, scans its range)
-  included, then every array of the view read whole in a fresh interpreter: the pack view with
-  `xr.open_zarr(VIEW, mask_and_scale=False).load()` (its packed integers, which is what the
-  anchor's job produces; --pack-reader), every pyramid level with zarr-python (as a map viewer
-  reads chunks; --pyramid-reader). The warm re-read of a local copy with the same reader is the
+  included, then every array of the view read whole in a fresh interpreter with zarr-python: the
+  pack view's packed integers (what the anchor's job produces; --pack-reader; the compute row is
+  also read with `xr.open_zarr(VIEW, mask_and_scale=False).load()`, whose dask graph costs the
+  reader CPU the daemon shares two cores with, for information), every pyramid level (as a map
+  viewer reads chunks; --pyramid-reader). The warm re-read of a local copy with the same reader is the
   reader's limit in the same run.
   Anchor: open_mfdataset + load + the packing (min/max, `to_zarr` with int16, the view's
   scale_factor/add_offset/_FillValue and zstd) or ndpyramid's `pyramid_coarsen` + `to_zarr`.
@@ -60,7 +61,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import VAR, Bench, BenchError, ratio, run_main, say, table, tail  # noqa: E402
+from bench import PREFAULT, PREFAULT_MIB, VAR, Bench, BenchError, ratio, run_main, say, table, tail  # noqa: E402
 
 PACK = "sst-packed"
 PYRAMID = "sst-pyramid"
@@ -87,7 +88,7 @@ ANCHOR_WORK = {"pack": "to_zarr int16+zstd", "pyramid": "pyramid_coarsen + to_za
 # about 1.4 s for xarray here, is then not timed either. The compute rows use it, since their
 # anchors work on data already in memory with those libraries set up before their clock, and the
 # warm re-read rows use it on both sides; end-to-end rows do not, as their anchors pay it too.
-CHILD_VIEW_LOAD = r"""
+CHILD_VIEW_LOAD = PREFAULT + r"""
 import json, os, sys, tempfile, time, warnings
 warnings.filterwarnings("ignore")
 import numpy as np
@@ -112,6 +113,7 @@ if len(sys.argv) > 3 and sys.argv[3] == "warm-up":
         read(w)()
 open_s = load_s = 0.0
 sums = {}
+prefault()
 for p in paths:
     t = time.perf_counter()
     load = read(p)
@@ -128,7 +130,7 @@ print(json.dumps({"open_s": open_s, "load_s": load_s, "total_s": open_s + load_s
 # store, JSON of the pack chunk shape. "e2e" times open_mfdataset + load + the work; "compute"
 # loads first (not timed) and times the work on the dataset in memory (for pack, like
 # baseline_views.py: to_zarr only, the min/max taken before the clock).
-CHILD_ANCHOR = r"""
+CHILD_ANCHOR = PREFAULT + r"""
 import glob, json, os, sys, time, warnings
 warnings.filterwarnings("ignore")
 import numpy as np
@@ -150,16 +152,19 @@ def encoding(ds):
     return {var: {"dtype": "int16", "scale_factor": scale, "add_offset": offset, "_FillValue": -32768,
                   "chunks": chunks, "compressors": [ZstdCodec(level=zstd_level)]}}
 r = {}
+prefault()
 t0 = time.perf_counter()
 ds = load()
 r["load_s"] = time.perf_counter() - t0
 if work == "pack":
     enc = encoding(ds)
     if mode == "compute":
+        prefault()
         t0 = time.perf_counter()
     ds.to_zarr(out, mode="w", encoding=enc, consolidated=True)
 else:
     if mode == "compute":
+        prefault()
         t0 = time.perf_counter()
     t = time.perf_counter()
     pyr = pyramid_coarsen(ds, factors=%(factors)s, dims=["lat", "lon"], boundary="trim")
@@ -190,6 +195,31 @@ ds = xr.open_zarr(sys.argv[1])
 ds.to_zarr(sys.argv[2], mode="w", consolidated=True)
 enc = ds[sys.argv[3]].encoding
 print(json.dumps({"chunks": list(enc.get("chunks") or []), "dtype": str(enc.get("dtype"))}))
+"""
+
+# The compression floor of the pack rows: every chunk file of the local copy of the pack view
+# (zstd frames of its int16 codes) decompressed and compressed again with zstd at the view's
+# level, one thread, as CPU seconds. Whoever produces the packed store compresses those bytes once
+# and whoever reads it decompresses them once; on N cores nothing finishes the pack compute row
+# sooner than (compress + decompress) / N. argv: the copy's array directory, the zstd level.
+CHILD_ZSTD_FLOOR = r"""
+import json, sys, time
+from pathlib import Path
+from numcodecs import Zstd
+frames = [p.read_bytes() for p in sorted(Path(sys.argv[1]).rglob("*")) if p.is_file() and p.name != "zarr.json"
+          and not p.name.startswith(".")]
+codec = Zstd(level=int(sys.argv[2]))
+best = None
+for _ in range(3):
+    c = time.process_time()
+    raw = [codec.decode(f) for f in frames]
+    d = time.process_time() - c
+    c = time.process_time()
+    again = [codec.encode(r) for r in raw]
+    e = time.process_time() - c
+    best = (d, e) if best is None or d + e < sum(best) else best
+print(json.dumps({"decompress_cpu_s": best[0], "compress_cpu_s": best[1], "chunks": len(frames),
+                  "raw_bytes": sum(len(r) for r in raw), "compressed_bytes": sum(len(a) for a in again)}))
 """
 
 # Checks the views' values against xarray on the sources over the first days (not timed): the pack
@@ -347,15 +377,21 @@ class ViewsBench(Bench):
                 n += 1
         return n
 
-    def atlas_compute(self, config: Path, cache: Path, mp: Path, work: str, keep: set[str]) -> dict:
-        """Sources in the disk cache (and the OS page cache), views not: fresh mount, open + load."""
+    def atlas_compute(self, config: Path, cache: Path, mp: Path, work: str, keep: set[str],
+                      reader: str | None = None) -> dict:
+        """Sources in the disk cache (and the OS page cache), views not: fresh mount, open + load
+        (with `reader`, default the work's)."""
         if self.is_mounted(mp):
             self.unmount(mp)
         self.clear_views(cache, keep)
         self.read_into_os_cache(self.cache_entries(cache))
+        # Dirty pages of earlier steps (the anchor's store, the previous round's entries) are
+        # written out first, as before the anchor's runs (prepare_cache syncs): the kernel would
+        # otherwise write them back during this measurement, on its CPU.
+        os.sync()
         _, pid = self.mount(config, mp)
         c0 = self.cpu(pid)
-        ld = self.child(CHILD_VIEW_LOAD, json.dumps(self.view_paths(mp, work)), self.reader(work),
+        ld = self.child(CHILD_VIEW_LOAD, json.dumps(self.view_paths(mp, work)), reader or self.reader(work),
                         "warm-up", what=f"reading the {work} view")
         ld["daemon_cpu_s"] = self.cpu(pid) - c0
         ld["memory"] = self.memory(pid)
@@ -489,6 +525,12 @@ class ViewsBench(Bench):
                 say(f"  round {i + 1}: atlasfs load {m['load_s']:.3f} s (open {m['open_s']:.3f}); "
                     f"local Zarr load {t['load_s']:.3f} s (open {t['open_s']:.3f})")
             r[f"{work}_warm"] = self.summary(mine, "load_s", theirs, "load_s")
+            if work == "pack":
+                r["pack_zstd_floor"] = self.child(CHILD_ZSTD_FLOOR, str(local / PACK / VAR), str(ZSTD_LEVEL),
+                                                  what="compressing the pack view's chunks again")
+                say(f"  zstd level {ZSTD_LEVEL} over the pack view's chunks, one thread: compress "
+                    f"{r['pack_zstd_floor']['compress_cpu_s']:.3f} s, decompress "
+                    f"{r['pack_zstd_floor']['decompress_cpu_s']:.3f} s of CPU")
             self.discard(local)
         self.unmount(mp)
 
@@ -516,7 +558,20 @@ class ViewsBench(Bench):
             mine, theirs = self.against_anchor("compute", work, archive, r["pack_chunks"], atlas_run)
             r[f"{work}_compute"] = self.summary(mine, "total_s", theirs, "total_s")
             r[f"{work}_compute"]["stats_last"] = mine[-1]["stats"]
+            if work == "pack" and self.reader(work) != "xarray-raw":
+                self.compute_other_reader(r, config, cache, mp, keep, "xarray-raw")
         self.clear_views(cache, keep)
+
+    def compute_other_reader(self, r: dict, config: Path, cache: Path, mp: Path, keep: set[str], reader: str) -> None:
+        """The pack compute row read with another reader, against the same anchor runs (info)."""
+        say(f"pack, compute, read with {reader} (info; the anchor as above)")
+        runs = []
+        for i in range(self.rounds):
+            ld = self.atlas_compute(config, cache, mp, "pack", keep, reader)
+            say(f"  round {i + 1}: atlasfs {ld['total_s']:.3f} s (daemon CPU {ld['daemon_cpu_s']:.2f} s)")
+            runs.append(ld["total_s"])
+        r["pack_compute_other_reader"] = {"reader": reader, "atlasfs_s": statistics.median(runs), "atlasfs_runs": runs,
+                                          "anchor_s": r["pack_compute"]["anchor_s"]}
 
     @staticmethod
     def stats_note(stats: dict | None) -> str:
@@ -566,6 +621,20 @@ class ViewsBench(Bench):
             f = s["anchor_s"] / s["atlasfs_s"] if s["atlasfs_s"] > 0 else float("inf")
             lst.append(ratio(key, what, s["atlasfs_s"], s["anchor_s"], anchor,
                              f"≥{goal}× the anchor's speed" if goal < 1 else f"≥{goal}× faster", f >= goal))
+        floor = v.get("pack_zstd_floor")
+        if floor:
+            cpus = v["environment"]["cpus"]
+            floor_s = (floor["compress_cpu_s"] + floor["decompress_cpu_s"]) / cpus
+            at_most = v["pack_compute"]["anchor_s"] / floor_s if floor_s > 0 else float("inf")
+            lst.append({"key": "pack_compute_floor", "floor_s": floor_s, "at_most": at_most, "text": (
+                f"pack compute floor: compressing the view's chunks with zstd {ZSTD_LEVEL} and decompressing them take "
+                f"{floor['compress_cpu_s']:.3f} + {floor['decompress_cpu_s']:.3f} s of CPU, {floor_s:.3f} s on {cpus} cores: "
+                f"nothing serves the pack compute row more than {at_most:.2f}× faster than its anchor "
+                f"({v['pack_compute']['anchor_s']:.3f} s)")})
+        other = v.get("pack_compute_other_reader")
+        if other:
+            lst.append(ratio("pack_compute_other_reader", f"the same, read with {other['reader']} (info)",
+                             other["atlasfs_s"], other["anchor_s"], "the same anchor runs"))
         ok = v["pack_chunk_bytes"] <= v["pack_anchor_chunk_bytes"]
         lst.append({"key": "pack_chunk_bytes", "met": ok, "atlasfs_bytes": v["pack_chunk_bytes"],
                     "anchor_bytes": v["pack_anchor_chunk_bytes"], "text": (
@@ -593,7 +662,9 @@ class ViewsBench(Bench):
                f"  views: {PACK} (int16, range data, zstd {ZSTD_LEVEL}); {PYRAMID} ({LEVELS} levels, mean, lat/lon, "
                f"codec {self.args.pyramid_codec}, {self.layout_note()}); [cache] memory = {self.args.memory}",
                f"  readers: pack {self.args.pack_reader}, pyramid {self.args.pyramid_reader} (the same reader "
-               "reads the local copies)"]
+               "reads the local copies)",
+               f"  every timed child (both sides) writes and frees {self.args.prefault_mib} MiB before its clock "
+               "(--prefault-mib; see bench.PREFAULT)"]
         rows: list[tuple[str, str, str]] = []
 
         def row(what, secs, note=""):
@@ -643,6 +714,7 @@ class ViewsBench(Bench):
             "memory_tier_mib": parse_mib(self.args.memory), "pyramid_codec": self.args.pyramid_codec,
             "pyramid_layout": self.args.pyramid_layout,
             "pack_reader": self.args.pack_reader, "pyramid_reader": self.args.pyramid_reader,
+            "prefault_mib": self.args.prefault_mib,
             "environment": {
                 "cpus": os.cpu_count(), "memory_gib": psutil.virtual_memory().total / 2**30,
                 "kernel": platform.release(), "python": platform.python_version(),
@@ -694,6 +766,9 @@ def main() -> int:
     p.add_argument("--quick", action="store_true", help="one round of everything (a smoke test)")
     p.add_argument("--warm", action="store_true", help="measure with the sources in the OS page cache instead of dropping it")
     p.add_argument("--repeat", type=int, default=3, help="rounds of each measurement (median; default 3)")
+    p.add_argument("--prefault-mib", type=int, default=PREFAULT_MIB,
+                   help=f"MiB each timed child writes and frees before its clock (default {PREFAULT_MIB}; 0: off; "
+                        "see bench.PREFAULT)")
     p.add_argument("--memory", default="512MiB", help="[cache] memory of the views' mount (default 512MiB)")
     p.add_argument("--pyramid-codec", default="none", choices=["zstd", "gzip", "none"],
                    help="codec of the pyramid view (default none, the view's default)")
@@ -701,9 +776,10 @@ def main() -> int:
                    help="chunks of the pyramid view: levels (default: whole levels, 8 days per chunk, "
                         "for the benchmark's whole-level reads) or tiles (the view's default, 256x256 "
                         "tiles of one day, as map viewers read them)")
-    p.add_argument("--pack-reader", default="xarray-raw", choices=["xarray", "xarray-raw", "zarr"],
-                   help="how the pack view and its local copy are read (default xarray-raw: "
-                        "xr.open_zarr(mask_and_scale=False), the packed integers the anchor writes)")
+    p.add_argument("--pack-reader", default="zarr", choices=["xarray", "xarray-raw", "zarr"],
+                   help="how the pack view and its local copy are read (default zarr: zarr-python reads "
+                        "every array whole, the packed integers the anchor writes; the compute row is "
+                        "also read with xarray-raw, xr.open_zarr(mask_and_scale=False), for information)")
     p.add_argument("--pyramid-reader", default="zarr", choices=["xarray", "xarray-raw", "zarr"],
                    help="how the pyramid levels and their local copy are read (default zarr: "
                         "zarr-python reads every array whole, as a map viewer reads chunks)")
