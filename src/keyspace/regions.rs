@@ -13,7 +13,7 @@ use xxhash_rust::xxh3::Xxh3;
 use crate::cache::{ChunkCache, ChunkKey, Served};
 use crate::operators::{
     advance, copy_box, ArrayFingerprints, ChunkError, Encoding, OperatorContext, RecipeFingerprint,
-    Region, RegionReader,
+    Region, RegionBytes, RegionReader,
 };
 use crate::sources::bytes::ByteSource;
 use crate::tree::ArrayNode;
@@ -242,7 +242,7 @@ fn chunks_of(array: &ArrayNode, region: &Region) -> Vec<Vec<u64>> {
 }
 
 impl RegionReader for CachedChunks<'_> {
-    fn read_region(&self, array: &ArrayNode, region: &Region) -> Result<Vec<u8>, ChunkError> {
+    fn read_region(&self, array: &ArrayNode, region: &Region) -> Result<RegionBytes, ChunkError> {
         let geometry = &array.geometry;
         let elem = geometry.dtype.size().ok_or_else(|| {
             ChunkError::new(
@@ -266,22 +266,16 @@ impl RegionReader for CachedChunks<'_> {
                     format!("region {region:?} of {} is too large", array.path),
                 )
             })?;
-        let mut out = vec![0u8; total];
-        let chunk_box = |index: &[u64]| geometry.chunk_region(index);
-        let indices = chunks_of(array, region);
-        let mut early = self.compute_missing(array, &indices);
-        for (n, index) in indices.iter().enumerate() {
+        let whole = geometry
+            .chunks
+            .iter()
+            .product::<u64>()
+            .saturating_mul(elem as u64);
+        let values_of = |index: &[u64], early: Option<ChunkValues>| {
             let in_input = |e: ChunkError| e.in_input(&array.path, index);
-            let values = match early.get_mut(n).and_then(Option::take) {
-                Some(values) => values,
-                None => self.decoded(array, index),
-            }
-            .map_err(in_input)?;
-            let whole = geometry
-                .chunks
-                .iter()
-                .product::<u64>()
-                .saturating_mul(elem as u64);
+            let values = early
+                .unwrap_or_else(|| self.decoded(array, index))
+                .map_err(in_input)?;
             if values.len() as u64 != whole {
                 return Err(in_input(ChunkError::new(
                     crate::operators::ChunkErrorKind::Encoding,
@@ -289,7 +283,20 @@ impl RegionReader for CachedChunks<'_> {
                     format!("chunk holds {} bytes, not {whole}", values.len()),
                 )));
             }
-            let held = chunk_box(index);
+            Ok(values)
+        };
+        let indices = chunks_of(array, region);
+        if let [index] = indices.as_slice() {
+            let held = geometry.chunk_region(index);
+            if held.start == region.start && geometry.chunks == region.count {
+                return Ok(RegionBytes::Shared(values_of(index, None)?));
+            }
+        }
+        let mut out = vec![0u8; total];
+        let mut early = self.compute_missing(array, &indices);
+        for (n, index) in indices.iter().enumerate() {
+            let values = values_of(index, early.get_mut(n).and_then(Option::take))?;
+            let held = geometry.chunk_region(index);
             let Some(overlap) = region.intersect(&held) else {
                 continue;
             };
@@ -316,7 +323,7 @@ impl RegionReader for CachedChunks<'_> {
                 elem,
             );
         }
-        Ok(out)
+        Ok(RegionBytes::Owned(out))
     }
 
     fn offer(&self, array: &ArrayNode, index: &[u64], values: Vec<u8>) {

@@ -21,7 +21,7 @@ use std::sync::Arc;
 use serde::Serialize;
 use xxhash_rust::xxh3::{xxh3_128, Xxh3};
 
-use super::{ChunkError, Geometry, Region};
+use super::{ChunkError, Geometry, Region, RegionBytes};
 use crate::sources::bytes::ByteSource;
 use crate::tree::ArrayNode;
 
@@ -138,11 +138,12 @@ pub struct OperatorContext<'a> {
 /// Reads regions of other arrays of the same tree through the chunk cache with single flight.
 pub trait RegionReader: Sync {
     /// The values of `region` of `array`: little-endian, C order, of the array's type, the
-    /// region's shape; elements are computed (or taken from the cache) chunk by chunk.
+    /// region's shape; elements are computed (or taken from the cache) chunk by chunk. A region
+    /// that is exactly one whole chunk shares that chunk's cached values instead of copying them.
     ///
     /// # Errors
     /// The input chunk's [`ChunkError`], naming that chunk ([`ChunkError::in_input`]).
-    fn read_region(&self, array: &ArrayNode, region: &Region) -> Result<Vec<u8>, ChunkError>;
+    fn read_region(&self, array: &ArrayNode, region: &Region) -> Result<RegionBytes, ChunkError>;
 
     /// Checks the sources of every chunk of `array` that `region` overlaps.
     ///

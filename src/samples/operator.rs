@@ -12,6 +12,7 @@ use xxhash_rust::xxh3::Xxh3;
 use super::labels::Pick;
 use crate::operators::{
     advance, strides, ChunkError, FingerprintWriter, Geometry, Operator, OperatorContext, Region,
+    RegionBytes,
 };
 use crate::tree::ArrayNode;
 use crate::views::decoded::{float_bytes, Decoding};
@@ -119,7 +120,7 @@ impl Sample {
         let along = self.along(s);
         let boxes = Sample::boxes(&along);
         let elem = self.input.geometry.dtype.size().unwrap_or(1);
-        let read: Vec<Vec<u8>> = boxes
+        let read: Vec<RegionBytes> = boxes
             .iter()
             .map(|b| context.regions.read_region(&self.input, b))
             .collect::<Result<_, _>>()?;

@@ -3,7 +3,7 @@
 //! xarray's CF decoder chooses it. Every view operates on decoded values.
 
 use crate::operators::kernels::avx2::has_avx2;
-use crate::operators::{element_f64, ChunkError, ChunkErrorKind, Region};
+use crate::operators::{element_f64, ChunkError, ChunkErrorKind, Region, RegionBytes};
 use crate::sources::model::{Attr, AttrValue, DType};
 use crate::tree::ArrayNode;
 
@@ -172,17 +172,21 @@ impl Decoding {
     }
 
     /// Decoded `float32` values as little-endian bytes, for `float32` stored without scaling:
-    /// the raw bytes with missing values replaced by NaN, in place; other types get their
+    /// the raw bytes with missing values replaced by NaN, in place (bytes shared with the cache
+    /// are copied first, unless there is no missing value to replace); other types get their
     /// bytes back as the error.
-    pub(crate) fn decode_f32_bytes(&self, mut raw: Vec<u8>) -> Result<Vec<u8>, Vec<u8>> {
+    pub(crate) fn decode_f32_bytes(&self, raw: RegionBytes) -> Result<RegionBytes, RegionBytes> {
         if self.raw != DType::F32 || self.float != DType::F32 || self.scale.is_some() {
             return Err(raw);
         }
+        if self.missing.is_empty() {
+            return Ok(raw);
+        }
+        let mut raw = raw.into_vec();
         let missing: Vec<f32> = self.missing.iter().map(|&m| m as f32).collect();
         let nan = f32::NAN.to_le_bytes();
         let value = |b: &[u8]| f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
         match missing.as_slice() {
-            [] => {}
             &[m] => raw
                 .chunks_exact_mut(4)
                 .filter(|b| value(b) == m)
@@ -192,7 +196,7 @@ impl Decoding {
                 .filter(|b| missing.contains(&value(b)))
                 .for_each(|b| b.copy_from_slice(&nan)),
         }
-        Ok(raw)
+        Ok(RegionBytes::Owned(raw))
     }
 
     /// Decodes little-endian raw values.
@@ -241,6 +245,72 @@ impl Decoding {
             ));
         }
         Ok(values)
+    }
+}
+
+/// The decoded values of a region: `float32` bytes as they were read when decoding them changes
+/// nothing (`float32` with no missing value or scaling, as a pyramid level's), else `float64`.
+pub(crate) enum DecodedRegion {
+    /// Little-endian `float32` values, aligned for reading in place.
+    F32(RegionBytes),
+    /// Values decoded to `float64`.
+    F64(Vec<f64>),
+}
+
+impl DecodedRegion {
+    /// The values as `float32`, when they are.
+    pub(crate) fn as_f32(&self) -> Option<&[f32]> {
+        match self {
+            DecodedRegion::F32(bytes) => bytemuck::try_cast_slice(bytes).ok(),
+            DecodedRegion::F64(_) => None,
+        }
+    }
+
+    /// The values as `float64`, widened when they are `float32`.
+    pub(crate) fn to_f64(&self) -> std::borrow::Cow<'_, [f64]> {
+        match (self, self.as_f32()) {
+            (DecodedRegion::F64(values), _) => values.into(),
+            (_, Some(values)) => values.iter().map(|&v| f64::from(v)).collect(),
+            (_, None) => std::borrow::Cow::Borrowed(&[]),
+        }
+    }
+}
+
+impl Decoding {
+    /// [`Decoding::read`], keeping `float32` values that decoding would not change as they are
+    /// read (shared with the cache when the region is one whole chunk).
+    ///
+    /// # Errors
+    /// The input chunk's [`ChunkError`].
+    pub(crate) fn read_floats(
+        &self,
+        context: &crate::operators::OperatorContext<'_>,
+        array: &ArrayNode,
+        region: &Region,
+    ) -> Result<DecodedRegion, ChunkError> {
+        let as_is = cfg!(target_endian = "little")
+            && self.plain_f32_missing().is_some_and(|m| m.is_empty());
+        if !as_is {
+            return self.read(context, array, region).map(DecodedRegion::F64);
+        }
+        let raw = context.regions.read_region(array, region)?;
+        let expected: u64 = region.count.iter().product();
+        if raw.len() as u64 != expected * 4 {
+            return Err(ChunkError::new(
+                ChunkErrorKind::Encoding,
+                None,
+                format!(
+                    "{} gave {} bytes for a region of {expected} float32 values",
+                    array.path,
+                    raw.len()
+                ),
+            ));
+        }
+        if bytemuck::try_cast_slice::<u8, f32>(&raw).is_ok() {
+            return Ok(DecodedRegion::F32(raw));
+        }
+        // Not aligned for float32 (no allocator here gives such buffers): decoded the long way.
+        Ok(DecodedRegion::F64(self.decode(&raw)))
     }
 }
 
@@ -385,7 +455,7 @@ mod tests {
             let decoding = plain_f32(missing);
             let general: Vec<f64> = decoding.decode(&raw);
             let same = |a: f64, b: f64| a == b || (a.is_nan() && b.is_nan());
-            let bytes = decoding.decode_f32_bytes(raw.clone()).unwrap();
+            let bytes = decoding.decode_f32_bytes(raw.clone().into()).unwrap();
             let from_bytes = bytes
                 .chunks_exact(4)
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]));
@@ -401,6 +471,6 @@ mod tests {
             scale: Some((2.0, 0.0)),
             ..plain_f32(&[])
         };
-        assert!(scaled.decode_f32_bytes(raw).is_err());
+        assert!(scaled.decode_f32_bytes(raw.into()).is_err());
     }
 }

@@ -21,7 +21,7 @@ use crate::config::PyramidParams;
 use crate::operators::kernels::coarsen::{halve_last_two, Blocks, Partials, Reduction};
 use crate::operators::{
     ChunkError, ChunkErrorKind, FingerprintWriter, Geometry, Operator, OperatorContext, Recipe,
-    Region,
+    Region, RegionBytes,
 };
 use crate::sources::model::{Attr, AttrValue, DType};
 use crate::tree::{ArrayNode, GroupNode, Node, TreeError};
@@ -44,11 +44,39 @@ struct Level {
 
 /// Counts of valid source values as the little-endian `u32` bytes of a counts chunk.
 fn counts_bytes(counts: &[u32]) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(counts.len() * 4);
-    for n in counts {
-        bytes.extend_from_slice(&n.to_le_bytes());
+    if cfg!(target_endian = "little") {
+        return bytemuck::cast_slice(counts).to_vec();
     }
-    bytes
+    counts.iter().flat_map(|n| n.to_le_bytes()).collect()
+}
+
+/// The counts a counts region holds: read in place when aligned (they always are from the
+/// cache), converted otherwise.
+enum Counts {
+    InPlace(RegionBytes),
+    Converted(Vec<u32>),
+}
+
+impl Counts {
+    fn as_slice(&self) -> &[u32] {
+        match self {
+            Counts::InPlace(bytes) => bytemuck::try_cast_slice(bytes).unwrap_or(&[]),
+            Counts::Converted(counts) => counts,
+        }
+    }
+}
+
+/// The counts of a counts region's little-endian `u32` bytes.
+fn counts_of(bytes: RegionBytes) -> Counts {
+    if cfg!(target_endian = "little") && bytemuck::try_cast_slice::<u8, u32>(&bytes).is_ok() {
+        return Counts::InPlace(bytes);
+    }
+    Counts::Converted(
+        bytes
+            .chunks_exact(4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect(),
+    )
 }
 
 impl Level {
@@ -119,15 +147,18 @@ impl Operator for Level {
             let raw = context.regions.read_region(&self.finer, &finer_region)?;
             if let Ok(decoded) = self.decoding.decode_f32_bytes(raw) {
                 return Ok(into_chunk(
-                    decoded,
+                    decoded.into_vec(),
                     &region,
                     &geometry.chunks,
                     &geometry.fill,
                 ));
             }
         }
-        let values = self.decoding.read(context, &self.finer, &finer_region)?;
+        let values = self
+            .decoding
+            .read_floats(context, &self.finer, &finer_region)?;
         let computed = if self.factor == 1 {
+            let values = values.to_f64();
             if self.method == Reduction::Sum {
                 // A block of one: its NaN-skipping sum is 0 where the value is missing.
                 let sums: Vec<f64> = values
@@ -140,21 +171,20 @@ impl Operator for Level {
             }
         } else {
             let counts = match &self.finer_counts {
-                Some(array) => Some(
-                    context
-                        .regions
-                        .read_region(array, &finer_region)?
-                        .chunks_exact(4)
-                        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                        .collect::<Vec<u32>>(),
-                ),
+                Some(array) => Some(counts_of(
+                    context.regions.read_region(array, &finer_region)?,
+                )),
                 None => None,
             };
+            let counts = counts.as_ref().map(|c| c.as_slice());
             let shape: Vec<usize> = finer_region.count.iter().map(|&c| c as usize).collect();
             let rank = shape.len();
             let last_two = self.factor == 2 && self.axes == [rank - 2, rank - 1];
             let fast = last_two
-                .then(|| halve_last_two(&values, counts.as_deref(), &shape, self.method))
+                .then(|| match values.as_f32() {
+                    Some(narrow) => halve_last_two(narrow, counts, &shape, self.method),
+                    None => halve_last_two(&values.to_f64(), counts, &shape, self.method),
+                })
                 .flatten();
             let (reduced, reduced_counts) = match fast {
                 Some(fast) => fast,
@@ -164,7 +194,7 @@ impl Operator for Level {
                         factor: self.factor as usize,
                     };
                     let partials =
-                        Partials::from_level(&values, counts.as_deref(), &shape, self.method)
+                        Partials::from_level(&values.to_f64(), counts, &shape, self.method)
                             .and_then(|p| p.combine(blocks))
                             .map_err(kernel_error)?;
                     let counts = partials

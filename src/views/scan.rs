@@ -17,7 +17,7 @@ use super::regrid::weights_store::WeightsStore;
 use crate::cache::ChunkCache;
 use crate::keyspace::{CachedChunks, FreshKeys};
 use crate::operators::kernels::pack::ValueRange;
-use crate::operators::{advance, ArrayFingerprints, ChunkError, RegionReader};
+use crate::operators::{advance, ArrayFingerprints, ChunkError, RegionBytes, RegionReader};
 use crate::sources::bytes::{ByteSource, LocalFiles};
 use crate::tree::ArrayNode;
 
@@ -105,6 +105,7 @@ impl RangeScans {
         };
         chunks
             .read_region(array, &region)
+            .map(RegionBytes::into_vec)
             .map_err(|source| ScanError {
                 array: array.path.clone(),
                 source,

@@ -11,7 +11,7 @@ use xxhash_rust::xxh3::Xxh3;
 use super::pair::GridPair;
 use crate::operators::kernels::Float;
 use crate::operators::{
-    ChunkError, FingerprintWriter, Geometry, Operator, OperatorContext, Region,
+    ChunkError, FingerprintWriter, Geometry, Operator, OperatorContext, Region, RegionBytes,
 };
 use crate::sources::model::DType;
 use crate::tree::ArrayNode;
@@ -188,7 +188,7 @@ pub(crate) enum SourceValues<T> {
     /// Values converted from the source.
     Converted(Vec<T>),
     /// The values as native bytes, checked to be aligned for `T` and a whole number of them.
-    InPlace(Vec<u8>),
+    InPlace(RegionBytes),
 }
 
 impl<T: bytemuck::Pod> SourceValues<T> {

@@ -6,11 +6,12 @@
 use super::super::avx2::has_avx2;
 use super::Reduction;
 
-/// `values` (C order, `shape`, NaN where missing) halved along the last two axes, trailing odd
-/// rows and columns trimmed; with each output's count of valid source values (`counts`, or 1
-/// per non-NaN value when `None`). `shape` must have rank ≥ 2 and match the lengths.
-pub fn halve_last_two(
-    values: &[f64],
+/// `values` (C order, `shape`, NaN where missing; `float32` or `float64`, summed as `float64`
+/// either way) halved along the last two axes, trailing odd rows and columns trimmed; with each
+/// output's count of valid source values (`counts`, or 1 per non-NaN value when `None`).
+/// `shape` must have rank ≥ 2 and match the lengths.
+pub fn halve_last_two<T: Copy + Into<f64>>(
+    values: &[T],
     counts: Option<&[u32]>,
     shape: &[usize],
     method: Reduction,
@@ -51,12 +52,12 @@ pub fn halve_last_two(
                 ];
                 // The mean and the sum returned above: the nearest, or the min or max.
                 let (value, n) = if method == Reduction::Nearest {
-                    let v = values[at[0]];
+                    let v = values[at[0]].into();
                     (v, count_at(at[0], v))
                 } else {
                     let (mut best, mut n) = (f64::NAN, 0u32);
                     for i in at {
-                        let v = values[i];
+                        let v = values[i].into();
                         let c = count_at(i, v);
                         if c == 0 {
                             continue;
@@ -83,8 +84,8 @@ pub fn halve_last_two(
 /// without branches, with an AVX2 twin (see [`super::super::avx2`]). The
 /// additions are the general loop's, in its order (a skipped value adds +0.0, which leaves
 /// a sum that starts at +0.0 as it is), so the results are bit for bit the same.
-fn sum_pairs_of_rows(
-    values: &[f64],
+fn sum_pairs_of_rows<T: Copy + Into<f64>>(
+    values: &[T],
     counts: Option<&[u32]>,
     [outer, ny, nx]: [usize; 3],
     method: Reduction,
@@ -119,8 +120,8 @@ fn sum_pairs_of_rows(
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn sum_pair_avx2(
-    rows: [&[f64]; 2],
+unsafe fn sum_pair_avx2<T: Copy + Into<f64>>(
+    rows: [&[T]; 2],
     weights: [&[u32]; 2],
     mean: bool,
     out: &mut [f64],
@@ -130,8 +131,8 @@ unsafe fn sum_pair_avx2(
 }
 
 #[inline(always)]
-fn sum_pair(
-    [top, bottom]: [&[f64]; 2],
+fn sum_pair<T: Copy + Into<f64>>(
+    [top, bottom]: [&[T]; 2],
     [top_w, bottom_w]: [&[u32]; 2],
     mean: bool,
     out: &mut [f64],
@@ -142,11 +143,11 @@ fn sum_pair(
     let (top_w, bottom_w) = (&top_w[..2 * ox], &bottom_w[..2 * ox]);
     for x in 0..ox {
         let at = [2 * x, 2 * x + 1];
-        let cells = [
-            (top[at[0]], top_w[at[0]]),
-            (top[at[1]], top_w[at[1]]),
-            (bottom[at[0]], bottom_w[at[0]]),
-            (bottom[at[1]], bottom_w[at[1]]),
+        let cells: [(f64, u32); 4] = [
+            (top[at[0]].into(), top_w[at[0]]),
+            (top[at[1]].into(), top_w[at[1]]),
+            (bottom[at[0]].into(), bottom_w[at[0]]),
+            (bottom[at[1]].into(), bottom_w[at[1]]),
         ];
         let (mut sum, mut total) = (0.0f64, 0u64);
         for (v, w) in cells {
@@ -255,5 +256,28 @@ mod tests {
             }
         }
         assert!(halve_last_two(&values, None, &[len], Reduction::Mean).is_none());
+    }
+
+    /// `float32` values halve exactly as the same values widened to `float64` first.
+    #[test]
+    fn float32_values_halve_as_their_float64_widening() {
+        let shape = [2usize, 5, 8];
+        let narrow: Vec<f32> = (0..80)
+            .map(|i| match i % 9 {
+                4 => f32::NAN,
+                k => (i as f32 * 0.377).cos() * 41.0 + k as f32,
+            })
+            .collect();
+        let wide: Vec<f64> = narrow.iter().map(|&v| f64::from(v)).collect();
+        let counts: Vec<u32> = (0..80).map(|i| (i % 3) as u32).collect();
+        for method in [Reduction::Mean, Reduction::Sum, Reduction::Min] {
+            for given in [None, Some(counts.as_slice())] {
+                let (a, a_counts) = halve_last_two(&narrow, given, &shape, method).unwrap();
+                let (b, b_counts) = halve_last_two(&wide, given, &shape, method).unwrap();
+                let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&a), bits(&b), "{method:?} {given:?}");
+                assert_eq!(a_counts, b_counts);
+            }
+        }
     }
 }
